@@ -1,0 +1,31 @@
+# Everything a fresh machine needs: `make serve` runs the server on :8080,
+# `make test` runs the whole test suite. Both create .venv and install first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8080
+
+.PHONY: install serve test lint typecheck clean
+
+$(VENV)/.deps-stamp: pyproject.toml setup.cfg
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q ".[test]"
+	touch $@
+
+# Non-editable install: twistd finds the dropin in site-packages/twisted/plugins.
+install: $(VENV)/.deps-stamp
+	$(PY) -m pip install -q --no-deps --force-reinstall --no-build-isolation .
+
+serve: install
+	$(VENV)/bin/twistd --pidfile= -n txpulse --listen tcp:$(PORT)
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check src tests twisted examples
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info

@@ -1,0 +1,46 @@
+"""
+txpulse: a WebSocket toolkit for Twisted.
+
+A sans-IO RFC 6455 core (L{txpulse.core}) under thin Twisted adapters:
+L{WebSocketResource} for C{twisted.web} servers (a drop-in for
+C{twisted.web.websocket.WebSocketResource}).
+"""
+
+from __future__ import annotations
+
+from .core.frames import CloseCode, Opcode, encode_frame
+from .exceptions import (
+    ConnectionClosed,
+    ConnectionRejected,
+    HandshakeError,
+    InvalidOrigin,
+    InvalidPayload,
+    InvalidState,
+    InvalidUpgrade,
+    NegotiationError,
+    PayloadTooBig,
+    ProtocolError,
+    WebSocketError,
+)
+from .resource import WebSocketResource
+from .wire import WebSocketWire, WireOptions
+
+__all__ = [
+    "CloseCode",
+    "ConnectionClosed",
+    "ConnectionRejected",
+    "HandshakeError",
+    "InvalidOrigin",
+    "InvalidPayload",
+    "InvalidState",
+    "InvalidUpgrade",
+    "NegotiationError",
+    "Opcode",
+    "PayloadTooBig",
+    "ProtocolError",
+    "WebSocketError",
+    "WebSocketResource",
+    "WebSocketWire",
+    "WireOptions",
+    "encode_frame",
+]

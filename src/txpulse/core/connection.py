@@ -1,0 +1,652 @@
+# -*- test-case-name: tests.core.test_connection -*-
+"""
+The RFC 6455 state machine after the opening handshake: bytes in, messages
+out; commands in, bytes out. No I/O, no clocks, no Twisted.
+
+Theory of operation
+===================
+
+A L{Connection} is fed what the network delivered (L{Connection.receive_data},
+L{Connection.receive_eof}) and told what the application wants to send
+(L{Connection.send_text}, L{Connection.send_close}, ...). It answers with two
+queues the I/O layer drains after every call:
+
+  - L{Connection.events_received}: what to hand the application. A complete
+    text message is a plain C{str}, a complete binary message plain C{bytes}
+    (so the hot path allocates no event object per message); control frames
+    are L{Ping}, L{Pong} and L{Close}.
+  - L{Connection.data_to_send}: bytes to write, in order.
+
+plus one flag, L{Connection.should_close_transport}, that says the TCP
+connection must now be closed by this side.
+
+The core answers on its own whatever RFC 6455 says an endpoint must answer:
+a ping gets its pong (§5.5.2), a close gets its close (§5.5.1), and a peer
+that breaks a rule gets a close frame with the right code, after which every
+further byte is discarded ("fail the WebSocket connection", §7.1.7). Peer
+misbehaviour never raises; the failure is stored in L{Connection.error}.
+Local misuse (sending after close, an oversized ping) raises at once.
+
+States::
+
+    OPEN ──send_close()──▶ CLOSING ──peer's close──▶ CLOSED
+      │                                                 ▲
+      └──────── peer's close (we echo it) / failure ────┘
+
+Who closes TCP (§7.1.1): after the close handshake the server does, at once;
+the client waits for the server to do it (the I/O layer bounds that wait).
+After a failure, whichever side failed closes at once.
+
+Limits are checked on the frame header, before the payload is buffered: a
+frame longer than C{max_frame_size}, or one that would take its message past
+C{max_message_size}, fails the connection with 1009 without reading the
+payload.
+
+The parser reads straight out of the receive buffer. A complete, unfragmented
+text or binary frame (the overwhelmingly common case) is unmasked, validated
+and appended to the event queue in the loop itself; everything else takes the
+general path in L{Connection._receive_frame}.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+
+from ..exceptions import InvalidPayload, InvalidState, PayloadTooBig, ProtocolError
+from .frames import (
+    MAX_CONTROL_PAYLOAD,
+    CloseCode,
+    Opcode,
+    apply_mask,
+    encode_close_payload,
+    encode_header,
+    is_valid_close_code,
+)
+from .utf8 import Utf8Decoder
+
+__all__ = [
+    "Side",
+    "State",
+    "Ping",
+    "Pong",
+    "Close",
+    "Event",
+    "Connection",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+]
+
+#: 1 MiB: large enough for any chat or RPC payload, small enough that a
+#: thousand hostile peers cannot exhaust a server's memory.
+DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
+
+#: Stands for "no limit" in the hot path, which compares integers only.
+_UNLIMITED = 1 << 64
+
+#: Payloads at least this long are queued as a separate write chunk after
+#: their header instead of being concatenated with it (saves one copy).
+_SEPARATE_PAYLOAD = 4096
+
+
+class Side(IntEnum):
+    """
+    Which end of the connection this core plays (RFC 6455 §5.1: masking).
+    """
+
+    SERVER = 0
+    CLIENT = 1
+
+
+class State(IntEnum):
+    """
+    Connection states after the opening handshake (RFC 6455 §4-§7).
+    """
+
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """
+    The peer sent a ping (already answered by the core).
+    """
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """
+    The peer sent a pong.
+    """
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """
+    A close frame: received from the peer, or sent by us.
+
+    @ivar code: the status code; 1005 when the frame carried none.
+    @ivar reason: the UTF-8 reason text.
+    """
+
+    code: int
+    reason: str = ""
+
+
+#: What L{Connection.events_received} returns: C{str} is a text message,
+#: C{bytes} a binary message.
+Event = str | bytes | Ping | Pong | Close
+
+
+class Connection:
+    """
+    One side of an open WebSocket connection (see the module docstring).
+
+    @ivar state: the L{State}.
+    @ivar close_received: the peer's close frame, once received.
+    @ivar close_sent: our close frame, once sent.
+    @ivar error: the L{ProtocolError} the connection was failed with, if any.
+    """
+
+    __slots__ = (
+        "_client",
+        "state",
+        "max_message_size",
+        "max_frame_size",
+        "_mask_key",
+        "_buf",
+        "_need",
+        "_events",
+        "_out",
+        "_frag_opcode",
+        "_frag_size",
+        "_frag_parts",
+        "_decoder",
+        "_discard",
+        "_eof",
+        "close_received",
+        "close_sent",
+        "error",
+    )
+
+    def __init__(
+        self,
+        side: Side,
+        *,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_frame_size: int | None = None,
+        mask_key: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        """
+        @param side: L{Side.SERVER} requires masked frames from the peer and
+            sends unmasked ones; L{Side.CLIENT} the reverse.
+        @param max_message_size: the largest message accepted, summed across
+            its fragments; C{None} for no limit. A larger one fails the
+            connection with 1009 as soon as its size is known.
+        @param max_frame_size: the largest single frame accepted; C{None}
+            means C{max_message_size}. A larger one fails with 1009.
+        @param mask_key: returns C{n} random bytes; used for the client's
+            masking keys (injectable so tests are deterministic).
+        """
+        self._client = side is Side.CLIENT
+        self.state = State.OPEN
+        self.max_message_size = _UNLIMITED if max_message_size is None else max_message_size
+        self.max_frame_size = self.max_message_size if max_frame_size is None else max_frame_size
+        self._mask_key = mask_key
+        self._buf: bytearray | None = None
+        self._need = 0
+        self._events: list[Event] = []
+        self._out: list[bytes] = []
+        self._frag_opcode = 0
+        self._frag_size = 0
+        self._frag_parts: list[bytes] | list[str] | None = None
+        self._decoder: Utf8Decoder | None = None
+        self._discard = False
+        self._eof = False
+        self.close_received: Close | None = None
+        self.close_sent: Close | None = None
+        self.error: ProtocolError | None = None
+
+    # -- queues drained by the I/O layer ---------------------------------
+
+    def events_received(self) -> list[Event]:
+        """
+        Return (and forget) the events parsed so far, in order.
+        """
+        events = self._events
+        if events:
+            self._events = []
+        return events
+
+    def data_to_send(self) -> list[bytes]:
+        """
+        Return (and forget) the bytes to write so far, in order.
+        """
+        out = self._out
+        if out:
+            self._out = []
+        return out
+
+    def should_close_transport(self) -> bool:
+        """
+        Whether this side must now close the TCP connection: the server after
+        the close handshake, either side after failing the connection.
+        """
+        return self._eof
+
+    def close_expected(self) -> bool:
+        """
+        Whether the TCP connection is expected to close soon (a close frame
+        was sent or received), so the I/O layer should bound the wait.
+        """
+        return self.state is not State.OPEN
+
+    @property
+    def side(self) -> Side:
+        """
+        The L{Side} this core plays.
+        """
+        return Side.CLIENT if self._client else Side.SERVER
+
+    # -- input ------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """
+        Feed bytes received from the network.
+        """
+        if self._discard or not data:
+            return
+        buf = self._buf
+        if buf is not None:
+            buf += data
+            if self._need > len(data):
+                # Still inside a frame's payload: nothing new to parse.
+                self._need -= len(data)
+                return
+            self._need = 0
+            consumed = self._parse(buf)
+            if self._discard:
+                self._buf = None
+            elif consumed == len(buf):
+                self._buf = None
+            else:
+                del buf[:consumed]
+            return
+        consumed = self._parse(data)
+        if consumed < len(data) and not self._discard:
+            self._buf = bytearray(memoryview(data)[consumed:])
+
+    def receive_eof(self) -> None:
+        """
+        The peer closed the TCP connection (or it was lost).
+
+        Without a prior close frame this is an abnormal closure (1006).
+        """
+        self.state = State.CLOSED
+        self._discard = True
+        self._buf = None
+
+    # -- the parser -------------------------------------------------------
+
+    def _parse(self, b: bytes | bytearray) -> int:
+        """
+        Parse as many complete frames out of C{b} as it holds.
+
+        @return: the number of bytes consumed.
+        """
+        pos = 0
+        n = len(b)
+        events = self._events
+        # A server requires the MASK bit on every frame, a client forbids it.
+        want_mask = 0 if self._client else 0x80
+        while n - pos >= 2:
+            b0 = b[pos]
+            b1 = b[pos + 1]
+            length = b1 & 0x7F
+            if length < 126:
+                header = 2
+            elif length == 126:
+                if n - pos < 4:
+                    break
+                length = (b[pos + 2] << 8) | b[pos + 3]
+                header = 4
+                if length < 126:
+                    # RFC 6455 §5.2: "the minimal number of bytes MUST be used".
+                    self._fail(CloseCode.PROTOCOL_ERROR, "length not minimally encoded")
+                    return pos
+            else:
+                if n - pos < 10:
+                    break
+                length = int.from_bytes(b[pos + 2 : pos + 10], "big")
+                header = 10
+                if length >> 63:
+                    # RFC 6455 §5.2: "the most significant bit MUST be 0".
+                    self._fail(CloseCode.PROTOCOL_ERROR, "64-bit length with the top bit set")
+                    return pos
+                if length < 0x10000:
+                    self._fail(CloseCode.PROTOCOL_ERROR, "length not minimally encoded")
+                    return pos
+            masked = b1 & 0x80
+            opcode = b0 & 0x0F
+            if masked != want_mask or b0 & 0x70 or not self._header_ok(b0, opcode, length):
+                if not self._discard:
+                    self._check_mask_and_rsv(b0, masked, want_mask)
+                return pos
+            if masked:
+                header += 4
+            end = pos + header + length
+            if end > n:
+                self._need = end - n
+                break
+            if masked:
+                key = bytes(b[pos + header - 4 : pos + header])
+                if length < 4096:
+                    payload = apply_mask(b[pos + header : end], key)
+                else:
+                    payload = apply_mask(memoryview(b)[pos + header : end], key)
+            else:
+                payload = bytes(b[pos + header : end])
+            pos = end
+            # (A 0x81/0x82 frame inside a fragmented message already failed
+            # in _header_ok, so these tests alone select the hot path.)
+            if b0 == 0x81:
+                # Hot path: a complete text message in one frame.
+                try:
+                    events.append(payload.decode("utf-8"))
+                except UnicodeDecodeError:
+                    self._fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
+                    return pos
+            elif b0 == 0x82:
+                events.append(payload)
+            else:
+                self._receive_frame(opcode, bool(b0 & 0x80), payload)
+                if self._discard:
+                    return pos
+        return pos
+
+    def _check_mask_and_rsv(self, b0: int, masked: int, want_mask: int) -> None:
+        """
+        Fail the connection for a masking or RSV violation.
+        """
+        if masked != want_mask:
+            # RFC 6455 §5.1: a server MUST close on an unmasked client frame;
+            # a client MUST close on a masked server frame.
+            if self._client:
+                self._fail(CloseCode.PROTOCOL_ERROR, "masked frame from server")
+            else:
+                self._fail(CloseCode.PROTOCOL_ERROR, "unmasked frame from client")
+        elif b0 & 0x70:
+            # RFC 6455 §5.2: non-zero RSV bits without a negotiated extension.
+            self._fail(CloseCode.PROTOCOL_ERROR, "reserved bits set")
+
+    def _header_ok(self, b0: int, opcode: int, length: int) -> bool:
+        """
+        Validate a frame header against RFC 6455 §5 and the size limits,
+        failing the connection when it breaks one.
+
+        @return: whether parsing may go on.
+        """
+        if opcode >= 0x8:
+            if opcode > 0xA:
+                self._fail(CloseCode.PROTOCOL_ERROR, f"unknown opcode {opcode:#x}")
+                return False
+            # RFC 6455 §5.5: control frames are never fragmented and carry at
+            # most 125 bytes.
+            if not b0 & 0x80:
+                self._fail(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
+                return False
+            if length > MAX_CONTROL_PAYLOAD:
+                self._fail(CloseCode.PROTOCOL_ERROR, "control frame longer than 125 bytes")
+                return False
+            return True
+        if opcode > 0x2:
+            self._fail(CloseCode.PROTOCOL_ERROR, f"unknown opcode {opcode:#x}")
+            return False
+        if length > self.max_frame_size:
+            self._fail(CloseCode.MESSAGE_TOO_BIG, "frame too big")
+            return False
+        if opcode == Opcode.CONT:
+            # RFC 6455 §5.4: a continuation needs a message to continue.
+            if not self._frag_opcode:
+                self._fail(CloseCode.PROTOCOL_ERROR, "continuation frame without a message")
+                return False
+            if self._frag_size + length > self.max_message_size:
+                self._fail(CloseCode.MESSAGE_TOO_BIG, "message too big")
+                return False
+        else:
+            # RFC 6455 §5.4: fragments of one message are not interleaved
+            # with another message (only control frames may come between).
+            if self._frag_opcode:
+                self._fail(CloseCode.PROTOCOL_ERROR, "new message inside a fragmented message")
+                return False
+            if length > self.max_message_size:
+                self._fail(CloseCode.MESSAGE_TOO_BIG, "message too big")
+                return False
+        return True
+
+    def _receive_frame(self, opcode: int, fin: bool, payload: bytes) -> None:
+        """
+        The general path: fragments and control frames. The header was
+        already validated by L{_header_ok}.
+        """
+        if opcode == Opcode.PING:
+            # RFC 6455 §5.5.2: answer with a pong carrying the same payload.
+            if self.state is State.OPEN:
+                self._queue_frame(0x80 | Opcode.PONG, payload)
+            self._events.append(Ping(payload))
+        elif opcode == Opcode.PONG:
+            self._events.append(Pong(payload))
+        elif opcode == Opcode.CLOSE:
+            self._receive_close(payload)
+        elif opcode == Opcode.CONT:
+            self._frag_size += len(payload)
+            self._receive_fragment(payload, fin)
+        else:
+            self._frag_opcode = opcode
+            self._frag_size = len(payload)
+            self._frag_parts = []
+            if opcode == Opcode.TEXT:
+                self._decoder = Utf8Decoder()
+            self._receive_fragment(payload, fin)
+
+    def _receive_fragment(self, payload: bytes, fin: bool) -> None:
+        """
+        Add one data fragment to the message being assembled; deliver the
+        message on its last fragment.
+        """
+        parts = self._frag_parts
+        assert parts is not None
+        decoder = self._decoder
+        if decoder is not None:
+            try:
+                text = decoder.decode(payload, fin)
+            except UnicodeDecodeError:
+                # Fail fast: the fragment that breaks UTF-8 ends the
+                # connection, the rest of the message is never buffered.
+                self._fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
+                return
+            parts.append(text)  # type: ignore[arg-type]
+            if fin:
+                self._events.append("".join(parts))  # type: ignore[arg-type]
+        else:
+            parts.append(payload)  # type: ignore[arg-type]
+            if fin:
+                self._events.append(b"".join(parts))  # type: ignore[arg-type]
+        if fin:
+            self._frag_opcode = 0
+            self._frag_size = 0
+            self._frag_parts = None
+            self._decoder = None
+
+    def _receive_close(self, payload: bytes) -> None:
+        """
+        Handle the peer's close frame (RFC 6455 §5.5.1, §7.1.5).
+        """
+        if not payload:
+            code, reason = CloseCode.NO_STATUS_RCVD, ""
+        elif len(payload) == 1:
+            self._fail(CloseCode.PROTOCOL_ERROR, "close frame with a 1-byte payload")
+            return
+        else:
+            code = int.from_bytes(payload[:2], "big")
+            if not is_valid_close_code(code):
+                self._fail(CloseCode.PROTOCOL_ERROR, f"invalid close code {code}")
+                return
+            try:
+                reason = payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                self._fail(CloseCode.PROTOCOL_ERROR, "close reason is not UTF-8")
+                return
+        close = Close(code, reason)
+        self.close_received = close
+        if self.close_sent is None:
+            # RFC 6455 §5.5.1: reply with a close frame, "typically echoing the
+            # status code it received".
+            echo = None if code == CloseCode.NO_STATUS_RCVD else code
+            self._queue_close(Close(code), echo, "")
+        self._events.append(close)
+        # Both close frames have now crossed: no frame may follow (§5.5.1).
+        self.state = State.CLOSED
+        self._discard = True
+        if not self._client:
+            # RFC 6455 §7.1.1: the server closes the TCP connection first.
+            self._eof = True
+
+    def _fail(self, code: int, message: str) -> None:
+        """
+        Fail the WebSocket connection (RFC 6455 §7.1.7): send a close frame
+        with C{code} unless one was sent, discard all further input, and ask
+        the I/O layer to close the transport.
+        """
+        if code == CloseCode.MESSAGE_TOO_BIG:
+            self.error = PayloadTooBig(message)
+        elif code == CloseCode.INVALID_DATA:
+            self.error = InvalidPayload(message)
+        else:
+            self.error = ProtocolError(message, code)
+        if self.close_sent is None and self.state is State.OPEN:
+            self._queue_close(Close(code, message), code, message)
+        self.state = State.CLOSED
+        self._discard = True
+        self._buf = None
+        self._eof = True
+
+    # -- output -------------------------------------------------------------
+
+    def _queue_frame(self, first_byte: int, payload: bytes) -> None:
+        """
+        Serialize one frame onto the output queue, masking it on the client.
+        """
+        if self._client:
+            key = self._mask_key(4)
+            self._out.append(encode_header(first_byte, len(payload), 0x80) + key + apply_mask(payload, key))
+        elif len(payload) < _SEPARATE_PAYLOAD:
+            self._out.append(encode_header(first_byte, len(payload)) + payload)
+        else:
+            self._out.append(encode_header(first_byte, len(payload)))
+            self._out.append(payload)
+
+    def _queue_close(self, record: Close, code: int | None, reason: str) -> None:
+        """
+        Queue a close frame and remember it as sent.
+        """
+        self._queue_frame(0x80 | Opcode.CLOSE, encode_close_payload(code, reason[:60]))
+        self.close_sent = record
+
+    def _require_open(self) -> None:
+        if self.state is not State.OPEN:
+            raise InvalidState(f"cannot send in state {self.state.name}")
+
+    def send_text(self, text: str) -> None:
+        """
+        Queue a text message.
+
+        @raise InvalidState: after the close handshake started.
+        """
+        self._require_open()
+        self._queue_frame(0x81, text.encode("utf-8"))
+
+    def send_binary(self, data: bytes | bytearray | memoryview) -> None:
+        """
+        Queue a binary message.
+
+        @raise InvalidState: after the close handshake started.
+        """
+        self._require_open()
+        self._queue_frame(0x82, bytes(data))
+
+    def send_frame_bytes(self, frame: bytes) -> None:
+        """
+        Queue a frame that was already serialized (by
+        L{txpulse.core.frames.encode_frame}), so a broadcast encodes once.
+
+        Only valid on the server side, whose frames are not masked.
+
+        @raise InvalidState: after the close handshake started, or on a client.
+        """
+        self._require_open()
+        if self._client:
+            raise InvalidState("a client must mask each frame it sends")
+        self._out.append(frame)
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """
+        Queue a ping.
+
+        @raise ValueError: for a payload longer than 125 bytes.
+        @raise InvalidState: after the close handshake started.
+        """
+        self._require_open()
+        if len(payload) > MAX_CONTROL_PAYLOAD:
+            raise ValueError("ping payload longer than 125 bytes")
+        self._queue_frame(0x80 | Opcode.PING, bytes(payload))
+
+    def send_pong(self, payload: bytes = b"") -> None:
+        """
+        Queue an unsolicited pong (a one-way heartbeat, RFC 6455 §5.5.3).
+
+        @raise ValueError: for a payload longer than 125 bytes.
+        @raise InvalidState: after the close handshake started.
+        """
+        self._require_open()
+        if len(payload) > MAX_CONTROL_PAYLOAD:
+            raise ValueError("pong payload longer than 125 bytes")
+        self._queue_frame(0x80 | Opcode.PONG, bytes(payload))
+
+    def send_close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """
+        Start the closing handshake (RFC 6455 §7.1.2).
+
+        @param code: the status code, or C{None} for a close frame without
+            one.
+        @param reason: at most 123 bytes of UTF-8.
+        @raise ValueError: for a code that must not be sent or a reason too
+            long.
+        @raise InvalidState: when a close frame was already sent or received.
+        """
+        self._require_open()
+        payload = encode_close_payload(code, reason)
+        self._queue_frame(0x80 | Opcode.CLOSE, payload)
+        self.close_sent = Close(CloseCode.NO_STATUS_RCVD if code is None else code, reason)
+        self.state = State.CLOSING
+
+    def fail(self, code: int = CloseCode.INTERNAL_ERROR, reason: str = "") -> None:
+        """
+        Fail the connection from the local side (e.g. an application error:
+        1011), sending C{code} if no close frame was sent yet, and ask for
+        the transport to be closed without waiting for the peer.
+        """
+        if self.close_sent is None and self.state is State.OPEN:
+            self._queue_close(Close(code, reason), code, reason)
+        self.state = State.CLOSED
+        self._discard = True
+        self._buf = None
+        self._eof = True
+

@@ -1,0 +1,191 @@
+# -*- test-case-name: tests.core.test_handshake -*-
+"""
+The opening handshake (RFC 6455 §4): request validation, the accept key,
+subprotocol selection and the origin check.
+
+Functions take an I{already parsed} request (method, HTTP version, header
+pairs): the web server has parsed it, and parsing it again would only add a
+second, divergent HTTP parser.
+
+Each failure raises a L{txpulse.exceptions.HandshakeError} subclass whose
+C{statusCode} (and C{headers}) say what the HTTP answer must be.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..exceptions import InvalidOrigin, InvalidUpgrade, NegotiationError
+
+__all__ = [
+    "GUID",
+    "UpgradeRequest",
+    "accept_key",
+    "header_tokens",
+    "validate_request",
+    "select_subprotocol",
+    "check_origin",
+]
+
+#: RFC 6455 §1.3: appended to the client's key before hashing.
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+#: RFC 6455 §4.4: the only protocol version this implementation speaks.
+SUPPORTED_VERSION = "13"
+
+Headers = Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeRequest:
+    """
+    The WebSocket-relevant parts of a validated upgrade request.
+
+    @ivar key: the client's C{Sec-WebSocket-Key}.
+    @ivar subprotocols: the subprotocols the client offers, in its order.
+    @ivar extensions: the raw C{Sec-WebSocket-Extensions} offers.
+    @ivar origin: the C{Origin} header, or C{None} (a non-browser client).
+    """
+
+    key: str
+    subprotocols: tuple[str, ...] = ()
+    extensions: tuple[str, ...] = ()
+    origin: str | None = None
+
+
+def accept_key(key: str) -> str:
+    """
+    Compute C{Sec-WebSocket-Accept} for a client's C{Sec-WebSocket-Key}
+    (RFC 6455 §4.2.2, step 5.4).
+    """
+    digest = hashlib.sha1((key + GUID).encode("ascii")).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def _values(headers: Headers, name: str) -> list[str]:
+    lname = name.lower()
+    return [value for key, value in headers if key.lower() == lname]
+
+
+def header_tokens(values: Iterable[str]) -> list[str]:
+    """
+    Split comma-separated header values into trimmed, non-empty tokens
+    (RFC 9110 §5.6.1: a list may span several header lines, and empty
+    elements are ignored).
+    """
+    return [token.strip() for value in values for token in value.split(",") if token.strip()]
+
+
+def validate_request(method: str, http_version: str, headers: Headers) -> UpgradeRequest:
+    """
+    Check that a request is a valid WebSocket upgrade (RFC 6455 §4.2.1).
+
+    @param method: the request method (must be C{GET}).
+    @param http_version: e.g. C{"HTTP/1.1"}; 1.1 or later is required.
+    @param headers: the header pairs, names in any case.
+    @raise InvalidUpgrade: 426 when C{Upgrade}/C{Connection} do not ask for
+        a WebSocket, or the version is not 13 (with
+        C{Sec-WebSocket-Version: 13} in the answer, §4.4).
+    @raise NegotiationError: 400 for a non-GET method, HTTP/1.0, a missing
+        C{Host}, or a missing, duplicated or malformed key.
+    """
+    if method.upper() != "GET":
+        raise NegotiationError(f"WebSocket upgrade needs GET, not {method}", 405, (("Allow", "GET"),))
+    if not _is_http11_or_later(http_version):
+        raise NegotiationError(f"WebSocket upgrade needs HTTP/1.1, not {http_version}")
+    upgrade = [token.lower() for token in header_tokens(_values(headers, "Upgrade"))]
+    if "websocket" not in upgrade:
+        raise InvalidUpgrade(
+            "missing 'Upgrade: websocket'",
+            headers=(("Upgrade", "websocket"), ("Connection", "Upgrade")),
+        )
+    connection = [token.lower() for token in header_tokens(_values(headers, "Connection"))]
+    if "upgrade" not in connection:
+        raise InvalidUpgrade(
+            "missing 'Connection: Upgrade'",
+            headers=(("Upgrade", "websocket"), ("Connection", "Upgrade")),
+        )
+    if len(_values(headers, "Host")) != 1:
+        raise NegotiationError("exactly one Host header is required")
+    versions = _values(headers, "Sec-WebSocket-Version")
+    if len(versions) != 1 or versions[0].strip() != SUPPORTED_VERSION:
+        raise InvalidUpgrade(
+            "unsupported Sec-WebSocket-Version (only 13 is spoken)",
+            headers=(("Sec-WebSocket-Version", SUPPORTED_VERSION),),
+        )
+    keys = _values(headers, "Sec-WebSocket-Key")
+    if len(keys) != 1:
+        raise NegotiationError("exactly one Sec-WebSocket-Key header is required")
+    key = keys[0].strip()
+    if not _is_valid_key(key):
+        raise NegotiationError("Sec-WebSocket-Key must be 16 bytes, base64-encoded")
+    origins = _values(headers, "Origin")
+    if len(origins) > 1:
+        raise NegotiationError("more than one Origin header")
+    return UpgradeRequest(
+        key=key,
+        subprotocols=tuple(header_tokens(_values(headers, "Sec-WebSocket-Protocol"))),
+        extensions=tuple(header_tokens(_values(headers, "Sec-WebSocket-Extensions"))),
+        origin=origins[0].strip() if origins else None,
+    )
+
+
+def _is_http11_or_later(version: str) -> bool:
+    prefix, _, number = version.partition("/")
+    if prefix.upper() != "HTTP":
+        return False
+    major, _, minor = number.partition(".")
+    try:
+        return (int(major), int(minor or "0")) >= (1, 1)
+    except ValueError:
+        return False
+
+
+def _is_valid_key(key: str) -> bool:
+    # RFC 6455 §4.2.1 item 5: a base64-encoded value that decodes to 16 bytes.
+    if len(key) != 24:
+        return False
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
+
+
+def select_subprotocol(offered: Sequence[str], supported: Sequence[str]) -> str | None:
+    """
+    Choose the subprotocol to answer with.
+
+    The server's order of preference wins (RFC 6455 §4.2.2 leaves the choice
+    to the server). C{None} means no header in the answer: the client offered
+    nothing the server speaks, which RFC 6455 allows (the client then decides
+    whether to go on).
+    """
+    offered_set = set(offered)
+    for candidate in supported:
+        if candidate in offered_set:
+            return candidate
+    return None
+
+
+def check_origin(origin: str | None, allowed: Sequence[str] | None) -> None:
+    """
+    Enforce an C{Origin} allow-list (RFC 6455 §10.2).
+
+    @param origin: the request's C{Origin}, or C{None} when absent. Browsers
+        always send one, so its absence means a non-browser client, which an
+        allow-list (a defence against cross-site pages) does not concern.
+    @param allowed: exact origins (C{"https://example.com"}, compared without
+        regard to case), C{"*"} for any, or C{None} for no check.
+    @raise InvalidOrigin: 403 for a present origin outside the list.
+    """
+    if allowed is None or origin is None:
+        return
+    lowered = origin.lower()
+    for entry in allowed:
+        if entry == "*" or entry.lower() == lowered:
+            return
+    raise InvalidOrigin(f"origin {origin!r} is not allowed")

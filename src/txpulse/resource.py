@@ -1,0 +1,333 @@
+# -*- test-case-name: tests.test_resource -*-
+"""
+L{WebSocketResource}: a C{twisted.web} resource that upgrades requests to
+WebSocket connections, a drop-in for C{twisted.web.websocket.WebSocketResource}.
+
+The request is validated by the sans-IO handshake core, then the negotiation
+hooks run (origin allow-list, subprotocol choice, the application's accept
+hook, which may take its time and answer with an HTTP status), then the
+C{101} goes out and the HTTP channel is handed to a L{WebSocketWire}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from http import HTTPStatus
+from typing import Any, Protocol
+
+from twisted.internet.defer import CancelledError, TimeoutError, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from .core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
+from .core.handshake import UpgradeRequest, accept_key, check_origin, select_subprotocol, validate_request
+from .exceptions import HandshakeError
+from .wire import DEFAULT_MAX_WRITE_BUFFER, WebSocketProtocol, WebSocketWire, WireOptions
+
+__all__ = ["WebSocketResource", "WebSocketServerFactory", "AcceptHook"]
+
+_log = Logger()
+
+
+class WebSocketServerFactory(Protocol):
+    """
+    Builds the application's protocol for each accepted request (the same
+    shape as C{twisted.web.websocket.WebSocketServerFactory}).
+    """
+
+    def buildProtocol(self, request: Request) -> WebSocketProtocol | None: ...
+
+
+#: The accept hook: sees the request; returns (or fires its Deferred with)
+#: the identity to attach to the connection (any object, or C{None}); raises
+#: (or fails with) a L{HandshakeError} to refuse with that error's HTTP status.
+AcceptHook = Callable[[Request], Any]
+
+
+class WebSocketResource(Resource):
+    """
+    A resource answering WebSocket upgrades; mount it anywhere in a
+    C{twisted.web} resource tree.
+
+    Example::
+
+        from twisted.web.server import Site
+        from twisted.web.resource import Resource
+        from txpulse import WebSocketResource
+
+        class Echo:
+            def negotiationStarted(self, transport):
+                self.transport = transport
+            def negotiationFinished(self): pass
+            def textMessageReceived(self, text):
+                self.transport.sendTextMessage(text)
+            def bytesMessageReceived(self, data):
+                self.transport.sendBytesMessage(data)
+            def pongReceived(self, payload): pass
+            def connectionLost(self, reason): pass
+
+        class EchoFactory:
+            def buildProtocol(self, request):
+                return Echo()
+
+        root = Resource()
+        root.putChild(b"echo", WebSocketResource(EchoFactory(), pingInterval=30))
+    """
+
+    def __init__(
+        self,
+        factory: WebSocketServerFactory,
+        *,
+        subprotocols: Sequence[str] = (),
+        allowedOrigins: Sequence[str] | None = None,
+        maxMessageSize: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        maxFrameSize: int | None = None,
+        pingInterval: float | None = 20.0,
+        pingTimeout: float = 20.0,
+        idleTimeout: float | None = None,
+        closeTimeout: float = 10.0,
+        handshakeTimeout: float = 10.0,
+        maxWriteBuffer: int = DEFAULT_MAX_WRITE_BUFFER,
+        accept: AcceptHook | None = None,
+        clock: IReactorTime | None = None,
+    ) -> None:
+        """
+        @param factory: its C{buildProtocol(request)} returns the application
+            protocol for each connection (returning C{None} refuses with 403).
+        @param subprotocols: the subprotocols spoken, most preferred first;
+            the first one the client also offers is chosen. None in common:
+            the connection opens without a subprotocol (RFC 6455 §4.2.2).
+        @param allowedOrigins: browser origins allowed to connect
+            (C{"https://example.com"}, or C{"*"}); others get 403. A request
+            without C{Origin} (a non-browser client) is always allowed.
+            C{None} (the default) checks nothing.
+        @param maxMessageSize: largest message accepted, summed over its
+            fragments (default 1 MiB); larger closes with 1009. C{None}: no
+            limit.
+        @param maxFrameSize: largest single frame accepted (default: the
+            message limit); larger closes with 1009.
+        @param pingInterval: seconds of silence from the peer before a ping
+            (default 20); C{None} disables keepalive.
+        @param pingTimeout: seconds after that ping within which any frame
+            must arrive (default 20); else close 1011 and drop.
+        @param idleTimeout: seconds without a message from the peer before
+            closing with 1001 (default: never).
+        @param closeTimeout: seconds allowed for the closing handshake before
+            the TCP connection is aborted (default 10).
+        @param handshakeTimeout: seconds the accept hook may take before the
+            request is answered with 503 (default 10).
+        @param maxWriteBuffer: bytes that may queue up for a peer that does
+            not read before it is disconnected (default 8 MiB).
+        @param accept: the accept hook (see L{AcceptHook}).
+        @param clock: the L{IReactorTime} for timers (default: the reactor).
+        """
+        super().__init__()
+        self.factory = factory
+        self._subprotocols = tuple(subprotocols)
+        self._allowedOrigins = None if allowedOrigins is None else tuple(allowedOrigins)
+        if maxMessageSize is not None and maxMessageSize <= 0:
+            raise ValueError("maxMessageSize must be positive or None")
+        if maxFrameSize is not None and maxFrameSize <= 0:
+            raise ValueError("maxFrameSize must be positive or None")
+        if handshakeTimeout <= 0:
+            raise ValueError("handshakeTimeout must be positive")
+        self._maxMessageSize = maxMessageSize
+        self._maxFrameSize = maxFrameSize
+        self._options = WireOptions(
+            pingInterval=pingInterval,
+            pingTimeout=pingTimeout,
+            idleTimeout=idleTimeout,
+            closeTimeout=closeTimeout,
+            maxWriteBuffer=maxWriteBuffer,
+        )
+        self._handshakeTimeout = handshakeTimeout
+        self._accept = accept
+        self._clockOrNone = clock
+
+    @property
+    def _clock(self) -> IReactorTime:
+        if self._clockOrNone is None:
+            from twisted.internet import reactor
+
+            self._clockOrNone = reactor  # type: ignore[assignment]
+        return self._clockOrNone  # type: ignore[return-value]
+
+    def render_GET(self, request: Request) -> bytes | int:
+        """
+        Validate the upgrade, run the negotiation hooks, then answer C{101}
+        and hand the connection over (or answer with an HTTP error).
+        """
+        try:
+            upgrade = self._validate(request)
+        except HandshakeError as error:
+            return _refuse(request, error)
+        subprotocol = select_subprotocol(upgrade.subprotocols, self._subprotocols)
+        if self._accept is None:
+            return self._open(request, upgrade, subprotocol, None)
+        decision = maybeDeferred(self._accept, request)
+        if decision.called:
+            # A synchronous hook: answer within this render call.
+            outcome: list[Any] = []
+            decision.addBoth(outcome.append)
+            result = outcome[0]
+            if isinstance(result, Failure):
+                return _refuse(request, _asHandshakeError(result))
+            return self._open(request, upgrade, subprotocol, result)
+        decision.addTimeout(self._handshakeTimeout, self._clock)
+        request.notifyFinish().addErrback(lambda _: decision.cancel())
+        decision.addCallbacks(
+            lambda identity: self._openLater(request, upgrade, subprotocol, identity),
+            lambda failure: self._refuseLater(request, failure),
+        )
+        return NOT_DONE_YET
+
+    def _validate(self, request: Request) -> UpgradeRequest:
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, values in request.requestHeaders.getAllRawHeaders()
+            for value in values
+        ]
+        upgrade = validate_request(
+            request.method.decode("latin-1"),
+            request.clientproto.decode("latin-1"),
+            headers,
+        )
+        check_origin(upgrade.origin, self._allowedOrigins)
+        if not isinstance(request.channel, HTTPChannel):
+            # e.g. HTTP/2 (RFC 8441 WebSockets are not supported).
+            raise HandshakeError("WebSocket upgrades need an HTTP/1.1 connection")
+        return upgrade
+
+    def _openLater(self, request: Request, upgrade: UpgradeRequest, subprotocol: str | None, identity: object) -> None:
+        if request.channel is None or request.channel.transport is None or request._disconnected:
+            return  # the client left while the hook ran
+        result = self._open(request, upgrade, subprotocol, identity)
+        if result is not NOT_DONE_YET:
+            request.write(result)  # type: ignore[arg-type]
+            request.finish()
+
+    def _refuseLater(self, request: Request, failure: Failure) -> None:
+        if request._disconnected or request.finished:
+            return
+        if failure.check(CancelledError, TimeoutError):
+            _log.warn("WebSocket accept hook did not answer within {timeout}s", timeout=self._handshakeTimeout)
+            error = HandshakeError("the server did not accept the connection in time", 503)
+        else:
+            error = _asHandshakeError(failure)
+        request.write(_refuse(request, error))
+        request.finish()
+
+    def _open(self, request: Request, upgrade: UpgradeRequest, subprotocol: str | None, identity: object) -> bytes | int:
+        """
+        Build the application protocol, answer C{101} and hand over the
+        connection.
+        """
+        try:
+            app = self.factory.buildProtocol(request)
+        except Exception:
+            _log.failure("WebSocket factory failed to build a protocol")
+            return _refuse(request, HandshakeError("internal server error", 500))
+        if app is None:
+            return _refuse(request, HandshakeError("connection refused by the application", 403))
+        lines = [
+            b"HTTP/1.1 101 Switching Protocols",
+            b"Upgrade: websocket",
+            b"Connection: Upgrade",
+            b"Sec-WebSocket-Accept: " + accept_key(upgrade.key).encode("ascii"),
+        ]
+        if subprotocol is not None:
+            lines.append(b"Sec-WebSocket-Protocol: " + subprotocol.encode("ascii"))
+        response = b"\r\n".join(lines) + b"\r\n\r\n"
+        conn = Connection(Side.SERVER, max_message_size=self._maxMessageSize, max_frame_size=self._maxFrameSize)
+        wire = WebSocketWire(
+            app,
+            conn,
+            clock=self._clock,
+            options=self._options,
+            subprotocol=subprotocol,
+            request=request,
+            identity=identity,
+        )
+        takeOver(request, wire, response)
+        return NOT_DONE_YET
+
+
+def takeOver(request: Request, wire: WebSocketWire, response: bytes) -> None:
+    """
+    Switch an HTTP/1.1 channel to the WebSocket protocol, the one place that
+    reaches into C{twisted.web}'s channel.
+
+    In order: the channel's idle timeout is cancelled (an upgraded
+    connection must outlive C{Site.timeOut}); the channel stops being the
+    transport's producer; the C{101} is written; the wire attaches to the
+    transport; then every byte the channel received after the request (in
+    the same read, or while an asynchronous accept hook ran) is replayed to
+    the wire, and later bytes go straight to it.
+    """
+    channel = request.channel
+    transport = channel.transport
+    channel.setTimeout(None)
+    channel._savedTimeOut = None
+    channel._networkProducer.unregisterProducer()
+    buffered = b"".join(channel._dataBuffer)
+    channel._dataBuffer = []
+    originalConnectionLost = channel.connectionLost
+
+    def connectionLost(reason: Failure) -> None:
+        wire.connectionLost(reason)
+        originalConnectionLost(reason)
+
+    channel.dataReceived = wire.dataReceived
+    # LineReceiver delivers the rest of the current read via rawDataReceived.
+    channel.rawDataReceived = wire.dataReceived
+    channel.connectionLost = connectionLost
+    transport.write(response)
+    wire.makeConnection(transport)
+    # The channel pauses reading once it buffers too much while a request is
+    # being handled; reading belongs to the wire now.
+    transport.resumeProducing()
+    if buffered:
+        wire.dataReceived(buffered)
+
+
+def _asHandshakeError(failure: Failure) -> HandshakeError:
+    if isinstance(failure.value, HandshakeError):
+        return failure.value
+    _log.failure("WebSocket accept hook failed", failure)
+    return HandshakeError("internal server error", 500)
+
+
+def _refuse(request: Request, error: HandshakeError) -> bytes:
+    """
+    Answer a refused upgrade with C{error}'s status, headers and message
+    (the single place a L{HandshakeError} becomes an HTTP response).
+    """
+    _log.info(
+        "WebSocket handshake refused for {peer} on {path}: {status} {message}",
+        peer=_peerOf(request),
+        path=request.uri.decode("latin-1", "replace"),
+        status=error.statusCode,
+        message=str(error),
+    )
+    request.setResponseCode(error.statusCode, _phrase(error.statusCode))
+    for name, value in error.headers:
+        request.setHeader(name, value)
+    request.setHeader("Content-Type", "text/plain; charset=utf-8")
+    return f"{error}\n".encode()
+
+
+def _phrase(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b"WebSocket Handshake Refused"
+
+
+def _peerOf(request: Request) -> str:
+    peer = request.getClientAddress()
+    host = getattr(peer, "host", None)
+    return f"{host}:{getattr(peer, 'port', '?')}" if host is not None else str(peer)

@@ -1,0 +1,588 @@
+# -*- test-case-name: tests.test_wire -*-
+"""
+The Twisted adapter around the sans-IO core: L{WebSocketWire}.
+
+This is where a byte enters (L{WebSocketWire.dataReceived}) and where a
+message leaves for the application (C{textMessageReceived} and friends). It
+is also the only place that knows about time (heartbeats, timeouts) and
+about the transport's buffers (back-pressure).
+
+The wire is both sides of the adapter at once: the L{IProtocol} the TCP (or
+TLS) transport talks to, and the C{WebSocketTransport} the application's
+protocol talks to (C{sendTextMessage}, C{loseConnection}, ...). One object
+per connection keeps the per-connection memory small.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IDelayedCall, IProtocol, IPushProducer, IReactorTime, ITransport
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from .core.connection import Close, Connection, Ping, Pong, State
+from .core.frames import CloseCode
+from .exceptions import ConnectionClosed
+
+if TYPE_CHECKING:  # pragma: no cover
+    from twisted.web.server import Request
+
+__all__ = ["WireOptions", "WebSocketWire", "WebSocketProtocol", "DEFAULT_MAX_WRITE_BUFFER"]
+
+_log = Logger()
+
+#: Bytes the application may queue for a peer that has stopped reading,
+#: counted from the moment the transport's own buffer filled up.
+DEFAULT_MAX_WRITE_BUFFER = 8 << 20
+
+
+class WebSocketProtocol(Protocol):
+    """
+    What the wire needs from the application's protocol: the methods of
+    C{twisted.web.websocket.WebSocketProtocol}.
+
+    C{textMessageReceived} and C{bytesMessageReceived} may return a
+    L{Deferred} (or any awaitable): until it fires, the wire stops reading
+    from the peer, so a slow consumer pushes back on a fast producer.
+    """
+
+    def negotiationStarted(self, transport: Any) -> None: ...
+
+    def negotiationFinished(self) -> None: ...
+
+    def textMessageReceived(self, message: str) -> object: ...
+
+    def bytesMessageReceived(self, data: bytes) -> object: ...
+
+    def pongReceived(self, payload: bytes) -> None: ...
+
+    def connectionLost(self, reason: Failure) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WireOptions:
+    """
+    Timing and buffering settings, shared by every connection of a resource
+    (or client endpoint).
+
+    @ivar pingInterval: seconds of silence from the peer after which a ping
+        is sent; C{None} disables keepalive.
+    @ivar pingTimeout: seconds to wait after that ping for I{any} frame from
+        the peer (a pong, or data: a busy peer is alive even if its pong is
+        late); then the connection is closed with 1011 and dropped.
+    @ivar idleTimeout: seconds without a message (text or binary) from the
+        peer after which the connection is closed with 1001; C{None} for
+        never.
+    @ivar closeTimeout: seconds to wait for the peer to finish the close
+        handshake (and for the TCP connection to go) before aborting it.
+    @ivar maxWriteBuffer: bytes that may be queued for a peer that does not
+        read, counted from when the transport's buffer filled; past it the
+        connection is aborted.
+    """
+
+    pingInterval: float | None = 20.0
+    pingTimeout: float = 20.0
+    idleTimeout: float | None = None
+    closeTimeout: float = 10.0
+    maxWriteBuffer: int = DEFAULT_MAX_WRITE_BUFFER
+
+    def __post_init__(self) -> None:
+        for name in ("pingInterval", "idleTimeout"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive or None")
+        for name in ("pingTimeout", "closeTimeout", "maxWriteBuffer"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+
+@implementer(IProtocol, IPushProducer)
+class WebSocketWire:
+    """
+    Drives a core L{Connection} over a Twisted transport and presents the
+    C{WebSocketTransport} API to the application's protocol.
+
+    Public attributes for the application (additions to Twisted's
+    C{WebSocketTransport}; read-only by convention):
+
+    @ivar transport: the underlying byte transport (TCP or TLS).
+    @ivar subprotocol: the negotiated subprotocol, or C{None}.
+    @ivar request: the upgrade L{Request} (server side), else C{None}.
+    @ivar identity: what the resource's accept hook returned, else C{None}.
+    @ivar closeCode: the close code the peer sent (1005 for none), or 1006
+        when the connection ended without its close frame; C{None} while
+        open.
+    @ivar closeReason: the close reason the peer sent.
+    """
+
+    __slots__ = (
+        "_app",
+        "_conn",
+        "_clock",
+        "_options",
+        "transport",
+        "subprotocol",
+        "request",
+        "identity",
+        "closeCode",
+        "closeReason",
+        "_dispatching",
+        "_pending",
+        "_timer",
+        "_lastReceived",
+        "_lastMessage",
+        "_pingSentAt",
+        "_closing",
+        "_writePaused",
+        "_bufferedWhilePaused",
+        "_producer",
+        "_connected",
+    )
+
+    def __init__(
+        self,
+        app: WebSocketProtocol,
+        conn: Connection,
+        *,
+        clock: IReactorTime,
+        options: WireOptions,
+        subprotocol: str | None = None,
+        request: Request | None = None,
+        identity: object = None,
+    ) -> None:
+        self._app = app
+        self._conn = conn
+        self._clock = clock
+        self._options = options
+        self.transport: ITransport | None = None
+        self.subprotocol = subprotocol
+        self.request = request
+        self.identity = identity
+        self.closeCode: int | None = None
+        self.closeReason = ""
+        self._dispatching = False
+        self._pending: list[object] | None = None
+        self._timer: IDelayedCall | None = None
+        self._lastReceived = 0.0
+        self._lastMessage = 0.0
+        self._pingSentAt: float | None = None
+        self._closing = False
+        self._writePaused = False
+        self._bufferedWhilePaused = 0
+        self._producer: IPushProducer | None = None
+        self._connected = False
+
+    # -- IProtocol ------------------------------------------------------------
+
+    def makeConnection(self, transport: ITransport) -> None:
+        """
+        Attach to C{transport} (the connection has already been upgraded) and
+        tell the application the WebSocket is open.
+        """
+        self.transport = transport
+        self._connected = True
+        transport.registerProducer(self, True)  # type: ignore[attr-defined]
+        now = self._clock.seconds()
+        self._lastReceived = self._lastMessage = now
+        self._scheduleTimer(now)
+        self._dispatching = True
+        try:
+            self._app.negotiationStarted(self)
+            self._app.negotiationFinished()
+        except Exception:
+            _log.failure("Application error while opening the WebSocket")
+            self._conn.fail(CloseCode.INTERNAL_ERROR)
+        finally:
+            self._dispatching = False
+        self._flush()
+
+    def connectionMade(self) -> None:
+        """
+        Part of L{IProtocol}; the work happens in L{makeConnection}.
+        """
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Feed bytes from the network to the core, hand the resulting messages
+        to the application, then write everything they produced (automatic
+        replies and the application's answers) in one C{writeSequence}.
+        """
+        conn = self._conn
+        if self._timer is not None:
+            self._lastReceived = self._clock.seconds()
+        conn.receive_data(data)
+        events = conn.events_received()
+        if events:
+            if self._pending is not None:
+                self._pending.extend(events)
+            else:
+                self._deliver(events)
+        if conn.error is not None and not self._closing:
+            _log.info(
+                "WebSocket protocol error from {peer}: {error} (closing with {code})",
+                peer=_peerOf(self.transport),
+                error=str(conn.error),
+                code=conn.error.closeCode,
+            )
+        self._flush()
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        """
+        The transport is gone: tell the application, with the close code and
+        reason the peer sent, in a L{ConnectionClosed}.
+        """
+        if reason is None:
+            reason = Failure(ConnectionDone())
+        if not self._connected:
+            return
+        self._connected = False
+        conn = self._conn
+        conn.receive_eof()
+        self._cancelTimer()
+        received = conn.close_received
+        if received is None:
+            self.closeCode, self.closeReason = CloseCode.ABNORMAL_CLOSURE, ""
+        else:
+            self.closeCode, self.closeReason = received.code, received.reason
+        sent = conn.close_sent
+        closed = ConnectionClosed(
+            self.closeCode,
+            self.closeReason,
+            codeSent=None if sent is None else sent.code,
+            clean=received is not None and sent is not None,
+        )
+        closed.__cause__ = reason.value
+        if self._producer is not None:
+            self._producer.stopProducing()
+            self._producer = None
+        try:
+            self._app.connectionLost(Failure(closed))
+        except Exception:
+            _log.failure("Application error in connectionLost")
+
+    # -- delivery to the application ------------------------------------------
+
+    def _deliver(self, events: list[Any]) -> None:
+        app = self._app
+        self._dispatching = True
+        try:
+            for index, event in enumerate(events):
+                kind = type(event)
+                try:
+                    if kind is str:
+                        self._lastMessage = self._lastReceived
+                        result = app.textMessageReceived(event)
+                    elif kind is bytes:
+                        self._lastMessage = self._lastReceived
+                        result = app.bytesMessageReceived(event)
+                    elif kind is Pong:
+                        self._pingSentAt = None
+                        result = app.pongReceived(event.payload)
+                    else:
+                        result = self._controlReceived(event)
+                except Exception:
+                    self._applicationFailed(Failure())
+                    return
+                if result is not None and (isinstance(result, Deferred) or inspect.isawaitable(result)):
+                    if self._waitFor(result, events[index + 1 :]):
+                        return
+        finally:
+            self._dispatching = False
+
+    def _controlReceived(self, event: Ping | Close) -> None:
+        if type(event) is Close:
+            self._startClosing()
+        else:
+            pingReceived = getattr(self._app, "pingReceived", None)
+            if pingReceived is not None:
+                pingReceived(event.payload)
+
+    def _waitFor(self, result: Awaitable[object], rest: list[Any]) -> bool:
+        """
+        The application returned an awaitable: stop reading until it is done.
+
+        @return: whether delivery must stop here (the awaitable is pending).
+        """
+        d = result if isinstance(result, Deferred) else ensureDeferred(result)  # type: ignore[arg-type]
+        fired: list[bool] = []
+        d.addBoth(lambda value: fired.append(True) or value)
+        if fired:
+            d.addErrback(self._applicationFailed)
+            return False
+        self._pending = list(rest)
+        if self.transport is not None:
+            self.transport.pauseProducing()  # type: ignore[attr-defined]
+        d.addCallbacks(self._resumeDelivery, self._applicationFailed)
+        return True
+
+    def _resumeDelivery(self, _: object) -> None:
+        pending = self._pending
+        self._pending = None
+        if self._connected and self.transport is not None:
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
+        if pending:
+            self._deliver(pending)
+        self._flush()
+
+    def _applicationFailed(self, failure: Failure) -> None:
+        """
+        An application callback raised: log the traceback, close with 1011
+        and no reason (internal details stay internal).
+        """
+        _log.failure("Application error handling a WebSocket message", failure)
+        self._pending = None
+        self._conn.fail(CloseCode.INTERNAL_ERROR)
+        if not self._dispatching:
+            self._flush()
+
+    # -- writing ---------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """
+        Write what the core queued; close the transport when the core says so.
+        """
+        conn = self._conn
+        chunks = conn.data_to_send()
+        transport = self.transport
+        if transport is None or not self._connected:
+            return
+        if chunks:
+            transport.writeSequence(chunks)
+            if self._writePaused:
+                self._bufferedWhilePaused += sum(map(len, chunks))
+                if self._bufferedWhilePaused > self._options.maxWriteBuffer:
+                    _log.warn(
+                        "WebSocket peer {peer} is not reading: {size} bytes queued, over the "
+                        "{limit}-byte write buffer limit; dropping the connection",
+                        peer=_peerOf(transport),
+                        size=self._bufferedWhilePaused,
+                        limit=self._options.maxWriteBuffer,
+                    )
+                    transport.abortConnection()  # type: ignore[attr-defined]
+                    return
+        if not self._closing and conn.close_expected():
+            self._startClosing()
+        if conn.should_close_transport():
+            transport.loseConnection()
+
+    def _send(self, method: Any, payload: Any) -> None:
+        if self._conn.state is not State.OPEN:
+            # Sending after the close handshake started is dropped, not an
+            # error: a timer-driven sender cannot know the peer just closed.
+            _log.debug("Dropping a message sent after the WebSocket started closing")
+            return
+        method(payload)
+        if not self._dispatching:
+            self._flush()
+
+    def sendTextMessage(self, text: str) -> None:
+        """
+        Send a text message.
+        """
+        self._send(self._conn.send_text, text)
+
+    def sendBytesMessage(self, data: bytes) -> None:
+        """
+        Send a binary message.
+        """
+        self._send(self._conn.send_binary, data)
+
+    def sendFrame(self, frame: bytes) -> None:
+        """
+        Send a message already serialized by L{txpulse.core.frames.encode_frame}
+        (server side only): a broadcast encodes once and calls this on every
+        receiver.
+        """
+        self._send(self._conn.send_frame_bytes, frame)
+
+    def ping(self, payload: bytes = b"") -> None:
+        """
+        Send a ping; the pong arrives at the application's C{pongReceived}.
+
+        @raise ValueError: for a payload longer than 125 bytes.
+        """
+        self._send(self._conn.send_ping, payload)
+
+    def loseConnection(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """
+        Start the closing handshake with C{code} and C{reason}. The peer's
+        answer (or L{WireOptions.closeTimeout}) ends the TCP connection.
+        Calling it again while closing does nothing.
+
+        @raise ValueError: for a code that may not be sent (1005, 1006, 1015,
+            undefined codes below 3000) or a reason over 123 bytes of UTF-8.
+        """
+        if self._conn.state is not State.OPEN:
+            return
+        self._conn.send_close(code, reason)
+        if not self._dispatching:
+            self._flush()
+
+    def abortConnection(self) -> None:
+        """
+        Drop the TCP connection at once, without a close handshake.
+        """
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def getPeer(self) -> Any:
+        """
+        The peer's address (from the underlying transport).
+        """
+        assert self.transport is not None
+        return self.transport.getPeer()
+
+    def getHost(self) -> Any:
+        """
+        This side's address (from the underlying transport).
+        """
+        assert self.transport is not None
+        return self.transport.getHost()
+
+    # -- back-pressure ----------------------------------------------------------
+
+    def attachProducer(self, producer: IPushProducer) -> None:
+        """
+        Attach the application's L{IPushProducer}: it is paused while the
+        peer is not keeping up with what we send, and resumed when it is.
+        """
+        if self._producer is not None:
+            raise RuntimeError("a producer is already attached")
+        self._producer = producer
+        if self._writePaused:
+            producer.pauseProducing()
+
+    def detachProducer(self) -> None:
+        """
+        Detach the producer attached with L{attachProducer}.
+        """
+        self._producer = None
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's write buffer is full (the peer reads slower than we
+        write): pause the application's producer and start counting.
+        """
+        if not self._writePaused:
+            self._writePaused = True
+            self._bufferedWhilePaused = 0
+            if self._producer is not None:
+                self._producer.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """
+        The transport's write buffer drained.
+        """
+        self._writePaused = False
+        self._bufferedWhilePaused = 0
+        if self._producer is not None:
+            self._producer.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """
+        The transport is going away.
+        """
+        if self._producer is not None:
+            self._producer.stopProducing()
+
+    # -- timers ---------------------------------------------------------------
+
+    def _scheduleTimer(self, now: float) -> None:
+        """
+        (Re)arm the one timer this connection has, for the nearest deadline:
+        the close timeout while closing, else the next ping, pong or idle
+        deadline. Receiving data only records a timestamp; the timer reads it
+        when it fires, so a busy connection costs no timer work per message.
+        """
+        options = self._options
+        if self._closing:
+            delay = options.closeTimeout
+        else:
+            deadlines = []
+            if options.pingInterval is not None:
+                if self._pingSentAt is not None:
+                    deadlines.append(self._pingSentAt + options.pingTimeout)
+                else:
+                    deadlines.append(self._lastReceived + options.pingInterval)
+            if options.idleTimeout is not None:
+                deadlines.append(self._lastMessage + options.idleTimeout)
+            if not deadlines:
+                return
+            delay = max(0.0, min(deadlines) - now)
+        self._timer = self._clock.callLater(delay, self._timerFired)
+
+    def _cancelTimer(self) -> None:
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
+
+    def _timerFired(self) -> None:
+        self._timer = None
+        if not self._connected:
+            return
+        if self._closing:
+            _log.info(
+                "WebSocket peer {peer} did not finish closing within {timeout}s; aborting",
+                peer=_peerOf(self.transport),
+                timeout=self._options.closeTimeout,
+            )
+            self.abortConnection()
+            return
+        now = self._clock.seconds()
+        options = self._options
+        if options.idleTimeout is not None and now - self._lastMessage >= options.idleTimeout:
+            _log.info("WebSocket peer {peer} idle for {timeout}s; closing", peer=_peerOf(self.transport), timeout=options.idleTimeout)
+            self.loseConnection(CloseCode.GOING_AWAY, "idle timeout")
+            return
+        if options.pingInterval is not None:
+            if self._pingSentAt is not None and self._lastReceived > self._pingSentAt:
+                # Any frame after the ping proves the peer alive (a late pong
+                # from a peer busy streaming data is no reason to drop it).
+                self._pingSentAt = None
+            if self._pingSentAt is not None:
+                if now - self._pingSentAt >= options.pingTimeout:
+                    _log.info(
+                        "WebSocket peer {peer} silent {timeout}s after a ping; closing with 1011",
+                        peer=_peerOf(self.transport),
+                        timeout=options.pingTimeout,
+                    )
+                    self._conn.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+                    self._flush()
+                    return
+            elif now - self._lastReceived >= options.pingInterval and self._conn.state is State.OPEN:
+                self._pingSentAt = now
+                self._conn.send_ping(b"")
+                self._flush()
+        self._scheduleTimer(now)
+
+    def _startClosing(self) -> None:
+        """
+        A close frame crossed (either way) or the core asked for the transport
+        to go: from now on only the close timeout runs.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        self._cancelTimer()
+        if self._connected:
+            self._scheduleTimer(self._clock.seconds())
+
+
+def _peerOf(transport: ITransport | None) -> str:
+    if transport is None:
+        return "?"
+    try:
+        peer = transport.getPeer()
+    except Exception:  # a transport without an address (e.g. in a test)
+        return "?"
+    host = getattr(peer, "host", None)
+    port = getattr(peer, "port", None)
+    return f"{host}:{port}" if host is not None else str(peer)
