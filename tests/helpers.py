@@ -1,0 +1,152 @@
+"""
+Shared test helpers: building client frames and driving a server core.
+"""
+
+from __future__ import annotations
+
+from txpulse.core.connection import Connection, Side
+from txpulse.core.frames import encode_frame
+
+#: A fixed masking key, so frames are reproducible byte for byte.
+KEY = b"\x37\xfa\x21\x3d"
+
+
+def client_frame(opcode: int, payload: bytes = b"", *, fin: bool = True, rsv1: bool = False, key: bytes = KEY) -> bytes:
+    """
+    A masked frame as a client sends it.
+    """
+    return encode_frame(opcode, payload, fin=fin, rsv1=rsv1, mask_key=key)
+
+
+def raw_frame(first_byte: int, payload: bytes, *, masked: bool = True, length_bytes: bytes | None = None) -> bytes:
+    """
+    Hand-build a frame, possibly malformed: any first byte, any length
+    encoding (C{length_bytes} replaces the length field, including the 7-bit
+    part), masked with L{KEY} or not.
+    """
+    mask_bit = 0x80 if masked else 0
+    if length_bytes is None:
+        n = len(payload)
+        if n < 126:
+            length_bytes = bytes((n,))
+        elif n < 65536:
+            length_bytes = bytes((126,)) + n.to_bytes(2, "big")
+        else:
+            length_bytes = bytes((127,)) + n.to_bytes(8, "big")
+    head = bytes((first_byte, length_bytes[0] | mask_bit)) + length_bytes[1:]
+    if not masked:
+        return head + payload
+    masked_payload = bytes(b ^ KEY[i % 4] for i, b in enumerate(payload))
+    return head + KEY + masked_payload
+
+
+def server_with(data: bytes, **kwargs: object) -> Connection:
+    """
+    A server core fed C{data} in one piece.
+    """
+    conn = Connection(Side.SERVER, **kwargs)  # type: ignore[arg-type]
+    conn.receive_data(data)
+    return conn
+
+
+# -- Twisted-side helpers ------------------------------------------------------
+
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from typing import Any  # noqa: E402
+
+from twisted.internet.testing import StringTransport  # noqa: E402
+from twisted.logger import LogEvent, formatEvent, globalLogPublisher  # noqa: E402
+from twisted.python.failure import Failure  # noqa: E402
+from wsproto.frame_protocol import Frame, FrameProtocol  # noqa: E402
+
+
+class RecordingApp:
+    """
+    An application protocol (Twisted's C{WebSocketProtocol} shape) that
+    records everything it is told; optionally echoes.
+    """
+
+    def __init__(self, echo: bool = False) -> None:
+        self.echo = echo
+        self.transport: Any = None
+        self.events: list[tuple[str, Any]] = []
+        self.lost: Failure | None = None
+
+    def negotiationStarted(self, transport: Any) -> None:
+        self.transport = transport
+        self.events.append(("started", None))
+
+    def negotiationFinished(self) -> None:
+        self.events.append(("finished", None))
+
+    def textMessageReceived(self, message: str) -> None:
+        self.events.append(("text", message))
+        if self.echo:
+            self.transport.sendTextMessage(message)
+
+    def bytesMessageReceived(self, data: bytes) -> None:
+        self.events.append(("bytes", data))
+        if self.echo:
+            self.transport.sendBytesMessage(data)
+
+    def pongReceived(self, payload: bytes) -> None:
+        self.events.append(("pong", payload))
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.lost = reason
+
+    def messages(self) -> list[tuple[str, Any]]:
+        return [e for e in self.events if e[0] in ("text", "bytes")]
+
+
+class CountingTransport(StringTransport):
+    """
+    A L{StringTransport} that counts write calls and records aborts.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writeCalls = 0
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.writeCalls += 1
+        super().write(data)
+
+    def writeSequence(self, data: Any) -> None:
+        self.writeCalls += 1
+        StringTransport.write(self, b"".join(data))
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+        super().abortConnection()
+
+
+def server_frames(data: bytes) -> list[Frame]:
+    """
+    Parse what a server wrote, with wsproto's frame parser as the oracle.
+    """
+    parser = FrameProtocol(client=True, extensions=[])
+    parser.receive_bytes(data)
+    return list(parser.received_frames())
+
+
+@contextmanager
+def captured_logs() -> Iterator[list[str]]:
+    """
+    Collect the text of every log event emitted inside the block.
+    """
+    lines: list[str] = []
+
+    def observer(event: LogEvent) -> None:
+        text = formatEvent(event) or ""
+        if "log_failure" in event:
+            text += "\n" + event["log_failure"].getTraceback()
+        lines.append(text)
+
+    globalLogPublisher.addObserver(observer)
+    try:
+        yield lines
+    finally:
+        globalLogPublisher.removeObserver(observer)

@@ -1,0 +1,419 @@
+"""
+Tests for L{txpulse.wire.WebSocketWire} with L{StringTransport} and
+L{Clock}: delivery, heartbeats, timeouts, the close handshake and
+back-pressure, without a network.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from wsproto.frame_protocol import Opcode as WOpcode
+
+from txpulse.core.connection import Connection, Side
+from txpulse.core.frames import Opcode
+from txpulse.exceptions import ConnectionClosed
+from txpulse.wire import WebSocketWire, WireOptions
+
+from .helpers import CountingTransport, RecordingApp, captured_logs, client_frame, server_frames
+
+
+def make_wire(app: Any = None, **options: Any) -> tuple[WebSocketWire, CountingTransport, Any, Clock]:
+    clock = Clock()
+    transport = CountingTransport()
+    app = app if app is not None else RecordingApp(echo=True)
+    conn = Connection(Side.SERVER, max_message_size=options.pop("max_message_size", 1 << 20))
+    options.setdefault("pingInterval", None)
+    wire = WebSocketWire(app, conn, clock=clock, options=WireOptions(**options))
+    wire.makeConnection(transport)
+    return wire, transport, app, clock
+
+
+def opcodes(transport: CountingTransport) -> list[WOpcode]:
+    return [frame.opcode for frame in server_frames(transport.value())]
+
+
+def close_code(transport: CountingTransport) -> int:
+    frames = [f for f in server_frames(transport.value()) if f.opcode is WOpcode.CLOSE]
+    assert frames, "no close frame was sent"
+    return int(frames[-1].payload[0])
+
+
+def test_negotiation_then_messages_reach_the_application() -> None:
+    """
+    The application hears C{negotiationStarted(transport)}, then
+    C{negotiationFinished()}, then each message with its type.
+    """
+    wire, transport, app, _ = make_wire(RecordingApp())
+    wire.dataReceived(client_frame(Opcode.TEXT, b"hi") + client_frame(Opcode.BINARY, b"\x01"))
+    assert app.transport is wire
+    assert app.events == [("started", None), ("finished", None), ("text", "hi"), ("bytes", b"\x01")]
+
+
+def test_replies_to_one_read_go_out_in_one_write() -> None:
+    """
+    Everything one C{dataReceived} produced (the automatic pong, queued while
+    parsing, then the application's answers) is written with a single
+    C{writeSequence}.
+    """
+    wire, transport, app, _ = make_wire()
+    batch = b"".join(client_frame(Opcode.TEXT, f"m{i}".encode()) for i in range(32)) + client_frame(Opcode.PING, b"p")
+    wire.dataReceived(batch)
+    assert transport.writeCalls == 1
+    frames = server_frames(transport.value())
+    assert frames[0].opcode is WOpcode.PONG and frames[0].payload == b"p"
+    assert [f.payload for f in frames[1:]] == [f"m{i}" for i in range(32)]
+
+
+def test_send_outside_a_callback_is_written_at_once() -> None:
+    """
+    A message sent from outside a callback (e.g. a timer) is written
+    immediately.
+    """
+    wire, transport, app, _ = make_wire(RecordingApp())
+    app.transport.sendTextMessage("tick")
+    assert [f.payload for f in server_frames(transport.value())] == ["tick"]
+
+
+def test_keepalive_pings_after_silence_and_drops_a_dead_peer() -> None:
+    """
+    After C{pingInterval} of silence a ping goes out; with no frame within
+    C{pingTimeout} the connection is closed with 1011 and dropped.
+    """
+    wire, transport, app, clock = make_wire(pingInterval=20, pingTimeout=10, closeTimeout=5)
+    clock.advance(19.9)
+    assert opcodes(transport) == []
+    clock.advance(0.1)
+    assert opcodes(transport) == [WOpcode.PING]
+    clock.advance(9.9)
+    assert not transport.disconnecting
+    with captured_logs() as logs:
+        clock.advance(0.1)
+    assert close_code(transport) == 1011
+    assert transport.disconnecting
+    assert any("silent" in line for line in logs)
+
+
+def test_pong_in_time_keeps_the_connection() -> None:
+    """
+    A pong within the timeout keeps the connection, and the next ping comes
+    C{pingInterval} after it.
+    """
+    wire, transport, app, clock = make_wire(pingInterval=20, pingTimeout=10)
+    clock.advance(20)
+    clock.advance(5)
+    wire.dataReceived(client_frame(Opcode.PONG, b""))
+    clock.advance(10)
+    assert not transport.disconnecting
+    assert opcodes(transport) == [WOpcode.PING]
+    clock.advance(10)
+    assert opcodes(transport) == [WOpcode.PING, WOpcode.PING]
+    assert ("pong", b"") in app.events
+
+
+def test_busy_peer_is_not_dropped_for_a_late_pong() -> None:
+    """
+    Any frame after a ping proves the peer alive: a peer streaming data
+    whose pong is late is not timed out.
+    """
+    wire, transport, app, clock = make_wire(RecordingApp(), pingInterval=20, pingTimeout=10)
+    clock.advance(20)
+    for _ in range(6):
+        clock.advance(5)
+        wire.dataReceived(client_frame(Opcode.BINARY, b"data"))
+    assert not transport.disconnecting
+    assert opcodes(transport) == [WOpcode.PING], "a chatty peer needs no further pings"
+
+
+def test_chatty_peer_is_never_pinged() -> None:
+    """
+    Pings are sent only after silence, so a busy connection costs none.
+    """
+    wire, transport, app, clock = make_wire(RecordingApp(), pingInterval=20, pingTimeout=10)
+    for _ in range(10):
+        clock.advance(15)
+        wire.dataReceived(client_frame(Opcode.TEXT, b"x"))
+    assert opcodes(transport) == []
+
+
+def test_one_timer_per_connection() -> None:
+    """
+    Heartbeats, pong and idle deadlines share one pending timer, and
+    messages do not create timers.
+    """
+    wire, transport, app, clock = make_wire(RecordingApp(), pingInterval=20, pingTimeout=10, idleTimeout=300)
+    assert len(clock.getDelayedCalls()) == 1
+    for _ in range(100):
+        wire.dataReceived(client_frame(Opcode.TEXT, b"x"))
+    assert len(clock.getDelayedCalls()) == 1
+    clock.advance(20)
+    assert len(clock.getDelayedCalls()) == 1
+
+
+def test_idle_timeout_closes_with_1001() -> None:
+    """
+    No message from the peer for C{idleTimeout} closes with 1001; pongs
+    are not messages.
+    """
+    wire, transport, app, clock = make_wire(pingInterval=10, pingTimeout=10, idleTimeout=30)
+    clock.advance(10)
+    wire.dataReceived(client_frame(Opcode.PONG, b""))
+    clock.advance(10)
+    wire.dataReceived(client_frame(Opcode.PONG, b""))
+    assert not any(f.opcode is WOpcode.CLOSE for f in server_frames(transport.value()))
+    clock.advance(10)
+    assert close_code(transport) == 1001
+
+
+def test_idle_timeout_is_reset_by_messages() -> None:
+    """
+    A message resets the idle clock.
+    """
+    wire, transport, app, clock = make_wire(RecordingApp(), idleTimeout=30)
+    clock.advance(25)
+    wire.dataReceived(client_frame(Opcode.TEXT, b"still here"))
+    clock.advance(25)
+    assert transport.value() == b""
+    clock.advance(5)
+    assert close_code(transport) == 1001
+
+
+def test_peer_close_is_echoed_and_tcp_closed() -> None:
+    """
+    The peer's close is echoed, the server closes TCP, and the application
+    learns the peer's code and reason.
+    """
+    wire, transport, app, clock = make_wire()
+    wire.dataReceived(client_frame(Opcode.CLOSE, b"\x0f\xa0done"))
+    assert close_code(transport) == 4000
+    assert transport.disconnecting
+    wire.connectionLost()
+    assert app.lost is not None
+    closed = app.lost.value
+    assert isinstance(closed, ConnectionClosed)
+    assert (closed.code, closed.reason, closed.clean) == (4000, "done", True)
+    assert (wire.closeCode, wire.closeReason) == (4000, "done")
+
+
+def test_local_close_waits_for_the_peer_then_times_out() -> None:
+    """
+    C{loseConnection(code, reason)} sends a close; without the peer's reply
+    the TCP connection is aborted after C{closeTimeout}.
+    """
+    wire, transport, app, clock = make_wire(closeTimeout=5)
+    app.transport.loseConnection(1001, "bye")
+    frames = server_frames(transport.value())
+    assert frames[-1].opcode is WOpcode.CLOSE and frames[-1].payload == (1001, "bye")
+    assert not transport.disconnecting
+    app.transport.loseConnection()  # idempotent while closing
+    assert len(server_frames(transport.value())) == 1
+    clock.advance(5)
+    assert transport.aborted
+
+
+def test_local_close_completed_by_peer() -> None:
+    """
+    The peer's answer to our close completes the handshake: TCP closes and
+    the close timer is gone.
+    """
+    wire, transport, app, clock = make_wire(closeTimeout=5)
+    app.transport.loseConnection()
+    wire.dataReceived(client_frame(Opcode.CLOSE, b"\x03\xe8"))
+    assert transport.disconnecting
+    wire.connectionLost()
+    assert clock.getDelayedCalls() == []
+    assert app.lost.value.code == 1000 and app.lost.value.codeSent == 1000
+
+
+def test_connection_lost_without_close_is_1006() -> None:
+    """
+    A TCP connection that ends without a close frame reports 1006.
+    """
+    wire, transport, app, clock = make_wire(pingInterval=20)
+    wire.connectionLost()
+    assert app.lost.value.code == 1006 and not app.lost.value.clean
+    assert clock.getDelayedCalls() == []
+
+
+def test_protocol_error_closes_and_logs() -> None:
+    """
+    A malformed frame gets its close code and a log line naming the error.
+    """
+    wire, transport, app, clock = make_wire()
+    with captured_logs() as logs:
+        wire.dataReceived(b"\x81\x02hi")  # unmasked
+    assert close_code(transport) == 1002 and transport.disconnecting
+    assert any("unmasked frame from client" in line for line in logs)
+
+
+def test_application_error_closes_with_1011_without_details() -> None:
+    """
+    An exception in the application is logged and closes with 1011 and an
+    empty reason.
+    """
+
+    class Broken(RecordingApp):
+        def textMessageReceived(self, message: str) -> None:
+            raise RuntimeError("secret internals")
+
+    wire, transport, app, clock = make_wire(Broken())
+    with captured_logs() as logs:
+        wire.dataReceived(client_frame(Opcode.TEXT, b"x"))
+    frames = server_frames(transport.value())
+    assert frames[-1].payload == (1011, "")
+    assert transport.disconnecting
+    assert any("secret internals" in line for line in logs)
+
+
+def test_messages_sent_after_close_are_dropped() -> None:
+    """
+    Sending after the close handshake started is silently dropped (a timer
+    cannot know the peer just closed).
+    """
+    wire, transport, app, clock = make_wire()
+    app.transport.loseConnection()
+    before = transport.value()
+    app.transport.sendTextMessage("late")
+    app.transport.ping(b"late")
+    assert transport.value() == before
+
+
+def test_application_ping_and_pong() -> None:
+    """
+    C{ping(payload)} sends a ping; the peer's pong reaches C{pongReceived}.
+    """
+    wire, transport, app, clock = make_wire()
+    app.transport.ping(b"rtt")
+    assert server_frames(transport.value())[0].opcode is WOpcode.PING
+    wire.dataReceived(client_frame(Opcode.PONG, b"rtt"))
+    assert ("pong", b"rtt") in app.events
+
+
+class Producer:
+    def __init__(self) -> None:
+        self.state = "producing"
+
+    def pauseProducing(self) -> None:
+        self.state = "paused"
+
+    def resumeProducing(self) -> None:
+        self.state = "producing"
+
+    def stopProducing(self) -> None:
+        self.state = "stopped"
+
+
+def test_attached_producer_follows_the_transport_buffer() -> None:
+    """
+    The application's producer is paused when the transport's buffer fills,
+    resumed when it drains, and stopped when the connection goes.
+    """
+    wire, transport, app, clock = make_wire()
+    producer = Producer()
+    app.transport.attachProducer(producer)
+    assert transport.producer is wire, "the wire is the transport's producer"
+    wire.pauseProducing()
+    assert producer.state == "paused"
+    wire.resumeProducing()
+    assert producer.state == "producing"
+    app.transport.detachProducer()
+    wire.pauseProducing()
+    assert producer.state == "producing"
+    wire.resumeProducing()
+    app.transport.attachProducer(producer)
+    wire.connectionLost()
+    assert producer.state == "stopped"
+
+
+def test_peer_that_does_not_read_is_dropped_past_the_write_limit() -> None:
+    """
+    While the transport's buffer is full, at most C{maxWriteBuffer} bytes
+    more are accepted; past that the connection is aborted and logged.
+    """
+    wire, transport, app, clock = make_wire(maxWriteBuffer=10_000)
+    wire.pauseProducing()
+    for _ in range(9):
+        app.transport.sendBytesMessage(b"x" * 1000)
+    assert not transport.aborted
+    with captured_logs() as logs:
+        app.transport.sendBytesMessage(b"x" * 1000)
+    assert transport.aborted
+    assert any("not reading" in line for line in logs)
+
+
+def test_write_limit_counts_only_while_the_buffer_is_full() -> None:
+    """
+    A reader that keeps up (buffer drained between bursts) is never dropped.
+    """
+    wire, transport, app, clock = make_wire(maxWriteBuffer=10_000)
+    for _ in range(20):
+        wire.pauseProducing()
+        app.transport.sendBytesMessage(b"x" * 5000)
+        wire.resumeProducing()
+    assert not transport.aborted
+
+
+def test_slow_application_pauses_reading_and_keeps_order() -> None:
+    """
+    A message handler that returns a pending Deferred stops reading from the
+    peer; later messages wait, then arrive in order once it fires.
+    """
+    waits: list[Deferred[None]] = []
+
+    class Slow(RecordingApp):
+        def textMessageReceived(self, message: str) -> Deferred[None]:
+            self.events.append(("text", message))
+            d: Deferred[None] = Deferred()
+            waits.append(d)
+            return d
+
+    wire, transport, app, clock = make_wire(Slow())
+    wire.dataReceived(client_frame(Opcode.TEXT, b"1") + client_frame(Opcode.TEXT, b"2"))
+    assert app.messages() == [("text", "1")]
+    assert transport.producerState == "paused"
+    wire.dataReceived(client_frame(Opcode.TEXT, b"3"))
+    assert app.messages() == [("text", "1")]
+    waits[0].callback(None)
+    assert app.messages() == [("text", "1"), ("text", "2")]
+    assert transport.producerState == "paused"
+    waits[1].callback(None)
+    assert app.messages() == [("text", "1"), ("text", "2"), ("text", "3")]
+    waits[2].callback(None)
+    assert transport.producerState == "producing"
+
+
+def test_coroutine_handler_is_awaited() -> None:
+    """
+    An C{async def} handler works like one returning a Deferred.
+    """
+    gate: Deferred[None] = Deferred()
+
+    class Async(RecordingApp):
+        async def textMessageReceived(self, message: str) -> None:  # type: ignore[override]
+            self.events.append(("text", message))
+            await gate
+
+    wire, transport, app, clock = make_wire(Async())
+    wire.dataReceived(client_frame(Opcode.TEXT, b"a") + client_frame(Opcode.TEXT, b"b"))
+    assert app.messages() == [("text", "a")]
+    gate.callback(None)
+    assert app.messages() == [("text", "a"), ("text", "b")]
+
+
+def test_failed_deferred_closes_with_1011() -> None:
+    """
+    A handler's Deferred that fails is treated like a raised exception.
+    """
+    d: Deferred[None] = Deferred()
+
+    class Failing(RecordingApp):
+        def textMessageReceived(self, message: str) -> Deferred[None]:
+            return d
+
+    wire, transport, app, clock = make_wire(Failing())
+    wire.dataReceived(client_frame(Opcode.TEXT, b"a"))
+    with captured_logs():
+        d.errback(RuntimeError("boom"))
+    assert server_frames(transport.value())[-1].payload == (1011, "")
