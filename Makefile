@@ -21,7 +21,7 @@ serve: install
 	$(VENV)/bin/twistd --pidfile= -n txpulse --listen tcp:$(PORT)
 
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check src tests twisted examples

@@ -12,7 +12,8 @@ L{SERVERS}:
   - C{twisted}: Twisted's own C{twisted.web.websocket.WebSocketResource}
     (wsproto underneath) with the same echo protocol, in a C{Site}.
 
-Both run on the epoll reactor with keepalive pings off, so the benchmark
+txpulse is imported from this checkout's C{src/} (not from the copy installed
+in the virtualenv, which may be stale). Both run on the epoll reactor with keepalive pings off, so the benchmark
 measures the message path only. Warnings and errors are logged to stderr;
 informational events are dropped.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -85,7 +87,14 @@ class TwistedEchoFactory:
         return TwistedEcho()
 
 
+#: The working tree's sources, so a benchmark measures the code being edited
+#: rather than whatever copy was last installed into the virtualenv.
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
 def _txpulseResource() -> Any:
+    if (SRC / "txpulse" / "__init__.py").exists():
+        sys.path.insert(0, str(SRC))
     import txpulse
     import txpulse.apps
 

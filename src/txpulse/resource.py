@@ -25,7 +25,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from .core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
 from .core.handshake import UpgradeRequest, accept_key, check_origin, select_subprotocol, validate_request
-from .exceptions import HandshakeError
+from .exceptions import HandshakeError, NegotiationError
 from .wire import DEFAULT_MAX_WRITE_BUFFER, WebSocketProtocol, WebSocketWire, WireOptions
 
 __all__ = ["WebSocketResource", "WebSocketServerFactory", "AcceptHook"]
@@ -155,6 +155,16 @@ class WebSocketResource(Resource):
 
             self._clockOrNone = reactor  # type: ignore[assignment]
         return self._clockOrNone  # type: ignore[return-value]
+
+    def render(self, request: Request) -> bytes | int:
+        """
+        Only C{GET} can be upgrade (RFC 6455 §4.1): other methods get 405
+        with C{Allow: GET}.
+        """
+        if request.method != b"GET":
+            error = NegotiationError("a WebSocket upgrade must be a GET", 405, (("Allow", "GET"),))
+            return _refuse(request, error)
+        return self.render_GET(request)
 
     def render_GET(self, request: Request) -> bytes | int:
         """
@@ -316,8 +326,10 @@ def _refuse(request: Request, error: HandshakeError) -> bytes:
     request.setResponseCode(error.statusCode, _phrase(error.statusCode))
     for name, value in error.headers:
         request.setHeader(name, value)
+    body = f"{error}\n".encode()
     request.setHeader("Content-Type", "text/plain; charset=utf-8")
-    return f"{error}\n".encode()
+    request.setHeader("Content-Length", str(len(body)))
+    return body
 
 
 def _phrase(status: int) -> bytes:

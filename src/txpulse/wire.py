@@ -373,7 +373,7 @@ class WebSocketWire:
             transport.loseConnection()
 
     def _send(self, method: Any, payload: Any) -> None:
-        if self._conn.state is not State.OPEN:
+        if not self._conn.can_send():
             # Sending after the close handshake started is dropped, not an
             # error: a timer-driven sender cannot know the peer just closed.
             _log.debug("Dropping a message sent after the WebSocket started closing")
@@ -419,7 +419,7 @@ class WebSocketWire:
         @raise ValueError: for a code that may not be sent (1005, 1006, 1015,
             undefined codes below 3000) or a reason over 123 bytes of UTF-8.
         """
-        if self._conn.state is not State.OPEN:
+        if not self._conn.can_send():
             return
         self._conn.send_close(code, reason)
         if not self._dispatching:

@@ -379,6 +379,8 @@ def test_client_waits_for_server_to_close_tcp() -> None:
     """
     conn = Connection(Side.CLIENT, mask_key=lambda n: KEY)
     conn.receive_data(raw_frame(0x88, b"\x03\xe8", masked=False))
+    assert conn.close_expected()
+    assert conn.data_to_send()[0][0] == 0x88
     assert conn.state is State.CLOSED
     assert not conn.should_close_transport()
     assert conn.close_expected()
@@ -431,6 +433,33 @@ def test_ping_while_closing_is_not_answered() -> None:
     conn.data_to_send()
     conn.receive_data(client_frame(Opcode.PING, b"x"))
     assert conn.data_to_send() == []
+
+
+def test_messages_before_a_close_can_still_be_answered() -> None:
+    """
+    The echo of the peer's close waits for the next C{data_to_send()}, so
+    answers to messages that arrived with it go out before it (RFC 6455
+    §5.5.1 allows the delay); afterwards sending is refused.
+    """
+    conn = server_with(client_frame(Opcode.TEXT, b"question") + client_frame(Opcode.CLOSE, b"\x03\xe8"))
+    assert conn.events_received() == ["question", Close(1000, "")]
+    assert conn.can_send()
+    conn.send_text("answer")
+    assert conn.data_to_send() == [encode_frame(Opcode.TEXT, b"answer"), encode_frame(Opcode.CLOSE, b"\x03\xe8")]
+    assert not conn.can_send()
+    with pytest.raises(InvalidState):
+        conn.send_text("too late")
+
+
+def test_local_close_answering_a_pending_peer_close() -> None:
+    """
+    Closing while the peer's close awaits its echo sends our close (with our
+    code) as the reply and completes the handshake.
+    """
+    conn = server_with(client_frame(Opcode.CLOSE, b"\x03\xe8"))
+    conn.send_close(4001, "mine")
+    assert conn.data_to_send() == [encode_frame(Opcode.CLOSE, b"\x0f\xa1mine")]
+    assert conn.state is State.CLOSED and conn.should_close_transport()
 
 
 def test_frames_after_close_are_discarded() -> None:

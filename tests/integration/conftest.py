@@ -189,7 +189,8 @@ class Recorder:
     Text C{"boom"} raises from C{textMessageReceived} (to exercise 1011).
 
     @ivar opened: fires with this recorder once C{negotiationFinished} ran.
-    @ivar lost: fires with the L{Failure} given to C{connectionLost}.
+    @ivar lost: fires (with C{None}) once C{connectionLost} ran.
+    @ivar reason: the L{Failure} given to C{connectionLost}.
     @ivar pongs: a queue of pong payloads received.
     @ivar messages: every message received, in order.
     """
@@ -198,7 +199,8 @@ class Recorder:
         self.request = request
         self.transport: Any = None
         self.opened: Deferred[Recorder] = Deferred()
-        self.lost: Deferred[Failure] = Deferred()
+        self.lost: Deferred[None] = Deferred()
+        self.reason: Failure | None = None
         self.pongs: DeferredQueue[bytes] = DeferredQueue()
         self.messages: list[str | bytes] = []
 
@@ -222,7 +224,16 @@ class Recorder:
         self.pongs.put(payload)
 
     def connectionLost(self, reason: Failure) -> None:
-        self.lost.callback(reason)
+        self.reason = reason
+        self.lost.callback(None)
+
+    async def lostReason(self) -> Failure:
+        """
+        The L{Failure} given to C{connectionLost}, once it ran (bounded wait).
+        """
+        await within(self.lost)
+        assert self.reason is not None
+        return self.reason
 
 
 class RecorderFactory:
@@ -581,6 +592,8 @@ def _autobahn_classes() -> tuple[type, type]:
                 self.factory.opened.errback(ConnectionError(f"handshake failed: {reason}"))
             if not self.factory.closed.called:
                 self.factory.closed.callback((wasClean, code, reason))
+            # Wake up a test waiting for a message that will never come.
+            self.factory.messages.put((None, (wasClean, code, reason)))
 
     class AutobahnClientFactory(WebSocketClientFactory):  # type: ignore[misc]
         """
@@ -588,7 +601,8 @@ def _autobahn_classes() -> tuple[type, type]:
         @ivar opened: fires with the protocol once open.
         @ivar closed: fires with C{(wasClean, code, reason)} from C{onClose}
             (C{code} is the peer's close code).
-        @ivar messages: queue of C{(payload, isBinary)}.
+        @ivar messages: queue of C{(payload, isBinary)}; after the close,
+            C{(None, (wasClean, code, reason))}.
         """
 
         protocol = AutobahnClient

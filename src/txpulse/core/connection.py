@@ -171,6 +171,7 @@ class Connection:
         "_decoder",
         "_discard",
         "_eof",
+        "_reply_pending",
         "close_received",
         "close_sent",
         "error",
@@ -210,6 +211,7 @@ class Connection:
         self._decoder: Utf8Decoder | None = None
         self._discard = False
         self._eof = False
+        self._reply_pending = False
         self.close_received: Close | None = None
         self.close_sent: Close | None = None
         self.error: ProtocolError | None = None
@@ -228,7 +230,17 @@ class Connection:
     def data_to_send(self) -> list[bytes]:
         """
         Return (and forget) the bytes to write so far, in order.
+
+        A close frame answering the peer's close is queued here, after
+        whatever the application sent in answer to earlier messages.
         """
+        if self._reply_pending:
+            self._reply_pending = False
+            received = self.close_received
+            assert received is not None
+            echo = None if received.code == CloseCode.NO_STATUS_RCVD else received.code
+            self._queue_close(Close(received.code), echo, "")
+            self._closed()
         out = self._out
         if out:
             self._out = []
@@ -240,6 +252,13 @@ class Connection:
         the close handshake, either side after failing the connection.
         """
         return self._eof
+
+    def can_send(self) -> bool:
+        """
+        Whether data may still be sent: the connection is open, or the peer's
+        close arrived and our reply has not been queued yet.
+        """
+        return self.state is State.OPEN or self._reply_pending
 
     def close_expected(self) -> bool:
         """
@@ -506,15 +525,25 @@ class Connection:
                 return
         close = Close(code, reason)
         self.close_received = close
+        self._events.append(close)
+        # No frame may follow the peer's close (§5.5.1): stop parsing.
+        self._discard = True
         if self.close_sent is None:
             # RFC 6455 §5.5.1: reply with a close frame, "typically echoing the
-            # status code it received".
-            echo = None if code == CloseCode.NO_STATUS_RCVD else code
-            self._queue_close(Close(code), echo, "")
-        self._events.append(close)
-        # Both close frames have now crossed: no frame may follow (§5.5.1).
+            # status code it received". The reply waits for the next
+            # data_to_send(), so the application can still answer the
+            # messages that arrived before the close ("an endpoint MAY delay
+            # sending a Close frame until its current message is sent").
+            self.state = State.CLOSING
+            self._reply_pending = True
+        else:
+            self._closed()
+
+    def _closed(self) -> None:
+        """
+        Both close frames have crossed.
+        """
         self.state = State.CLOSED
-        self._discard = True
         if not self._client:
             # RFC 6455 §7.1.1: the server closes the TCP connection first.
             self._eof = True
@@ -531,8 +560,9 @@ class Connection:
             self.error = InvalidPayload(message)
         else:
             self.error = ProtocolError(message, code)
-        if self.close_sent is None and self.state is State.OPEN:
+        if self.close_sent is None and self.can_send():
             self._queue_close(Close(code, message), code, message)
+        self._reply_pending = False
         self.state = State.CLOSED
         self._discard = True
         self._buf = None
@@ -561,7 +591,7 @@ class Connection:
         self.close_sent = record
 
     def _require_open(self) -> None:
-        if self.state is not State.OPEN:
+        if self.state is not State.OPEN and not self._reply_pending:
             raise InvalidState(f"cannot send in state {self.state.name}")
 
     def send_text(self, text: str) -> None:
@@ -629,13 +659,19 @@ class Connection:
         @param reason: at most 123 bytes of UTF-8.
         @raise ValueError: for a code that must not be sent or a reason too
             long.
-        @raise InvalidState: when a close frame was already sent or received.
+        @raise InvalidState: when a close frame was already sent, or the
+            peer's close was already answered.
         """
         self._require_open()
         payload = encode_close_payload(code, reason)
         self._queue_frame(0x80 | Opcode.CLOSE, payload)
         self.close_sent = Close(CloseCode.NO_STATUS_RCVD if code is None else code, reason)
-        self.state = State.CLOSING
+        if self._reply_pending:
+            # This close answers the peer's: the handshake is complete.
+            self._reply_pending = False
+            self._closed()
+        else:
+            self.state = State.CLOSING
 
     def fail(self, code: int = CloseCode.INTERNAL_ERROR, reason: str = "") -> None:
         """
@@ -643,8 +679,9 @@ class Connection:
         1011), sending C{code} if no close frame was sent yet, and ask for
         the transport to be closed without waiting for the peer.
         """
-        if self.close_sent is None and self.state is State.OPEN:
+        if self.close_sent is None and self.can_send():
             self._queue_close(Close(code, reason), code, reason)
+        self._reply_pending = False
         self.state = State.CLOSED
         self._discard = True
         self._buf = None
