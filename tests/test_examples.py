@@ -261,6 +261,16 @@ process.exit(0);
 """
 
 
+def _nodeWebSocketFlags() -> list[str]:
+    """
+    The flag that gives Node 20 its global C{WebSocket} (Node 22 has it by
+    default), if this Node accepts it.
+    """
+    assert NODE is not None
+    probe = subprocess.run([NODE, "--experimental-websocket", "-e", ""], capture_output=True, timeout=30)
+    return ["--experimental-websocket"] if probe.returncode == 0 else []
+
+
 def _runHarness(tmp_path: Path, *args: str) -> dict[str, object]:
     """
     Run the browser client in Node under L{_HARNESS}; return what it printed.
@@ -269,7 +279,7 @@ def _runHarness(tmp_path: Path, *args: str) -> dict[str, object]:
     harness = tmp_path / "harness.mjs"
     harness.write_text(_HARNESS, encoding="utf-8")
     result = subprocess.run(
-        [NODE, "--experimental-websocket", str(harness), str(BROWSER_CLIENT), *args],
+        [NODE, *_nodeWebSocketFlags(), str(harness), str(BROWSER_CLIENT), *args],
         capture_output=True,
         text=True,
         timeout=30,

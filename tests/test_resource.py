@@ -12,8 +12,8 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.python.failure import Failure
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 from wsproto.frame_protocol import Opcode as WOpcode
@@ -112,7 +112,11 @@ def test_frames_split_at_odd_offsets_are_reassembled() -> None:
     """
     server, factory = make_server()
     server.send(upgrade_request())
-    stream = client_frame(Opcode.TEXT, b"hello") + client_frame(Opcode.BINARY, b"\x00" * 300) + client_frame(Opcode.TEXT, "€".encode())
+    stream = (
+        client_frame(Opcode.TEXT, b"hello")
+        + client_frame(Opcode.BINARY, b"\x00" * 300)
+        + client_frame(Opcode.TEXT, "€".encode())
+    )
     for start in range(0, len(stream), 7):
         server.send(stream[start : start + 7])
     _, rest = server.response()
@@ -402,7 +406,9 @@ def test_echo_factory() -> None:
     assert [f.payload for f in server_frames(rest)] == ["t", b"b"]
 
 
-@pytest.mark.parametrize("bad", [{"maxMessageSize": 0}, {"handshakeTimeout": 0}, {"pingInterval": -1}, {"closeTimeout": 0}])
+@pytest.mark.parametrize(
+    "bad", [{"maxMessageSize": 0}, {"handshakeTimeout": 0}, {"pingInterval": -1}, {"closeTimeout": 0}]
+)
 def test_invalid_options_are_rejected(bad: dict[str, Any]) -> None:
     """
     Nonsensical option values raise L{ValueError} at construction.

@@ -76,8 +76,8 @@ class HeartbeatFactory:
         if clock is None:
             from twisted.internet import reactor
 
-            clock = reactor  # type: ignore[assignment]
-        return Heartbeat(clock, self._interval)  # type: ignore[arg-type]
+            clock = reactor
+        return Heartbeat(clock, self._interval)
 
 
 class Echo:

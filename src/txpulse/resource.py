@@ -153,8 +153,8 @@ class WebSocketResource(Resource):
         if self._clockOrNone is None:
             from twisted.internet import reactor
 
-            self._clockOrNone = reactor  # type: ignore[assignment]
-        return self._clockOrNone  # type: ignore[return-value]
+            self._clockOrNone = reactor
+        return self._clockOrNone
 
     def render(self, request: Request) -> bytes | int:
         """
@@ -217,7 +217,7 @@ class WebSocketResource(Resource):
             return  # the client left while the hook ran
         result = self._open(request, upgrade, subprotocol, identity)
         if result is not NOT_DONE_YET:
-            request.write(result)  # type: ignore[arg-type]
+            request.write(result)
             request.finish()
 
     def _refuseLater(self, request: Request, failure: Failure) -> None:
@@ -231,7 +231,9 @@ class WebSocketResource(Resource):
         request.write(_refuse(request, error))
         request.finish()
 
-    def _open(self, request: Request, upgrade: UpgradeRequest, subprotocol: str | None, identity: object) -> bytes | int:
+    def _open(
+        self, request: Request, upgrade: UpgradeRequest, subprotocol: str | None, identity: object
+    ) -> bytes | int:
         """
         Build the application protocol, answer C{101} and hand over the
         connection.
@@ -278,8 +280,8 @@ def takeOver(request: Request, wire: WebSocketWire, response: bytes) -> None:
     the same read, or while an asynchronous accept hook ran) is replayed to
     the wire, and later bytes go straight to it.
     """
-    channel = request.channel
-    transport = channel.transport
+    channel: Any = request.channel
+    transport: Any = channel.transport
     channel.setTimeout(None)
     channel._savedTimeOut = None
     channel._networkProducer.unregisterProducer()

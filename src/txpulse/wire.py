@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .core.connection import Close, Connection, Ping, Pong, State
+from .core.connection import Close, Connection, Pong, State
 from .core.frames import CloseCode
 from .exceptions import ConnectionClosed
 
@@ -275,6 +275,7 @@ class WebSocketWire:
         try:
             for index, event in enumerate(events):
                 kind = type(event)
+                result: object = None
                 try:
                     if kind is str:
                         self._lastMessage = self._lastReceived
@@ -284,9 +285,13 @@ class WebSocketWire:
                         result = app.bytesMessageReceived(event)
                     elif kind is Pong:
                         self._pingSentAt = None
-                        result = app.pongReceived(event.payload)
+                        app.pongReceived(event.payload)
+                    elif kind is Close:
+                        self._startClosing()
                     else:
-                        result = self._controlReceived(event)
+                        pingReceived = getattr(app, "pingReceived", None)
+                        if pingReceived is not None:
+                            pingReceived(event.payload)
                 except Exception:
                     self._applicationFailed(Failure())
                     return
@@ -296,23 +301,20 @@ class WebSocketWire:
         finally:
             self._dispatching = False
 
-    def _controlReceived(self, event: Ping | Close) -> None:
-        if type(event) is Close:
-            self._startClosing()
-        else:
-            pingReceived = getattr(self._app, "pingReceived", None)
-            if pingReceived is not None:
-                pingReceived(event.payload)
-
     def _waitFor(self, result: Awaitable[object], rest: list[Any]) -> bool:
         """
         The application returned an awaitable: stop reading until it is done.
 
         @return: whether delivery must stop here (the awaitable is pending).
         """
-        d = result if isinstance(result, Deferred) else ensureDeferred(result)  # type: ignore[arg-type]
+        d: Deferred[object] = result if isinstance(result, Deferred) else ensureDeferred(result)  # type: ignore[arg-type]
         fired: list[bool] = []
-        d.addBoth(lambda value: fired.append(True) or value)
+
+        def noteFired(value: object) -> object:
+            fired.append(True)
+            return value
+
+        d.addBoth(noteFired)
         if fired:
             d.addErrback(self._applicationFailed)
             return False
@@ -539,7 +541,11 @@ class WebSocketWire:
         now = self._clock.seconds()
         options = self._options
         if options.idleTimeout is not None and now - self._lastMessage >= options.idleTimeout:
-            _log.info("WebSocket peer {peer} idle for {timeout}s; closing", peer=_peerOf(self.transport), timeout=options.idleTimeout)
+            _log.info(
+                "WebSocket peer {peer} idle for {timeout}s; closing",
+                peer=_peerOf(self.transport),
+                timeout=options.idleTimeout,
+            )
             self.loseConnection(CloseCode.GOING_AWAY, "idle timeout")
             return
         if options.pingInterval is not None:

@@ -78,7 +78,11 @@ def test_fragmented_binary_message() -> None:
     """
     Binary fragments are joined in order.
     """
-    data = client_frame(Opcode.BINARY, b"ab", fin=False) + client_frame(Opcode.CONT, b"", fin=False) + client_frame(Opcode.CONT, b"cd")
+    data = (
+        client_frame(Opcode.BINARY, b"ab", fin=False)
+        + client_frame(Opcode.CONT, b"", fin=False)
+        + client_frame(Opcode.CONT, b"cd")
+    )
     assert server_with(data).events_received() == [b"abcd"]
 
 
@@ -87,7 +91,11 @@ def test_multibyte_character_split_across_fragments() -> None:
     A UTF-8 sequence may be split between fragments (RFC 6455 §5.6).
     """
     euro = "€".encode()
-    data = client_frame(Opcode.TEXT, euro[:1], fin=False) + client_frame(Opcode.CONT, euro[1:2], fin=False) + client_frame(Opcode.CONT, euro[2:])
+    data = (
+        client_frame(Opcode.TEXT, euro[:1], fin=False)
+        + client_frame(Opcode.CONT, euro[1:2], fin=False)
+        + client_frame(Opcode.CONT, euro[2:])
+    )
     assert server_with(data).events_received() == ["€"]
 
 
@@ -242,7 +250,9 @@ def test_message_size_limit_at_n_and_n_plus_1() -> None:
     A message of exactly C{max_message_size} is delivered; one more byte
     fails with 1009.
     """
-    assert server_with(client_frame(Opcode.BINARY, b"x" * 1000), max_message_size=1000).events_received() == [b"x" * 1000]
+    assert server_with(client_frame(Opcode.BINARY, b"x" * 1000), max_message_size=1000).events_received() == [
+        b"x" * 1000
+    ]
     assert_failed(server_with(client_frame(Opcode.BINARY, b"x" * 1001), max_message_size=1000), 1009)
 
 
@@ -476,7 +486,12 @@ def test_sending_after_close_raises_invalid_state() -> None:
     """
     conn = Connection(Side.SERVER)
     conn.send_close()
-    for send in (lambda: conn.send_text("x"), lambda: conn.send_binary(b"x"), lambda: conn.send_ping(), lambda: conn.send_close()):
+    for send in (
+        lambda: conn.send_text("x"),
+        lambda: conn.send_binary(b"x"),
+        lambda: conn.send_ping(),
+        lambda: conn.send_close(),
+    ):
         with pytest.raises(InvalidState):
             send()
 

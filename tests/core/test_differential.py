@@ -82,9 +82,36 @@ utf8_or_not = st.one_of(st.text(max_size=40).map(lambda s: s.encode()), st.binar
 close_payloads = st.one_of(
     st.just(b""),
     st.binary(max_size=1),
-    st.tuples(st.sampled_from([1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 1015, 1016, 2000, 2999, 999, 3000, 4999, 5000]), utf8_or_not).map(
-        lambda t: t[0].to_bytes(2, "big") + t[1][:100]
-    ),
+    st.tuples(
+        st.sampled_from(
+            [
+                1000,
+                1001,
+                1002,
+                1003,
+                1004,
+                1005,
+                1006,
+                1007,
+                1008,
+                1009,
+                1010,
+                1011,
+                1012,
+                1013,
+                1014,
+                1015,
+                1016,
+                2000,
+                2999,
+                999,
+                3000,
+                4999,
+                5000,
+            ]
+        ),
+        utf8_or_not,
+    ).map(lambda t: t[0].to_bytes(2, "big") + t[1][:100]),
 )
 
 

@@ -56,7 +56,9 @@ def test_tokens_are_case_insensitive_comma_lists() -> None:
     (e.g. Firefox's C{Connection: keep-alive, Upgrade}).
     """
     validate_request("GET", "HTTP/1.1", headers(Upgrade="WebSocket", Connection="keep-alive, UPGRADE"))
-    validate_request("get", "HTTP/1.1", [*headers(Connection=None), ("connection", "keep-alive"), ("CONNECTION", "upgrade")])
+    validate_request(
+        "get", "HTTP/1.1", [*headers(Connection=None), ("connection", "keep-alive"), ("CONNECTION", "upgrade")]
+    )
 
 
 def test_header_tokens_skip_empty_elements() -> None:
@@ -110,7 +112,15 @@ def test_wrong_version_gets_426_with_supported_version(version: str | None) -> N
 
 @pytest.mark.parametrize(
     "key",
-    [None, "", "short", "dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZQ==x", "dGhlIHNhbXBsZSBub25jZXg=", "!!!!!!!!!!!!!!!!!!!!!!=="],
+    [
+        None,
+        "",
+        "short",
+        "dGhlIHNhbXBsZSBub25jZQ",
+        "dGhlIHNhbXBsZSBub25jZQ==x",
+        "dGhlIHNhbXBsZSBub25jZXg=",
+        "!!!!!!!!!!!!!!!!!!!!!!==",
+    ],
 )
 def test_bad_key_is_refused_with_400(key: str | None) -> None:
     """

@@ -22,7 +22,17 @@ def is_valid_prefix(data: bytes) -> bool:
     except UnicodeDecodeError as error:
         if error.end < len(data) or error.reason != "unexpected end of data":
             return False
-    for extra in (b"\x80", b"\x80\x80", b"\x80\x80\x80", b"\x90\x80\x80", b"\xa0\x80", b"\xa0\x80\x80", b"\xbf", b"\xbf\xbf", b"\xbf\xbf\xbf"):
+    for extra in (
+        b"\x80",
+        b"\x80\x80",
+        b"\x80\x80\x80",
+        b"\x90\x80\x80",
+        b"\xa0\x80",
+        b"\xa0\x80\x80",
+        b"\xbf",
+        b"\xbf\xbf",
+        b"\xbf\xbf\xbf",
+    ):
         try:
             (data + extra).decode("utf-8")
             return True

@@ -315,9 +315,7 @@ async def test_websockets_sees_server_close_code_and_reason(serve: Any, recorder
 
 
 @pytest_twisted.ensureDeferred
-async def test_autobahn_sees_server_close_code_and_reason(
-    serve: Any, autobahn: Any, recorder: RecorderFactory
-) -> None:
+async def test_autobahn_sees_server_close_code_and_reason(serve: Any, autobahn: Any, recorder: RecorderFactory) -> None:
     """
     C{transport.loseConnection(1001, "bye")} reaches autobahn's C{onClose}
     as a clean close with code 1001 and reason "bye".

@@ -508,6 +508,7 @@ class Connection:
         """
         Handle the peer's close frame (RFC 6455 §5.5.1, §7.1.5).
         """
+        code: int
         if not payload:
             code, reason = CloseCode.NO_STATUS_RCVD, ""
         elif len(payload) == 1:
@@ -686,4 +687,3 @@ class Connection:
         self._discard = True
         self._buf = None
         self._eof = True
-
