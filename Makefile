@@ -21,6 +21,8 @@ serve: install
 	$(VENV)/bin/twistd --pidfile= -n txpulse --listen tcp:$(PORT)
 
 test: install
+	$(VENV)/bin/ruff check src tests twisted examples
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 lint: install

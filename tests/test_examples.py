@@ -11,6 +11,7 @@ the browser client's code against a minimal stand-in for the DOM.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -261,6 +262,7 @@ process.exit(0);
 """
 
 
+@functools.cache
 def _nodeWebSocketFlags() -> list[str]:
     """
     The flag that gives Node 20 its global C{WebSocket} (Node 22 has it by

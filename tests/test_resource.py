@@ -315,6 +315,30 @@ def test_async_accept_hook_accepts_with_identity_and_keeps_early_frames() -> Non
     assert factory.apps[0].transport.identity == {"user": "bob"}
 
 
+def test_async_def_accept_hook() -> None:
+    """
+    An C{async def} hook is awaited: awaiting, then accepting or refusing.
+    """
+    gate: Deferred[None] = Deferred()
+
+    async def hook(request: Any) -> str:
+        await gate
+        if request.getHeader("authorization") != "Bearer ok":
+            raise HandshakeError("missing or invalid token", 401)
+        return "carol"
+
+    server, factory = make_server(accept=hook)
+    server.send(upgrade_request(Authorization="Bearer ok"))
+    assert server.transport.value() == b""
+    gate.callback(None)
+    assert server.response()[0].startswith(b"HTTP/1.1 101")
+    assert factory.apps[0].transport.identity == "carol"
+    refused, _ = make_server(accept=hook)
+    refused.send(upgrade_request(Authorization="Bearer nope"))
+    head, body = refused.response()
+    assert head.startswith(b"HTTP/1.1 401") and body == b"missing or invalid token\n"
+
+
 def test_sync_accept_hook_refusal() -> None:
     """
     A hook that raises L{HandshakeError} refuses synchronously.

@@ -11,11 +11,12 @@ C{101} goes out and the HTTP channel is handed to a L{WebSocketWire}.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Any, Protocol
 
-from twisted.internet.defer import CancelledError, TimeoutError, maybeDeferred
+from twisted.internet.defer import CancelledError, TimeoutError, ensureDeferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -42,9 +43,10 @@ class WebSocketServerFactory(Protocol):
     def buildProtocol(self, request: Request) -> WebSocketProtocol | None: ...
 
 
-#: The accept hook: sees the request; returns (or fires its Deferred with)
-#: the identity to attach to the connection (any object, or C{None}); raises
-#: (or fails with) a L{HandshakeError} to refuse with that error's HTTP status.
+#: The accept hook: sees the request; returns (or fires its Deferred with, or
+#: as an C{async def} returns) the identity to attach to the connection (any
+#: object, or C{None}); raises (or fails with) a L{HandshakeError} to refuse
+#: with that error's HTTP status.
 AcceptHook = Callable[[Request], Any]
 
 
@@ -178,7 +180,7 @@ class WebSocketResource(Resource):
         subprotocol = select_subprotocol(upgrade.subprotocols, self._subprotocols)
         if self._accept is None:
             return self._open(request, upgrade, subprotocol, None)
-        decision = maybeDeferred(self._accept, request)
+        decision = maybeDeferred(_callHook, self._accept, request)
         if decision.called:
             # A synchronous hook: answer within this render call.
             outcome: list[Any] = []
@@ -304,6 +306,17 @@ def takeOver(request: Request, wire: WebSocketWire, response: bytes) -> None:
     transport.resumeProducing()
     if buffered:
         wire.dataReceived(buffered)
+
+
+def _callHook(hook: AcceptHook, request: Request) -> object:
+    """
+    Call the accept hook; a coroutine (an C{async def} hook) becomes a
+    L{Deferred}.
+    """
+    result = hook(request)
+    if inspect.iscoroutine(result):
+        return ensureDeferred(result)
+    return result
 
 
 def _asHandshakeError(failure: Failure) -> HandshakeError:

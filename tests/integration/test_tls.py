@@ -1,0 +1,227 @@
+"""
+wss:// end to end: the Site served with C{reactor.listenSSL} (so the
+WebSocket runs over Twisted's TLS wrapper transport), a certificate chain
+generated at test time, and a C{websockets} client that trusts only that CA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import ssl
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from twisted.internet.ssl import PrivateCertificate
+from websockets.exceptions import ConnectionClosed as WSConnectionClosed
+from wsproto.frame_protocol import Opcode
+
+from txpulse import ConnectionClosed, WebSocketResource
+from txpulse.apps import EchoFactory
+
+from .conftest import RecorderFactory, client_frame, in_thread, site_for, upgrade_request, ws_connect
+
+
+@dataclass
+class PKI:
+    """
+    A throwaway CA and a server certificate it signed (for C{localhost} and
+    C{127.0.0.1}).
+
+    @ivar serverOptions: Twisted context options serving the certificate.
+    @ivar clientContext: an C{ssl.SSLContext} trusting only the CA.
+    """
+
+    serverOptions: Any
+    clientContext: ssl.SSLContext
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> PKI:
+    """
+    Generate a CA and a server certificate into C{tmp_path}.
+    """
+    now = datetime.now(timezone.utc)
+    caKey = ec.generate_private_key(ec.SECP256R1())
+    caCert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("txpulse test CA"))
+        .issuer_name(_name("txpulse test CA"))
+        .public_key(caKey.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(caKey.public_key()), critical=False)
+        .sign(caKey, hashes.SHA256())
+    )
+    serverKey = ec.generate_private_key(ec.SECP256R1())
+    serverCert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("localhost"))
+        .issuer_name(caCert.subject)
+        .public_key(serverKey.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(serverKey.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(caKey.public_key()), critical=False)
+        .sign(caKey, hashes.SHA256())
+    )
+    caPath = tmp_path / "ca.pem"
+    caPath.write_bytes(caCert.public_bytes(serialization.Encoding.PEM))
+    serverPath = tmp_path / "server.pem"
+    serverPath.write_bytes(
+        serverKey.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        + serverCert.public_bytes(serialization.Encoding.PEM)
+    )
+    serverOptions = PrivateCertificate.loadPEM(serverPath.read_bytes()).options()
+    clientContext = ssl.create_default_context(cafile=str(caPath))
+    return PKI(serverOptions, clientContext)
+
+
+@pytest_twisted.ensureDeferred
+async def test_wss_echoes_text_and_1mib_binary_then_closes_cleanly(
+    serve: Any, pki: PKI, recorder: RecorderFactory
+) -> None:
+    """
+    Over wss://, a text message and a 1 MiB binary message are echoed, and
+    a client close with 1000 is echoed and reaches the app as a clean 1000.
+    """
+    server = serve(WebSocketResource(recorder, pingInterval=None, maxMessageSize=2 << 20), pki.serverOptions)
+    payload = bytes(range(256)) * 4096
+
+    async def client() -> tuple[Any, ...]:
+        async with ws_connect(server.url(), ssl=pki.clientContext, max_size=2 << 20) as ws:
+            await ws.send("héllo over tls")
+            text = await ws.recv()
+            await ws.send(payload)
+            data = await ws.recv()
+            await ws.close(1000, "done")
+            return text, data == payload, len(data), ws.close_code
+
+    assert server.url().startswith("wss://")
+    assert await in_thread(client) == ("héllo over tls", True, 1 << 20, 1000)
+    failure = await recorder.built[0].lostReason()
+    assert failure.check(ConnectionClosed)
+    assert (failure.value.code, failure.value.reason, failure.value.clean) == (1000, "done", True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_wss_server_initiated_close_reaches_client(serve: Any, pki: PKI, recorder: RecorderFactory) -> None:
+    """
+    Over wss://, C{transport.loseConnection(1001, "bye")} reaches the client
+    as code 1001 with reason "bye", and the close completes cleanly.
+    """
+    server = serve(WebSocketResource(recorder, pingInterval=None), pki.serverOptions)
+
+    async def client() -> tuple[int, str]:
+        async with ws_connect(server.url(), ssl=pki.clientContext) as ws:
+            try:
+                await ws.recv()
+            except WSConnectionClosed as closed:
+                assert closed.rcvd is not None
+                return closed.rcvd.code, closed.rcvd.reason
+            raise AssertionError("the server sent a message instead of closing")
+
+    result = in_thread(client)
+    app = await recorder.next()
+    app.transport.loseConnection(1001, "bye")
+    assert await result == (1001, "bye")
+    failure = await app.lostReason()
+    assert (failure.value.code, failure.value.codeSent, failure.value.clean) == (1001, 1001, True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_wss_frame_in_same_write_as_upgrade_request_is_delivered(serve: Any, raw: Any, pki: PKI) -> None:
+    """
+    Under TLS, a frame written together with the upgrade request (one TLS
+    record) is delivered once the connection is upgraded.
+    """
+    server = serve(WebSocketResource(EchoFactory(), pingInterval=None), pki.serverOptions)
+    sock = await raw.connect(server.port, pki.clientContext)
+    request, _ = upgrade_request(server.port)
+    await sock.send(request + client_frame(0x1, b"early over tls"))
+    assert (await sock.read_response()).status == 101
+    message = await sock.read_message()
+    assert message is not None
+    assert (message.opcode, message.payload) == (Opcode.TEXT, "early over tls")
+
+
+@pytest_twisted.ensureDeferred
+async def test_wss_connection_outlives_site_idle_timeout(serve: Any, pki: PKI) -> None:
+    """
+    Under TLS too, a WebSocket idle past the Site's 0.5 s HTTP idle timeout
+    stays open and echoes afterwards.
+    """
+    site = site_for(WebSocketResource(EchoFactory(), pingInterval=None))
+    site.timeOut = 0.5
+    server = serve(site, pki.serverOptions)
+
+    async def client() -> str:
+        async with ws_connect(server.url(), ssl=pki.clientContext) as ws:
+            await asyncio.sleep(1.0)  # idle past site.timeOut
+            await ws.send("still here")
+            return await ws.recv()
+
+    assert await in_thread(client) == "still here"
+
+
+@pytest_twisted.ensureDeferred
+async def test_wss_server_keeps_serving_after_a_client_drops_tls_mid_message(
+    serve: Any, raw: Any, pki: PKI, recorder: RecorderFactory
+) -> None:
+    """
+    A TLS client that vanishes halfway through a frame leaves the app with
+    code 1006, and the server still serves the next wss:// client.
+    """
+    server = serve(WebSocketResource(recorder, pingInterval=None), pki.serverOptions)
+    sock = await raw.upgrade(server.port, sslContext=pki.clientContext)
+    await sock.send(client_frame(0x2, b"x" * 1000)[:500])
+    app = await recorder.next()
+    sock.close()
+    failure = await app.lostReason()
+    assert (failure.value.code, failure.value.clean) == (1006, False)
+
+    async def client() -> str:
+        async with ws_connect(server.url(), ssl=pki.clientContext) as ws:
+            await ws.send("next")
+            return await ws.recv()
+
+    assert await in_thread(client) == "next"
