@@ -384,6 +384,46 @@ def test_slow_application_pauses_reading_and_keeps_order() -> None:
     assert transport.producerState == "producing"
 
 
+def test_keepalive_is_suspended_while_reading_is_paused() -> None:
+    """
+    While a slow handler keeps reading paused, pongs cannot be read, so the
+    keepalive must not drop the connection; messages still wait in order and
+    nothing is delivered after the connection is lost.
+    """
+    gate: Deferred[None] = Deferred()
+
+    class Slow(RecordingApp):
+        def textMessageReceived(self, message: str) -> Deferred[None] | None:
+            self.events.append(("text", message))
+            return gate if message == "slow" else None
+
+    wire, transport, app, clock = make_wire(Slow(), pingInterval=10, pingTimeout=5, idleTimeout=30)
+    wire.dataReceived(client_frame(Opcode.TEXT, b"slow") + client_frame(Opcode.TEXT, b"next"))
+    clock.advance(120)
+    assert not transport.disconnecting
+    gate.callback(None)
+    assert app.messages() == [("text", "slow"), ("text", "next")]
+    assert transport.producerState == "producing"
+
+
+def test_nothing_is_delivered_after_connection_lost() -> None:
+    """
+    Messages held back by a slow handler are dropped if the connection goes.
+    """
+    gate: Deferred[None] = Deferred()
+
+    class Slow(RecordingApp):
+        def textMessageReceived(self, message: str) -> Deferred[None]:
+            self.events.append(("text", message))
+            return gate
+
+    wire, transport, app, clock = make_wire(Slow())
+    wire.dataReceived(client_frame(Opcode.TEXT, b"a") + client_frame(Opcode.TEXT, b"b"))
+    wire.connectionLost()
+    gate.callback(None)
+    assert app.messages() == [("text", "a")]
+
+
 def test_coroutine_handler_is_awaited() -> None:
     """
     An C{async def} handler works like one returning a Deferred.

@@ -243,6 +243,7 @@ class WebSocketWire:
         if not self._connected:
             return
         self._connected = False
+        self._pending = None
         conn = self._conn
         conn.receive_eof()
         self._cancelTimer()
@@ -327,7 +328,9 @@ class WebSocketWire:
     def _resumeDelivery(self, _: object) -> None:
         pending = self._pending
         self._pending = None
-        if self._connected and self.transport is not None:
+        if not self._connected:
+            return
+        if self.transport is not None:
             self.transport.resumeProducing()  # type: ignore[attr-defined]
         if pending:
             self._deliver(pending)
@@ -540,6 +543,11 @@ class WebSocketWire:
             return
         now = self._clock.seconds()
         options = self._options
+        if self._pending is not None:
+            # Reading is paused while the application digests a message: the
+            # peer's pongs cannot arrive, and the peer is not idle either.
+            self._lastReceived = self._lastMessage = now
+            self._pingSentAt = None
         if options.idleTimeout is not None and now - self._lastMessage >= options.idleTimeout:
             _log.info(
                 "WebSocket peer {peer} idle for {timeout}s; closing",
