@@ -58,6 +58,7 @@ from enum import IntEnum
 from ..exceptions import InvalidPayload, InvalidState, PayloadTooBig, ProtocolError
 from .frames import (
     MAX_CONTROL_PAYLOAD,
+    NATIVE_MASK_THRESHOLD,
     CloseCode,
     Opcode,
     apply_mask,
@@ -160,6 +161,7 @@ class Connection:
         "state",
         "max_message_size",
         "max_frame_size",
+        "_max_single",
         "_mask_key",
         "_buf",
         "_need",
@@ -200,6 +202,7 @@ class Connection:
         self.state = State.OPEN
         self.max_message_size = _UNLIMITED if max_message_size is None else max_message_size
         self.max_frame_size = self.max_message_size if max_frame_size is None else max_frame_size
+        self._max_single = min(self.max_frame_size, self.max_message_size)
         self._mask_key = mask_key
         self._buf: bytearray | None = None
         self._need = 0
@@ -354,24 +357,34 @@ class Connection:
                     return pos
             masked = b1 & 0x80
             opcode = b0 & 0x0F
-            if masked != want_mask or b0 & 0x70 or not self._header_ok(b0, opcode, length):
-                if not self._discard:
-                    self._check_mask_and_rsv(b0, masked, want_mask)
+            if masked != want_mask or b0 & 0x70:
+                self._check_mask_and_rsv(b0, masked, want_mask)
                 return pos
+            # A final text/binary frame outside a fragmented message, within
+            # both limits, needs no further header check; anything else goes
+            # through the full rules.
+            if not ((b0 == 0x81 or b0 == 0x82) and length <= self._max_single and not self._frag_opcode):
+                if not self._header_ok(b0, opcode, length):
+                    return pos
             if masked:
                 header += 4
             end = pos + header + length
             if end > n:
                 self._need = end - n
                 break
+            start = pos + header
             if masked:
-                key = bytes(b[pos + header - 4 : pos + header])
-                if length < 4096:
-                    payload = apply_mask(b[pos + header : end], key)
+                key = b[start - 4 : start]
+                if length < NATIVE_MASK_THRESHOLD:
+                    # RFC 6455 §5.3, inlined for small payloads: one big-int XOR.
+                    payload = (
+                        int.from_bytes(b[start:end], "little")
+                        ^ int.from_bytes((key * ((length >> 2) + 1))[:length], "little")
+                    ).to_bytes(length, "little")
                 else:
-                    payload = apply_mask(memoryview(b)[pos + header : end], key)
+                    payload = apply_mask(memoryview(b)[start:end], bytes(key))
             else:
-                payload = bytes(b[pos + header : end])
+                payload = bytes(b[start:end])
             pos = end
             # (A 0x81/0x82 frame inside a fragmented message already failed
             # in _header_ok, so these tests alone select the hot path.)
@@ -601,8 +614,13 @@ class Connection:
 
         @raise InvalidState: after the close handshake started.
         """
-        self._require_open()
-        self._queue_frame(0x81, text.encode("utf-8"))
+        if self.state is not State.OPEN:
+            self._require_open()
+        payload = text.encode("utf-8")
+        if len(payload) < 126 and not self._client:
+            self._out.append(bytes((0x81, len(payload))) + payload)
+        else:
+            self._queue_frame(0x81, payload)
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> None:
         """
@@ -610,8 +628,13 @@ class Connection:
 
         @raise InvalidState: after the close handshake started.
         """
-        self._require_open()
-        self._queue_frame(0x82, bytes(data))
+        if self.state is not State.OPEN:
+            self._require_open()
+        payload = bytes(data)
+        if len(payload) < 126 and not self._client:
+            self._out.append(bytes((0x82, len(payload))) + payload)
+        else:
+            self._queue_frame(0x82, payload)
 
     def send_frame_bytes(self, frame: bytes) -> None:
         """
