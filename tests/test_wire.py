@@ -343,6 +343,29 @@ def test_peer_that_does_not_read_is_dropped_past_the_write_limit() -> None:
     assert any("not reading" in line for line in logs)
 
 
+def test_one_large_message_that_fills_the_buffer_is_not_counted() -> None:
+    """
+    The write that fills the transport's buffer (here a message larger than
+    the limit) is allowed; only writes made while already paused count.
+    """
+
+    class PausingTransport(CountingTransport):
+        def writeSequence(self, data: Any) -> None:
+            super().writeSequence(data)
+            if self.producer is not None:
+                self.producer.pauseProducing()
+
+    clock = Clock()
+    transport = PausingTransport()
+    app = RecordingApp()
+    wire = WebSocketWire(app, Connection(Side.SERVER), clock=clock, options=WireOptions(pingInterval=None, maxWriteBuffer=10_000))
+    wire.makeConnection(transport)
+    app.transport.sendBytesMessage(b"x" * 50_000)
+    assert not transport.aborted
+    app.transport.sendBytesMessage(b"x" * 20_000)
+    assert transport.aborted
+
+
 def test_write_limit_counts_only_while_the_buffer_is_full() -> None:
     """
     A reader that keeps up (buffer drained between bursts) is never dropped.

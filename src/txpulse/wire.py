@@ -144,6 +144,7 @@ class WebSocketWire:
         "_bufferedWhilePaused",
         "_producer",
         "_connected",
+        "_transportClosing",
     )
 
     def __init__(
@@ -178,6 +179,7 @@ class WebSocketWire:
         self._bufferedWhilePaused = 0
         self._producer: IPushProducer | None = None
         self._connected = False
+        self._transportClosing = False
 
     # -- IProtocol ------------------------------------------------------------
 
@@ -359,8 +361,11 @@ class WebSocketWire:
         if transport is None or not self._connected:
             return
         if chunks:
+            # Count only what is written while already paused: the write that
+            # fills the buffer (e.g. one large message) is not the peer's fault.
+            wasPaused = self._writePaused
             transport.writeSequence(chunks)
-            if self._writePaused:
+            if wasPaused:
                 self._bufferedWhilePaused += sum(map(len, chunks))
                 if self._bufferedWhilePaused > self._options.maxWriteBuffer:
                     _log.warn(
@@ -374,7 +379,12 @@ class WebSocketWire:
                     return
         if not self._closing and conn.close_expected():
             self._startClosing()
-        if conn.should_close_transport():
+        if conn.should_close_transport() and not self._transportClosing:
+            self._transportClosing = True
+            # A transport does not finish closing while a producer is
+            # registered (ITransport.loseConnection; TLS waits for it before
+            # sending close_notify), so let go of it first.
+            transport.unregisterProducer()  # type: ignore[attr-defined]
             transport.loseConnection()
 
     def _send(self, method: Any, payload: Any) -> None:
