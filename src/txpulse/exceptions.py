@@ -146,9 +146,10 @@ class ConnectionRejected(WebSocketError):
     C{response} attribute is the HTTP response.
 
     @ivar response: the L{twisted.web.client.Response} (or C{None} when only
-        the status is known).
+        the status is known); its body can be read with C{readBody}.
     @ivar statusCode: the HTTP status code of the refusal.
-    @ivar body: the response body, as far as it was read.
+    @ivar body: the response body, as far as it was read (at most 64 KiB).
+    @ivar headers: the response headers, as C{(name, value)} pairs.
     """
 
     def __init__(
@@ -156,11 +157,13 @@ class ConnectionRejected(WebSocketError):
         statusCode: int,
         response: Response | None = None,
         body: bytes = b"",
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
         super().__init__(f"WebSocket handshake refused with HTTP {statusCode}")
         self.statusCode = statusCode
         self.response = response
         self.body = body
+        self.headers = headers
 
 
 class ConnectionClosed(WebSocketError):

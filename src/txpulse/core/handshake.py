@@ -29,6 +29,10 @@ __all__ = [
     "validate_request",
     "select_subprotocol",
     "check_origin",
+    "ResponseHead",
+    "client_request",
+    "parse_response_head",
+    "validate_response",
 ]
 
 #: RFC 6455 §1.3: appended to the client's key before hashing.
@@ -189,3 +193,135 @@ def check_origin(origin: str | None, allowed: Sequence[str] | None) -> None:
         if entry == "*" or entry.lower() == lowered:
             return
     raise InvalidOrigin(f"origin {origin!r} is not allowed")
+
+
+# -- the client's side -------------------------------------------------------
+
+#: The largest response head (status line + headers) a client accepts.
+MAX_RESPONSE_HEAD = 64 * 1024
+#: The most header lines a client accepts in a response.
+MAX_RESPONSE_HEADERS = 128
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseHead:
+    """
+    A parsed HTTP response status line and headers.
+
+    @ivar status: the status code.
+    @ivar reason: the reason phrase.
+    @ivar headers: the header pairs in order, names as received.
+    """
+
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+
+    def get(self, name: str) -> list[str]:
+        """
+        Every value of header C{name} (case-insensitive).
+        """
+        return _values(self.headers, name)
+
+
+def client_request(
+    host: str,
+    target: str,
+    key: str,
+    *,
+    subprotocols: Sequence[str] = (),
+    origin: str | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+) -> bytes:
+    """
+    Serialize the client's upgrade request (RFC 6455 §4.1).
+
+    @param host: the C{Host} header value (C{host} or C{host:port}).
+    @param target: the request target (path and query).
+    @param key: a fresh C{Sec-WebSocket-Key} (base64 of 16 random bytes).
+    @param subprotocols: offered, in the client's order of preference.
+    @param origin: an C{Origin} header, if any.
+    @param headers: extra header pairs (e.g. C{Authorization}).
+    @raise ValueError: for a header name or value containing CR, LF or NUL
+        (header injection).
+    """
+    lines = [
+        f"GET {target} HTTP/1.1",
+        f"Host: {host}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    if subprotocols:
+        lines.append("Sec-WebSocket-Protocol: " + ", ".join(subprotocols))
+    if origin is not None:
+        lines.append(f"Origin: {origin}")
+    for name, value in headers:
+        lines.append(f"{name}: {value}")
+    for line in lines:
+        if any(c in line for c in "\r\n\0"):
+            raise ValueError(f"invalid character in request line or header: {line!r}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def parse_response_head(data: bytes | bytearray) -> tuple[ResponseHead, int] | None:
+    """
+    Parse an HTTP/1.1 response head from the start of C{data}.
+
+    @return: the head and the number of bytes it took, or C{None} if the
+        head is not complete yet.
+    @raise NegotiationError: for a malformed head, or one larger than
+        L{MAX_RESPONSE_HEAD} bytes or L{MAX_RESPONSE_HEADERS} lines.
+    """
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        if len(data) > MAX_RESPONSE_HEAD:
+            raise NegotiationError("response head too large")
+        return None
+    if end > MAX_RESPONSE_HEAD:
+        raise NegotiationError("response head too large")
+    lines = bytes(data[:end]).decode("latin-1").split("\r\n")
+    status_line = lines[0].split(" ", 2)
+    if len(status_line) < 2 or not status_line[0].startswith("HTTP/") or not status_line[1].isdigit():
+        raise NegotiationError(f"malformed status line: {lines[0][:80]!r}")
+    if len(lines) - 1 > MAX_RESPONSE_HEADERS:
+        raise NegotiationError("too many response headers")
+    headers = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise NegotiationError(f"malformed header line: {line[:80]!r}")
+        headers.append((name, value.strip()))
+    reason = status_line[2] if len(status_line) > 2 else ""
+    return ResponseHead(int(status_line[1]), reason, tuple(headers)), end + 4
+
+
+def validate_response(head: ResponseHead, key: str, offered_subprotocols: Sequence[str]) -> str | None:
+    """
+    Check a C{101} answer to our upgrade (RFC 6455 §4.1, client steps 1-6).
+
+    @return: the subprotocol the server chose, or C{None}.
+    @raise NegotiationError: if the answer does not complete the handshake:
+        wrong C{Upgrade}/C{Connection}, a wrong C{Sec-WebSocket-Accept}, a
+        subprotocol we did not offer, or an extension we did not offer.
+    """
+    if head.status != 101:
+        raise NegotiationError(f"expected 101, got {head.status}")
+    if "websocket" not in [t.lower() for t in header_tokens(head.get("Upgrade"))]:
+        raise NegotiationError("101 response without 'Upgrade: websocket'")
+    if "upgrade" not in [t.lower() for t in header_tokens(head.get("Connection"))]:
+        raise NegotiationError("101 response without 'Connection: Upgrade'")
+    accepts = head.get("Sec-WebSocket-Accept")
+    if len(accepts) != 1 or accepts[0] != accept_key(key):
+        raise NegotiationError("wrong Sec-WebSocket-Accept")
+    if header_tokens(head.get("Sec-WebSocket-Extensions")):
+        # RFC 6455 §4.1 step 5: an extension the client did not offer.
+        raise NegotiationError("the server chose an extension that was not offered")
+    chosen = header_tokens(head.get("Sec-WebSocket-Protocol"))
+    if not chosen:
+        return None
+    if len(chosen) != 1 or chosen[0] not in offered_subprotocols:
+        # RFC 6455 §4.1 step 6.
+        raise NegotiationError(f"the server chose subprotocol {', '.join(chosen)!r}, which was not offered")
+    return chosen[0]

@@ -1,0 +1,412 @@
+# -*- test-case-name: tests.test_cli -*-
+"""
+C{txpulse-client URL}: a command-line WebSocket client.
+
+Prints every text message it receives on its own line (flushed at once, so
+it works in pipelines), a short marked line for binary messages, and sends
+each line typed on stdin as a text message.
+
+Exit status: 0 on a normal end (count reached, stdin ended, server closed
+with 1000/1001); 1 when the server closed with an error code or the
+connection dropped; 2 for usage errors (including a bad URL); 3 when the
+connection failed (refused, DNS, timeout); 4 when TLS verification failed;
+5 when the server refused the handshake. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from OpenSSL import SSL
+from twisted.application.internet import backoffPolicy
+from twisted.internet import error as netError
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+
+from .client import HandshakeTimeout, InvalidURL, WebSocketClientEndpoint, parseURL
+from .exceptions import ConnectionClosed, ConnectionRejected, NegotiationError
+
+__all__ = ["main", "buildParser"]
+
+EXIT_OK = 0
+EXIT_CLOSED_WITH_ERROR = 1
+EXIT_USAGE = 2
+EXIT_CONNECT_FAILED = 3
+EXIT_TLS_FAILED = 4
+EXIT_REFUSED = 5
+
+#: Close codes that mean "finished normally".
+NORMAL_CODES = frozenset((1000, 1001))
+
+
+class CLIError(Exception):
+    """
+    A failure to report as one line and an exit status.
+    """
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def buildParser() -> argparse.ArgumentParser:
+    """
+    The command line's options.
+    """
+    parser = argparse.ArgumentParser(
+        prog="txpulse-client",
+        description="Connect to a WebSocket server, print what it sends (one message a line), send lines from stdin.",
+        epilog="Exit status: 0 ok, 1 closed with an error code, 2 usage, 3 connection failed, "
+        "4 TLS verification failed, 5 handshake refused.",
+    )
+    parser.add_argument("url", help="ws:// or wss:// URL")
+    parser.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="extra request header (repeatable)")
+    parser.add_argument("--subprotocol", action="append", default=[], metavar="NAME", help="subprotocol to offer (repeatable, most preferred first)")
+    parser.add_argument("--origin", help="Origin header to send")
+    parser.add_argument("-n", "--count", type=_positiveInt, metavar="N", help="exit 0 after receiving N messages")
+    parser.add_argument("--timeout", type=_positiveFloat, default=10.0, metavar="S", help="seconds to connect and complete the handshake (default 10)")
+    parser.add_argument("--ping-interval", type=_positiveFloat, metavar="S", help="ping after S seconds of silence; drop a server silent for S more")
+    parser.add_argument("--reconnect", action="store_true", help="reconnect with backoff when the connection drops or fails")
+    parser.add_argument("--cafile", metavar="PEM", help="trust the CA certificates in this PEM file (wss://)")
+    parser.add_argument("--insecure", action="store_true", help="do not verify the server's certificate (testing only)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per message: type, size, time, data")
+    parser.add_argument("--keep-open", action="store_true", help="keep listening after stdin ends (default: close with 1000)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no status lines on stderr")
+    return parser
+
+
+def _positiveInt(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _positiveFloat(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _parseHeader(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip() or any(c in text for c in "\r\n\0"):
+        raise CLIError(f"bad --header {text!r}: expected 'Name: value'", EXIT_USAGE)
+    return name.strip(), value.strip()
+
+
+class Output:
+    """
+    Writes received messages to stdout, one a line, flushed; status lines to
+    stderr.
+    """
+
+    def __init__(self, asJSON: bool, quiet: bool) -> None:
+        self._json = asJSON
+        self._quiet = quiet
+        self.brokenPipe = False
+
+    def message(self, data: str | bytes) -> None:
+        if self._json:
+            record: dict[str, Any] = {
+                "type": "text" if isinstance(data, str) else "binary",
+                "size": len(data.encode("utf-8") if isinstance(data, str) else data),
+                "time": round(time.time(), 6),
+            }
+            record["data"] = data if isinstance(data, str) else base64.b64encode(data).decode("ascii")
+            line = json.dumps(record, ensure_ascii=False)
+        elif isinstance(data, str):
+            line = data
+        else:
+            preview = data[:16].hex(" ")
+            line = f"[binary {len(data)} bytes: {preview}{' ...' if len(data) > 16 else ''}]"
+        self._write(sys.stdout, line)
+
+    def status(self, line: str) -> None:
+        """
+        An informational line on stderr (suppressed by C{--quiet}).
+        """
+        if not self._quiet:
+            self._write(sys.stderr, line)
+
+    def error(self, line: str) -> None:
+        """
+        An error line on stderr (always shown).
+        """
+        self._write(sys.stderr, line)
+
+    def _write(self, stream: Any, line: str) -> None:
+        if self.brokenPipe:
+            return
+        try:
+            stream.write(line + "\n")
+            stream.flush()
+        except BrokenPipeError:
+            # The reader went away (e.g. `| head -3`): stop writing quietly.
+            self.brokenPipe = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+
+
+class _Session:
+    """
+    The application protocol of one connection, as the CLI drives it.
+    """
+
+    def __init__(self, output: Output, count: int | None) -> None:
+        self._output = output
+        self._count = count
+        self.received = 0
+        self.transport: Any = None
+        self.closed: Deferred[ConnectionClosed] = Deferred()
+
+    def negotiationStarted(self, transport: Any) -> None:
+        self.transport = transport
+
+    def negotiationFinished(self) -> None:
+        pass
+
+    def _received(self, data: str | bytes) -> None:
+        if self._count is not None and self.received >= self._count:
+            return
+        self.received += 1
+        self._output.message(data)
+        if self._output.brokenPipe or (self._count is not None and self.received >= self._count):
+            self.transport.loseConnection(1000)
+
+    def textMessageReceived(self, message: str) -> None:
+        self._received(message)
+
+    def bytesMessageReceived(self, data: bytes) -> None:
+        self._received(data)
+
+    def pongReceived(self, payload: bytes) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure) -> None:
+        value = reason.value
+        closed = value if isinstance(value, ConnectionClosed) else ConnectionClosed(1006)
+        self.closed.callback(closed)
+
+
+class _StdinLines(Protocol):
+    """
+    Sends each line from stdin as a text message; EOF closes with 1000
+    unless told to keep listening.
+    """
+
+    def __init__(self, state: _State) -> None:
+        self._state = state
+        self._buffer = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            self._state.send(line.rstrip(b"\r").decode("utf-8", "replace"))
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        if self._buffer:
+            self._state.send(self._buffer.decode("utf-8", "replace"))
+            self._buffer = b""
+        self._state.stdinEnded()
+
+
+class _State:
+    """
+    What the stdin reader needs: the current session, and what to do at EOF.
+    """
+
+    def __init__(self, keepOpen: bool) -> None:
+        self.session: _Session | None = None
+        self.pending: list[str] = []
+        self.keepOpen = keepOpen
+        self.ended = False
+
+    def send(self, line: str) -> None:
+        if self.session is not None and self.session.transport is not None:
+            self.session.transport.sendTextMessage(line)
+        else:
+            self.pending.append(line)
+
+    def stdinEnded(self) -> None:
+        self.ended = True
+        if not self.keepOpen and self.session is not None and self.session.transport is not None:
+            self.session.transport.loseConnection(1000)
+
+    def attach(self, session: _Session) -> None:
+        self.session = session
+        pending, self.pending = self.pending, []
+        for line in pending:
+            session.transport.sendTextMessage(line)
+        if self.ended and not self.keepOpen:
+            session.transport.loseConnection(1000)
+
+
+def _describe(failure: Failure, url: str) -> CLIError:
+    """
+    Turn a connection failure into one line and an exit status.
+    """
+    value = failure.value
+    if isinstance(value, ConnectionRejected):
+        body = value.body.decode("utf-8", "replace").strip()
+        detail = f": {body}" if body and len(body) <= 200 and "\n" not in body else ""
+        return CLIError(f"handshake refused: HTTP {value.statusCode}{detail}", EXIT_REFUSED)
+    if isinstance(value, HandshakeTimeout):
+        return CLIError(f"timed out waiting for the WebSocket handshake from {url}", EXIT_CONNECT_FAILED)
+    if isinstance(value, NegotiationError):
+        return CLIError(f"invalid handshake answer: {value}", EXIT_CONNECT_FAILED)
+    if isinstance(value, SSL.Error):
+        return CLIError(f"TLS verification failed: {_sslReason(value)}", EXIT_TLS_FAILED)
+    if isinstance(value, netError.DNSLookupError):
+        return CLIError(f"cannot resolve host of {url}", EXIT_CONNECT_FAILED)
+    if isinstance(value, netError.ConnectionRefusedError):
+        return CLIError(f"connection refused: {url}", EXIT_CONNECT_FAILED)
+    if isinstance(value, (netError.TimeoutError, netError.UserError)):
+        return CLIError(f"timed out connecting to {url}", EXIT_CONNECT_FAILED)
+    if isinstance(value, (netError.ConnectError, netError.ConnectionLost, netError.ConnectionDone)):
+        return CLIError(f"connection failed: {value.__class__.__name__}", EXIT_CONNECT_FAILED)
+    if isinstance(value, OSError):
+        return CLIError(f"connection failed: {value.strerror or value}", EXIT_CONNECT_FAILED)
+    return CLIError(f"connection failed: {value}", EXIT_CONNECT_FAILED)
+
+
+def _sslReason(error: SSL.Error) -> str:
+    try:
+        return "; ".join(str(entry[2]) for entry in error.args[0]) or str(error)
+    except (IndexError, TypeError):
+        return str(error)
+
+
+async def _run(reactor: Any, options: argparse.Namespace, output: Output) -> int:
+    headers = [_parseHeader(h) for h in options.header]
+    try:
+        parseURL(options.url)
+    except InvalidURL as invalid:
+        raise CLIError(str(invalid), EXIT_USAGE) from None
+    try:
+        endpoint = WebSocketClientEndpoint.new(
+            reactor,
+            options.url,
+            connectTimeout=options.timeout,
+            headers=headers,
+            subprotocols=options.subprotocol,
+            origin=options.origin,
+            handshakeTimeout=options.timeout,
+            pingInterval=options.ping_interval,
+            pingTimeout=options.ping_interval or 20.0,
+            maxMessageSize=None,
+            caFile=options.cafile,
+            insecure=options.insecure,
+        )
+    except (OSError, ValueError) as problem:
+        raise CLIError(f"cannot use the options: {problem}", EXIT_USAGE) from None
+
+    from twisted.internet import stdio
+
+    state = _State(options.keep_open)
+    stdio.StandardIO(_StdinLines(state), reactor=reactor)
+    retry = backoffPolicy()
+    attempt = 0
+    received = 0
+    while True:
+        attempt += 1
+        count = None if options.count is None else options.count - received
+        session = _Session(output, count)
+        if options.reconnect:
+            output.status(f"connecting to {options.url} (attempt {attempt})")
+        try:
+            await endpoint.connect(_SessionFactory(session))
+        except Exception:
+            problem = _describe(Failure(), options.url)
+            if not options.reconnect:
+                raise problem from None
+            delay = retry(attempt)
+            output.status(f"{problem}; retrying in {delay:.1f}s")
+            await _sleep(reactor, delay)
+            continue
+        attempt = 0
+        output.status(f"connected to {options.url}" + (f" (subprotocol {session.transport.subprotocol})" if session.transport.subprotocol else ""))
+        state.attach(session)
+        closed = await session.closed
+        received += session.received
+        state.session = None
+        if options.count is not None and received >= options.count:
+            return EXIT_OK
+        if output.brokenPipe:
+            return EXIT_OK
+        if state.ended and not options.keep_open:
+            return EXIT_OK  # we closed, at the end of stdin
+        description = f"closed by server: {closed.code}" + (f" ({closed.reason})" if closed.reason else "")
+        if not options.reconnect:
+            if closed.code in NORMAL_CODES:
+                output.status(description)
+                return EXIT_OK
+            raise CLIError(description, EXIT_CLOSED_WITH_ERROR)
+        delay = retry(1)
+        output.status(f"{description}; reconnecting in {delay:.1f}s")
+        await _sleep(reactor, delay)
+
+
+class _SessionFactory:
+    def __init__(self, session: _Session) -> None:
+        self._session = session
+
+    def buildProtocol(self, url: str) -> _Session:
+        return self._session
+
+
+def _sleep(reactor: Any, seconds: float) -> Deferred[None]:
+    d: Deferred[None] = Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    return d
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """
+    The C{txpulse-client} console script.
+    """
+    options = buildParser().parse_args(argv)
+    output = Output(options.json, options.quiet)
+    from twisted.internet import reactor
+
+    outcome: dict[str, int] = {}
+
+    def finished(status: int) -> None:
+        outcome["status"] = status
+
+    def failed(failure: Failure) -> None:
+        if isinstance(failure.value, CLIError):
+            outcome["status"] = failure.value.status
+            output.error(f"txpulse-client: {failure.value}")
+        else:
+            outcome["status"] = EXIT_CLOSED_WITH_ERROR
+            output.error(f"txpulse-client: unexpected error: {failure.getErrorMessage()}")
+
+    def start() -> None:
+        d = ensureDeferred(_run(reactor, options, output))
+        d.addCallbacks(finished, failed)
+        d.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(start)
+    reactor.run()  # type: ignore[attr-defined]
+    sys.exit(outcome.get("status", EXIT_CLOSED_WITH_ERROR))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

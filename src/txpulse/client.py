@@ -1,0 +1,580 @@
+# -*- test-case-name: tests.test_client -*-
+"""
+The client side: L{WebSocketClientEndpoint} (the shape of Twisted's, plus
+headers, subprotocols, keepalive and limits) and
+L{ReconnectingWebSocketService}, a C{twisted.application} service that keeps
+one connection alive across server restarts.
+
+The byte-level work is the same as the server's: after the opening handshake
+(the client's half lives in L{txpulse.core.handshake}), a client-side core
+L{Connection} (which masks every frame and refuses masked ones) is driven by
+a L{WebSocketWire}.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from hyperlink import URL
+from OpenSSL import SSL
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IOpenSSLClientConnectionCreator,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
+from twisted.internet.protocol import Factory
+from twisted.internet.protocol import Protocol as TwistedProtocol
+from twisted.internet.ssl import Certificate, CertificateOptions, optionsForClientTLS, trustRootFromCertificates
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.client import Response
+from twisted.web.http_headers import Headers
+from zope.interface import implementer
+
+from .core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
+from .core.handshake import ResponseHead, client_request, parse_response_head, validate_response
+from .exceptions import ConnectionRejected, HandshakeError, NegotiationError
+from .wire import DEFAULT_MAX_WRITE_BUFFER, WebSocketProtocol, WebSocketWire, WireOptions
+
+__all__ = [
+    "WebSocketClientEndpoint",
+    "WebSocketClientFactory",
+    "ReconnectingWebSocketService",
+    "HandshakeTimeout",
+    "InvalidURL",
+]
+
+_log = Logger()
+
+P = TypeVar("P", bound=WebSocketProtocol)
+P_co = TypeVar("P_co", bound=WebSocketProtocol, covariant=True)
+
+#: The most body bytes of a refused handshake kept for the exception.
+MAX_REJECTION_BODY = 64 * 1024
+
+
+class WebSocketClientFactory(Protocol[P_co]):
+    """
+    Builds the application protocol for a connection (the shape of
+    C{twisted.web.websocket.WebSocketClientFactory}).
+    """
+
+    def buildProtocol(self, url: str) -> P_co: ...
+
+
+class InvalidURL(ValueError):
+    """
+    The URL is not a usable C{ws://} or C{wss://} URL.
+    """
+
+
+class HandshakeTimeout(HandshakeError):
+    """
+    The server did not complete the opening handshake in time.
+    """
+
+    statusCode = 504
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """
+    A parsed, validated WebSocket URL.
+    """
+
+    url: str
+    secure: bool
+    host: str
+    port: int
+    resource: str
+
+    @property
+    def hostHeader(self) -> str:
+        default = 443 if self.secure else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+def parseURL(url: str) -> _Target:
+    """
+    Parse a C{ws://} or C{wss://} URL (RFC 6455 §3).
+
+    @raise InvalidURL: for another scheme, a missing host, a fragment, or a
+        malformed URL.
+    """
+    try:
+        parsed = URL.from_text(url)
+    except Exception as error:  # hyperlink raises several types
+        raise InvalidURL(f"malformed URL {url!r}: {error}") from None
+    scheme = parsed.scheme.lower()
+    if scheme not in ("ws", "wss"):
+        raise InvalidURL(f"not a WebSocket URL (ws:// or wss://): {url!r}")
+    if not parsed.host:
+        raise InvalidURL(f"no host in {url!r}")
+    if parsed.fragment:
+        # RFC 6455 §3: "Fragment identifiers ... MUST NOT be used".
+        raise InvalidURL(f"a WebSocket URL has no fragment: {url!r}")
+    secure = scheme == "wss"
+    try:
+        port = parsed.port or (443 if secure else 80)
+    except ValueError:
+        raise InvalidURL(f"bad port in {url!r}") from None
+    if not 0 < port < 65536:
+        raise InvalidURL(f"bad port in {url!r}")
+    resource = parsed.replace(scheme="", host="", port=None, fragment="").to_uri().to_text() or "/"
+    if not resource.startswith("/"):
+        resource = "/" + resource
+    return _Target(url, secure, parsed.host, port, resource)
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _UnverifiedTLS:
+    """
+    A TLS client connection creator that does not verify the server
+    (C{insecure=True}: for testing against self-signed servers only).
+    """
+
+    def __init__(self, hostname: str) -> None:
+        self._hostname = hostname.encode("idna")
+        self._context = CertificateOptions(verify=False).getContext()
+
+    def clientConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
+        connection = SSL.Connection(self._context, None)
+        connection.set_app_data(tlsProtocol)
+        connection.set_tlsext_host_name(self._hostname)
+        return connection
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+
+
+def _tlsCreator(host: str, caFile: str | None, insecure: bool) -> IOpenSSLClientConnectionCreator:
+    if insecure:
+        return _UnverifiedTLS(host)
+    if caFile is None:
+        return optionsForClientTLS(host)
+    with open(caFile, "rb") as handle:
+        blocks = _PEM_BLOCK.findall(handle.read())
+    if not blocks:
+        raise ValueError(f"no PEM certificate in {caFile}")
+    trustRoot = trustRootFromCertificates([Certificate.loadPEM(block) for block in blocks])
+    return optionsForClientTLS(host, trustRoot=trustRoot)
+
+
+class _EmptyTransport:
+    """
+    Stands for the (finished) transport of a rejection's L{Response}.
+    """
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
+def _rejection(head: ResponseHead, body: bytes) -> ConnectionRejected:
+    headers = Headers()
+    for name, value in head.headers:
+        headers.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
+    response = Response((b"HTTP", 1, 1), head.status, head.reason.encode("latin-1"), headers, _EmptyTransport())
+    response._bodyDataReceived(body)
+    response._bodyDataFinished()
+    return ConnectionRejected(head.status, response, body, head.headers)
+
+
+class _ClientHandshake(TwistedProtocol):
+    """
+    The byte-level protocol of one client connection: sends the upgrade,
+    reads the answer, then hands the transport to a L{WebSocketWire}.
+    """
+
+    def __init__(self, endpoint: WebSocketClientEndpoint, target: _Target, app: WebSocketProtocol) -> None:
+        self._endpoint = endpoint
+        self._target = target
+        self._app = app
+        self._key = base64.b64encode(secrets.token_bytes(16)).decode("ascii")
+        self._buffer = bytearray()
+        self._head: ResponseHead | None = None
+        self._bodyLimit: int | None = None
+        self._timer: IDelayedCall | None = None
+        self._outcome: WebSocketProtocol | Failure | None = None
+        self._waiters: list[Deferred[WebSocketProtocol]] = []
+        self.wire: WebSocketWire | None = None
+
+    def whenOpened(self) -> Deferred[WebSocketProtocol]:
+        """
+        A new Deferred that fires with the application protocol once the
+        handshake succeeded, or fails with why it did not.
+        """
+        if self._outcome is not None:
+            if isinstance(self._outcome, Failure):
+                return fail(self._outcome)
+            return succeed(self._outcome)
+        d: Deferred[WebSocketProtocol] = Deferred()
+        self._waiters.append(d)
+        return d
+
+    def _settle(self, outcome: WebSocketProtocol | Failure) -> None:
+        if self._outcome is not None:
+            return
+        self._outcome = outcome
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            if isinstance(outcome, Failure):
+                d.errback(outcome)
+            else:
+                d.callback(outcome)
+
+    def connectionMade(self) -> None:
+        endpoint = self._endpoint
+        assert self.transport is not None
+        self.transport.write(
+            client_request(
+                self._target.hostHeader,
+                self._target.resource,
+                self._key,
+                subprotocols=endpoint.subprotocols,
+                origin=endpoint.origin,
+                headers=endpoint.headers,
+            )
+        )
+        self._timer = endpoint.clock.callLater(endpoint.handshakeTimeout, self._timedOut)
+
+    def _timedOut(self) -> None:
+        self._timer = None
+        self._fail(HandshakeTimeout(f"no WebSocket handshake answer within {self._endpoint.handshakeTimeout}s", 504))
+        assert self.transport is not None
+        self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def _fail(self, error: BaseException | Failure) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._settle(error if isinstance(error, Failure) else Failure(error))
+
+    def dataReceived(self, data: bytes) -> None:
+        self._buffer += data
+        if self._head is None:
+            try:
+                parsed = parse_response_head(self._buffer)
+            except NegotiationError as error:
+                self._abort(error)
+                return
+            if parsed is None:
+                return
+            self._head, used = parsed
+            del self._buffer[:used]
+            if self._head.status == 101:
+                self._upgrade()
+                return
+            lengths = self._head.get("Content-Length")
+            self._bodyLimit = int(lengths[0]) if lengths and lengths[0].isdigit() else None
+        self._maybeRejected()
+
+    def _maybeRejected(self, final: bool = False) -> None:
+        """
+        A non-101 answer: collect its body (up to L{MAX_REJECTION_BODY})
+        until its length or the end of the connection, then fail.
+        """
+        assert self._head is not None
+        limit = MAX_REJECTION_BODY if self._bodyLimit is None else min(self._bodyLimit, MAX_REJECTION_BODY)
+        if final or len(self._buffer) >= limit:
+            body = bytes(self._buffer[:limit])
+            self._fail(_rejection(self._head, body))
+            assert self.transport is not None
+            self.transport.loseConnection()
+
+    def _abort(self, error: BaseException) -> None:
+        self._fail(error)
+        assert self.transport is not None
+        self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def _upgrade(self) -> None:
+        assert self._head is not None
+        endpoint = self._endpoint
+        try:
+            subprotocol = validate_response(self._head, self._key, endpoint.subprotocols)
+        except NegotiationError as error:
+            self._abort(error)
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        conn = Connection(Side.CLIENT, max_message_size=endpoint.maxMessageSize)
+        wire = WebSocketWire(self._app, conn, clock=endpoint.clock, options=endpoint.wireOptions, subprotocol=subprotocol)
+        self.wire = wire
+        # From here on the transport's bytes go straight to the wire.
+        self.dataReceived = wire.dataReceived  # type: ignore[method-assign]
+        self.connectionLost = wire.connectionLost  # type: ignore[method-assign]
+        assert self.transport is not None
+        wire.makeConnection(self.transport)
+        rest = bytes(self._buffer)
+        self._buffer = bytearray()
+        self._settle(self._app)
+        if rest:
+            wire.dataReceived(rest)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        if self._head is not None and self._head.status != 101 and self._outcome is None:
+            self._maybeRejected(final=True)
+        self._fail(reason if reason is not None else Failure(ConnectionDone()))
+
+
+@dataclass(frozen=True)
+class WebSocketClientEndpoint:
+    """
+    Where and how to connect: C{WebSocketClientEndpoint.new(reactor, url)},
+    then C{protocol = await endpoint.connect(factory)}.
+
+    The same shape as C{twisted.web.websocket.WebSocketClientEndpoint}; the
+    extra settings are keyword arguments of L{new}.
+    """
+
+    reactor: Any
+    url: str
+    target: _Target
+    tcpEndpoint: IStreamClientEndpoint
+    clock: IReactorTime
+    headers: tuple[tuple[str, str], ...] = ()
+    subprotocols: tuple[str, ...] = ()
+    origin: str | None = None
+    handshakeTimeout: float = 10.0
+    maxMessageSize: int | None = DEFAULT_MAX_MESSAGE_SIZE
+    wireOptions: WireOptions = field(default_factory=lambda: WireOptions(pingInterval=None))
+
+    @classmethod
+    def new(
+        cls,
+        reactor: Any,
+        url: str,
+        tlsPolicy: IOpenSSLClientConnectionCreator | None = None,
+        connectTimeout: float | None = None,
+        bindAddress: tuple[str, int] | None = None,
+        *,
+        headers: Sequence[tuple[str, str]] | dict[str, str] = (),
+        subprotocols: Sequence[str] = (),
+        origin: str | None = None,
+        handshakeTimeout: float = 10.0,
+        pingInterval: float | None = None,
+        pingTimeout: float = 20.0,
+        maxMessageSize: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        closeTimeout: float = 10.0,
+        maxWriteBuffer: int = DEFAULT_MAX_WRITE_BUFFER,
+        caFile: str | None = None,
+        insecure: bool = False,
+    ) -> WebSocketClientEndpoint:
+        """
+        Describe a connection to C{url}.
+
+        @param reactor: provides TCP, time (and name resolution).
+        @param url: C{ws://host[:port]/path?query} or C{wss://...}.
+        @param tlsPolicy: a TLS connection creator for wss:// (default:
+            verify the server against the platform's trust roots and check
+            the host name, as C{optionsForClientTLS} does).
+        @param connectTimeout: seconds for the TCP connection (default: 30).
+        @param bindAddress: a local C{(host, port)} to connect from.
+        @param headers: extra request headers, e.g.
+            C{{"Authorization": "Bearer ..."}}.
+        @param subprotocols: subprotocols offered, most preferred first.
+        @param origin: an C{Origin} header to send.
+        @param handshakeTimeout: seconds for the server's answer to the
+            upgrade (default 10); then L{HandshakeTimeout}.
+        @param pingInterval: seconds of silence from the server after which
+            the client pings (default: off); with C{pingTimeout}, detects a
+            dead server that never closes TCP.
+        @param pingTimeout: seconds to wait for any frame after that ping.
+        @param maxMessageSize: largest message accepted (default 1 MiB;
+            larger closes with 1009).
+        @param closeTimeout: seconds for the closing handshake and for the
+            server to close TCP.
+        @param maxWriteBuffer: bytes that may queue up for a server that
+            stops reading.
+        @param caFile: a PEM file of CA certificates to trust instead of the
+            platform's (for private CAs); the host name is still checked.
+        @param insecure: skip certificate verification entirely (testing
+            only).
+        @raise InvalidURL: for a URL that is not ws:// or wss://.
+        @raise ValueError: for a C{caFile} without certificates, or bad
+            option values.
+        """
+        target = parseURL(url)
+        if handshakeTimeout <= 0:
+            raise ValueError("handshakeTimeout must be positive")
+        endpoint: IStreamClientEndpoint = HostnameEndpoint(
+            reactor,
+            target.host,
+            target.port,
+            timeout=30 if connectTimeout is None else connectTimeout,
+            bindAddress=bindAddress,
+        )
+        if target.secure:
+            creator = tlsPolicy if tlsPolicy is not None else _tlsCreator(target.host, caFile, insecure)
+            endpoint = wrapClientTLS(creator, endpoint)
+        pairs = tuple(headers.items()) if isinstance(headers, dict) else tuple(headers)
+        return cls(
+            reactor=reactor,
+            url=url,
+            target=target,
+            tcpEndpoint=endpoint,
+            clock=reactor,
+            headers=pairs,
+            subprotocols=tuple(subprotocols),
+            origin=origin,
+            handshakeTimeout=handshakeTimeout,
+            maxMessageSize=maxMessageSize,
+            wireOptions=WireOptions(
+                pingInterval=pingInterval,
+                pingTimeout=pingTimeout,
+                closeTimeout=closeTimeout,
+                maxWriteBuffer=maxWriteBuffer,
+            ),
+        )
+
+    def protocolFactory(self, factory: WebSocketClientFactory[P]) -> Factory:
+        """
+        A Twisted protocol factory whose protocols perform the WebSocket
+        handshake over whatever stream they get (used by L{connect} and by
+        L{ReconnectingWebSocketService}).
+        """
+        endpoint = self
+
+        class _Factory(Factory):
+            def buildProtocol(self, addr: object) -> _ClientHandshake:
+                return _ClientHandshake(endpoint, endpoint.target, factory.buildProtocol(endpoint.url))
+
+        return _Factory()
+
+    async def connect(self, factory: WebSocketClientFactory[P]) -> P:
+        """
+        Connect, perform the opening handshake and return the application
+        protocol once the connection is open.
+
+        @raise ConnectionRejected: the server answered with an HTTP status
+            (C{.statusCode}, C{.headers}, C{.body}, C{.response}).
+        @raise HandshakeTimeout: no answer within C{handshakeTimeout}.
+        @raise NegotiationError: a 101 that does not complete the handshake
+            (wrong accept key, unoffered subprotocol or extension).
+        @raise twisted.internet.error.ConnectError: the TCP connection
+            failed (refused, DNS failure, timeout), or TLS verification did.
+        """
+        handshake: _ClientHandshake = await self.tcpEndpoint.connect(self.protocolFactory(factory))  # type: ignore[assignment]
+        app: P = await handshake.whenOpened()  # type: ignore[assignment]
+        return app
+
+
+class ReconnectingWebSocketService(Service):
+    """
+    Keeps one WebSocket connection open, reconnecting with exponential
+    backoff and jitter (Twisted's L{ClientService} and L{backoffPolicy})
+    whenever it drops, a connection attempt fails or a handshake is refused.
+
+    Stopping the service closes the current connection with 1000 and stops
+    retrying.
+
+    @ivar protocol: the current application protocol, or C{None} while
+        disconnected.
+    """
+
+    def __init__(
+        self,
+        endpoint: WebSocketClientEndpoint,
+        factory: WebSocketClientFactory[Any],
+        *,
+        retryPolicy: Callable[[int], float] | None = None,
+        clock: IReactorTime | None = None,
+        prepareConnection: Callable[[Any], object] | None = None,
+    ) -> None:
+        """
+        @param endpoint: where to connect.
+        @param factory: builds the application protocol for each connection.
+        @param retryPolicy: seconds to wait before attempt N (default:
+            C{backoffPolicy()}, 1 s doubling to 60 s, with jitter).
+        @param clock: for the retry delays (default: the endpoint's reactor).
+        @param prepareConnection: called with each new application protocol
+            once its WebSocket is open.
+        """
+        super().__init__()
+        self.endpoint = endpoint
+        self.protocol: Any = None
+        self._prepare = prepareConnection
+        self._waiting: list[Deferred[Any]] = []
+        self._client = ClientService(
+            endpoint.tcpEndpoint,
+            endpoint.protocolFactory(factory),
+            retryPolicy=retryPolicy if retryPolicy is not None else backoffPolicy(),
+            clock=clock if clock is not None else endpoint.clock,
+            prepareConnection=self._opened,
+        )
+
+    def _opened(self, proxy: Any) -> Deferred[None]:
+        """
+        ClientService's C{prepareConnection}: a connection counts once its
+        handshake succeeded (a refused or failed one is retried with backoff).
+        """
+        # ClientService hands us its proxy; the handshake protocol is inside.
+        handshake: _ClientHandshake = getattr(proxy, "_protocol", proxy)
+
+        def ready(app: Any) -> None:
+            self.protocol = app
+            wire = handshake.wire
+            assert wire is not None
+            lost = wire.connectionLost
+
+            def connectionLost(reason: Failure | None = None) -> None:
+                if self.protocol is app:
+                    self.protocol = None
+                lost(reason)
+
+            handshake.connectionLost = connectionLost  # type: ignore[method-assign]
+            if self._prepare is not None:
+                self._prepare(app)
+            waiting, self._waiting = self._waiting, []
+            for d in waiting:
+                d.callback(app)
+
+        return handshake.whenOpened().addCallback(ready)
+
+    def whenConnected(self) -> Deferred[Any]:
+        """
+        A Deferred that fires with the application protocol as soon as a
+        WebSocket is open (at once if one is).
+        """
+        if self.protocol is not None:
+            return succeed(self.protocol)
+        d: Deferred[Any] = Deferred()
+        self._waiting.append(d)
+        return d
+
+    def startService(self) -> None:
+        super().startService()
+        self._client.startService()
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Close the current connection with 1000 and stop retrying.
+        """
+        super().stopService()
+        if self.protocol is not None and getattr(self.protocol, "transport", None) is not None:
+            self.protocol.transport.loseConnection(1000)
+        return self._client.stopService()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m txpulse.client URL`
+    from .cli import main
+
+    main()
