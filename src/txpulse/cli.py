@@ -314,8 +314,8 @@ async def _run(reactor: Any, options: argparse.Namespace, output: Output) -> int
             caFile=options.cafile,
             insecure=options.insecure,
         )
-    except (OSError, ValueError) as problem:
-        raise CLIError(f"cannot use the options: {problem}", EXIT_USAGE) from None
+    except (OSError, ValueError) as badOption:
+        raise CLIError(f"cannot use the options: {badOption}", EXIT_USAGE) from None
 
     from twisted.internet import stdio
 
@@ -404,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         d.addBoth(lambda _: reactor.stop())
 
     reactor.callWhenRunning(start)
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.run()
     sys.exit(outcome.get("status", EXIT_CLOSED_WITH_ERROR))
 
 
