@@ -68,17 +68,40 @@ def buildParser() -> argparse.ArgumentParser:
         "4 TLS verification failed, 5 handshake refused.",
     )
     parser.add_argument("url", help="ws:// or wss:// URL")
-    parser.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="extra request header (repeatable)")
-    parser.add_argument("--subprotocol", action="append", default=[], metavar="NAME", help="subprotocol to offer (repeatable, most preferred first)")
+    parser.add_argument(
+        "-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="extra request header (repeatable)"
+    )
+    parser.add_argument(
+        "--subprotocol",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="subprotocol to offer (repeatable, most preferred first)",
+    )
     parser.add_argument("--origin", help="Origin header to send")
     parser.add_argument("-n", "--count", type=_positiveInt, metavar="N", help="exit 0 after receiving N messages")
-    parser.add_argument("--timeout", type=_positiveFloat, default=10.0, metavar="S", help="seconds to connect and complete the handshake (default 10)")
-    parser.add_argument("--ping-interval", type=_positiveFloat, metavar="S", help="ping after S seconds of silence; drop a server silent for S more")
-    parser.add_argument("--reconnect", action="store_true", help="reconnect with backoff when the connection drops or fails")
+    parser.add_argument(
+        "--timeout",
+        type=_positiveFloat,
+        default=10.0,
+        metavar="S",
+        help="seconds to connect and complete the handshake (default 10)",
+    )
+    parser.add_argument(
+        "--ping-interval",
+        type=_positiveFloat,
+        metavar="S",
+        help="ping after S seconds of silence; drop a server silent for S more",
+    )
+    parser.add_argument(
+        "--reconnect", action="store_true", help="reconnect with backoff when the connection drops or fails"
+    )
     parser.add_argument("--cafile", metavar="PEM", help="trust the CA certificates in this PEM file (wss://)")
     parser.add_argument("--insecure", action="store_true", help="do not verify the server's certificate (testing only)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per message: type, size, time, data")
-    parser.add_argument("--keep-open", action="store_true", help="keep listening after stdin ends (default: close with 1000)")
+    parser.add_argument(
+        "--keep-open", action="store_true", help="keep listening after stdin ends (default: close with 1000)"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no status lines on stderr")
     return parser
 
@@ -341,7 +364,10 @@ async def _run(reactor: Any, options: argparse.Namespace, output: Output) -> int
             await _sleep(reactor, delay)
             continue
         attempt = 0
-        output.status(f"connected to {options.url}" + (f" (subprotocol {session.transport.subprotocol})" if session.transport.subprotocol else ""))
+        output.status(
+            f"connected to {options.url}"
+            + (f" (subprotocol {session.transport.subprotocol})" if session.transport.subprotocol else "")
+        )
         state.attach(session)
         closed = await session.closed
         received += session.received

@@ -316,7 +316,9 @@ class _ClientHandshake(TwistedProtocol):
             self._timer.cancel()
             self._timer = None
         conn = Connection(Side.CLIENT, max_message_size=endpoint.maxMessageSize)
-        wire = WebSocketWire(self._app, conn, clock=endpoint.clock, options=endpoint.wireOptions, subprotocol=subprotocol)
+        wire = WebSocketWire(
+            self._app, conn, clock=endpoint.clock, options=endpoint.wireOptions, subprotocol=subprotocol
+        )
         self.wire = wire
         # From here on the transport's bytes go straight to the wire.
         self.dataReceived = wire.dataReceived  # type: ignore[method-assign]

@@ -169,3 +169,103 @@ def test_origin_allow_list() -> None:
     with pytest.raises(InvalidOrigin) as info:
         check_origin("https://evil.example", ["https://good.example"])
     assert info.value.statusCode == 403
+
+
+# -- the client's side ---------------------------------------------------------
+
+from txpulse.core.handshake import client_request, parse_response_head, validate_response  # noqa: E402
+
+
+def response(status: str = "101 Switching Protocols", **extra: str | None) -> bytes:
+    fields: dict[str, str | None] = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Accept": accept_key(KEY),
+    }
+    fields.update({k.replace("_", "-"): v for k, v in extra.items()})
+    lines = [f"HTTP/1.1 {status}", *(f"{k}: {v}" for k, v in fields.items() if v is not None)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def test_client_request_has_the_required_headers() -> None:
+    """
+    RFC 6455 §4.1: GET, Host, Upgrade, Connection, key, version 13, plus
+    offered subprotocols, Origin and extra headers.
+    """
+    request = client_request(
+        "example.com:8080",
+        "/chat?room=1",
+        KEY,
+        subprotocols=["v2", "v1"],
+        origin="https://example.com",
+        headers=[("Authorization", "Bearer t")],
+    ).decode()
+    head, _, rest = request.partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    assert lines[0] == "GET /chat?room=1 HTTP/1.1"
+    parsed = validate_request("GET", "HTTP/1.1", [tuple(line.split(": ", 1)) for line in lines[1:]])  # type: ignore[misc]
+    assert parsed.key == KEY and parsed.subprotocols == ("v2", "v1") and parsed.origin == "https://example.com"
+    assert "Authorization: Bearer t" in lines
+    assert rest == ""
+
+
+def test_client_request_refuses_header_injection() -> None:
+    """
+    A header value with CR/LF is refused rather than sent.
+    """
+    with pytest.raises(ValueError):
+        client_request("h", "/", KEY, headers=[("X", "a\r\nEvil: 1")])
+
+
+def test_parse_response_head_incremental() -> None:
+    """
+    An incomplete head gives C{None}; a complete one gives the head and its
+    length, leaving what follows (frames) alone.
+    """
+    data = response() + b"\x81\x02hi"
+    assert parse_response_head(data[:20]) is None
+    head, used = parse_response_head(data)  # type: ignore[misc]
+    assert head.status == 101 and data[used:] == b"\x81\x02hi"
+    assert head.get("upgrade") == ["websocket"]
+
+
+@pytest.mark.parametrize(
+    "data", [b"garbage\r\n\r\n", b"HTTP/1.1 abc OK\r\n\r\n", b"HTTP/1.1 101 OK\r\nno colon\r\n\r\n", b"x" * 70_000]
+)
+def test_parse_response_head_rejects_malformed_or_huge_heads(data: bytes) -> None:
+    """
+    A malformed or oversized response head is a L{NegotiationError}.
+    """
+    with pytest.raises(NegotiationError):
+        parse_response_head(data)
+
+
+def test_validate_response_accepts_a_correct_101() -> None:
+    """
+    A correct 101 passes and reports the chosen subprotocol.
+    """
+    head, _ = parse_response_head(response(Sec_WebSocket_Protocol="v1"))  # type: ignore[misc]
+    assert validate_response(head, KEY, ["v2", "v1"]) == "v1"
+    head, _ = parse_response_head(response())  # type: ignore[misc]
+    assert validate_response(head, KEY, []) is None
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"Sec_WebSocket_Accept": "wrong"},
+        {"Sec_WebSocket_Accept": None},
+        {"Upgrade": None},
+        {"Connection": "keep-alive"},
+        {"Sec_WebSocket_Protocol": "v9"},
+        {"Sec_WebSocket_Extensions": "permessage-deflate"},
+    ],
+)
+def test_validate_response_rejects_broken_answers(extra: dict[str, str | None]) -> None:
+    """
+    RFC 6455 §4.1: a wrong accept key, missing upgrade tokens, or a
+    subprotocol or extension that was not offered fail the handshake.
+    """
+    head, _ = parse_response_head(response(**extra))  # type: ignore[misc]
+    with pytest.raises(NegotiationError):
+        validate_response(head, KEY, ["v1"])
