@@ -3,7 +3,8 @@ txpulse: a WebSocket toolkit for Twisted.
 
 A sans-IO RFC 6455 core (L{txpulse.core}) under thin Twisted adapters:
 L{WebSocketResource} for C{twisted.web} servers (a drop-in for
-C{twisted.web.websocket.WebSocketResource}).
+C{twisted.web.websocket.WebSocketResource}), L{WebSocketClientEndpoint} and
+L{ReconnectingWebSocketService} for clients.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .exceptions import (
     ProtocolError,
     WebSocketError,
 )
+from .client import ReconnectingWebSocketService, WebSocketClientEndpoint
 from .resource import WebSocketResource
 from .wire import WebSocketWire, WireOptions
 
@@ -37,7 +39,9 @@ __all__ = [
     "NegotiationError",
     "Opcode",
     "PayloadTooBig",
+    "ReconnectingWebSocketService",
     "ProtocolError",
+    "WebSocketClientEndpoint",
     "WebSocketError",
     "WebSocketResource",
     "WebSocketWire",

@@ -186,6 +186,9 @@ class _EmptyTransport:
     def stopProducing(self) -> None:
         pass
 
+    def abortConnection(self) -> None:
+        pass
+
 
 def _rejection(head: ResponseHead, body: bytes) -> ConnectionRejected:
     headers = Headers()
