@@ -28,7 +28,11 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported late at run time: the reactor must be chosen first
+    from twisted.python.failure import Failure
+    from twisted.web.server import Request
 
 
 def ready() -> None:
@@ -72,18 +76,18 @@ class TwistedEcho:
     def textMessageReceived(self, message: str) -> None:
         self.transport.sendTextMessage(message)
 
-    def bytesMessageReceived(self, data: bytes) -> None:
+    def bytesMessageReceived(self, data: bytes | bytearray) -> None:
         self.transport.sendBytesMessage(data)
 
     def pongReceived(self, payload: bytes) -> None:
         pass
 
-    def connectionLost(self, reason: object) -> None:
+    def connectionLost(self, reason: Failure) -> None:
         pass
 
 
 class TwistedEchoFactory:
-    def buildProtocol(self, request: object) -> TwistedEcho:
+    def buildProtocol(self, request: Request) -> TwistedEcho:
         return TwistedEcho()
 
 
@@ -132,9 +136,9 @@ def twistedSite(makeResource: Callable[[], Any]) -> Callable[[str, int, str], No
         parent.putChild(segments[-1], makeResource())
         site = Site(root)
         site.noisy = False
-        reactor.listenTCP(port, site, backlog=1024, interface=host)  # type: ignore[attr-defined]
-        reactor.callWhenRunning(ready)  # type: ignore[attr-defined]
-        reactor.run()  # type: ignore[attr-defined]
+        reactor.listenTCP(port, site, backlog=1024, interface=host)  # type: ignore[arg-type]
+        reactor.callWhenRunning(ready)
+        reactor.run()
 
     return serve
 

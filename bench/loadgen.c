@@ -35,7 +35,9 @@
  * Build: gcc -O2 -o bench/loadgen bench/loadgen.c
  * Usage: bench/loadgen --port 8080 [--host 127.0.0.1] [--path /echo]
  *            [--connections 64] [--inflight 32] [--size 32] [--warmup 2]
- *            [--duration 5] [--binary] [--connect-timeout 10] [--marks]
+ *            [--duration 5] [--binary] [--connect-timeout 10] [--marks] [--verify]
+ * --verify compares every echoed payload byte with what was sent (costs
+ * generator CPU; without it only the message's type and size are checked).
  * --marks prints "MEASURE_START" and "MEASURE_END" lines on stderr at the
  * window's edges (so a driver can sample the server's CPU time there).
  * Exit status: 0 on success (even with errors, which the JSON reports),
@@ -83,7 +85,9 @@ struct conn {
     uint64_t skip;         /* payload bytes of the current data frame still to come */
     int frame_fin;         /* FIN bit of the data frame being skipped */
     int in_message;        /* a fragmented message has started */
-    uint64_t msg_len;      /* bytes of the current message so far */
+    uint64_t msg_len;      /* bytes of the current message so far (headers seen) */
+    uint64_t msg_pos;      /* payload bytes of the current message consumed */
+    int msg_bad;           /* --verify: the payload differs from what was sent */
     /* send side */
     uint64_t pend_frames;  /* data frames not yet fully written */
     size_t pend_off;       /* bytes of the first of them already written */
@@ -104,11 +108,13 @@ static double opt_duration = 5.0;
 static double opt_connect_timeout = 10.0;
 static int opt_binary = 0;
 static int opt_marks = 0;
+static int opt_verify = 0;
 
 /* -- global state ------------------------------------------------------- */
 static int ep;
 static struct conn *conns;
 static unsigned char *batch;      /* opt_inflight copies of the masked frame */
+static unsigned char *expected;   /* the unmasked payload (for --verify) */
 static size_t frame_len;          /* bytes of one masked frame */
 static size_t batch_frames;       /* frames in `batch` */
 static unsigned char *rbuf;       /* shared read buffer */
@@ -285,7 +291,10 @@ static void frame_done(struct conn *c)
     c->in_message = 0;
     if (c->msg_len != (uint64_t)opt_size)
         error(c, "echoed message of %llu bytes, expected %ld", (unsigned long long)c->msg_len, opt_size);
-    c->msg_len = 0;
+    else if (c->msg_bad)
+        error(c, "echoed message differs from the one sent");
+    c->msg_len = c->msg_pos = 0;
+    c->msg_bad = 0;
     received++;
     if (running)
         c->pend_frames++;                     /* keep K in flight */
@@ -299,6 +308,11 @@ static int parse(struct conn *c, const unsigned char *b, size_t len)
         if (c->skip) {
             size_t avail = len - p;
             size_t take = c->skip < avail ? (size_t)c->skip : avail;
+            if (opt_verify && !c->msg_bad) {
+                if (c->msg_pos + take > (uint64_t)opt_size || memcmp(b + p, expected + c->msg_pos, take))
+                    c->msg_bad = 1;
+            }
+            c->msg_pos += take;
             p += take;
             c->skip -= take;
             if (!c->skip)
@@ -385,7 +399,8 @@ static int parse(struct conn *c, const unsigned char *b, size_t len)
             }
             if (opcode != (opt_binary ? 0x2 : 0x1))
                 error(c, "echo came back as %s", opcode == 0x1 ? "text" : "binary");
-            c->msg_len = 0;
+            c->msg_len = c->msg_pos = 0;
+            c->msg_bad = 0;
         } else {
             error(c, "unknown data opcode %#x", opcode);
             close_conn(c);
@@ -603,7 +618,7 @@ static void usage(const char *argv0)
     fprintf(stderr,
             "usage: %s --port PORT [--host HOST] [--path PATH] [--connections N]\n"
             "          [--inflight K] [--size BYTES] [--warmup SECONDS] [--duration SECONDS]\n"
-            "          [--binary] [--connect-timeout SECONDS] [--marks]\n",
+            "          [--binary] [--connect-timeout SECONDS] [--marks] [--verify]\n",
             argv0);
     exit(1);
 }
@@ -622,11 +637,12 @@ int main(int argc, char **argv)
         {"binary", no_argument, 0, 'b'},
         {"connect-timeout", required_argument, 0, 't'},
         {"marks", no_argument, 0, 'm'},
+        {"verify", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int o;
-    while ((o = getopt_long(argc, argv, "H:p:u:c:k:s:w:d:bt:mh", longopts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "H:p:u:c:k:s:w:d:bt:mvh", longopts, NULL)) != -1) {
         switch (o) {
         case 'H': opt_host = optarg; break;
         case 'p': opt_port = optarg; break;
@@ -639,6 +655,7 @@ int main(int argc, char **argv)
         case 'b': opt_binary = 1; break;
         case 't': opt_connect_timeout = atof(optarg); break;
         case 'm': opt_marks = 1; break;
+        case 'v': opt_verify = 1; break;
         default: usage(argv[0]);
         }
     }
@@ -667,7 +684,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < batch_frames; i++)
         memcpy(batch + i * frame_len, one, frame_len);
     free(one);
-    free(payload);
+    expected = payload;
     rbuf = malloc(READ_BUF_SIZE);
 
     unsigned char nonce[16];

@@ -29,7 +29,7 @@ from zope.interface import implementer
 
 from .core.connection import Close, Connection, Pong, State
 from .core.frames import CloseCode
-from .exceptions import ConnectionClosed
+from .exceptions import ConnectionClosed, InvalidState
 
 if TYPE_CHECKING:  # pragma: no cover
     from twisted.web.server import Request
@@ -387,27 +387,42 @@ class WebSocketWire:
             transport.unregisterProducer()  # type: ignore[attr-defined]
             transport.loseConnection()
 
-    def _send(self, method: Any, payload: Any) -> None:
-        if not self._conn.can_send():
-            # Sending after the close handshake started is dropped, not an
-            # error: a timer-driven sender cannot know the peer just closed.
-            _log.debug("Dropping a message sent after the WebSocket started closing")
-            return
-        method(payload)
-        if not self._dispatching:
-            self._flush()
+    # Sending after the close handshake started is dropped, not an error: a
+    # timer-driven sender cannot know the peer's close just arrived. The core
+    # raises InvalidState in that case; catching it (rather than checking the
+    # state first) keeps the common path to one state check.
 
     def sendTextMessage(self, text: str) -> None:
         """
         Send a text message.
         """
-        self._send(self._conn.send_text, text)
+        try:
+            self._conn.send_text(text)
+        except InvalidState:
+            _log.debug("Dropping a message sent after the WebSocket started closing")
+            return
+        if not self._dispatching:
+            self._flush()
 
     def sendBytesMessage(self, data: bytes) -> None:
         """
         Send a binary message.
         """
-        self._send(self._conn.send_binary, data)
+        try:
+            self._conn.send_binary(data)
+        except InvalidState:
+            _log.debug("Dropping a message sent after the WebSocket started closing")
+            return
+        if not self._dispatching:
+            self._flush()
+
+    def _send(self, method: Any, payload: Any) -> None:
+        if not self._conn.can_send():
+            _log.debug("Dropping a message sent after the WebSocket started closing")
+            return
+        method(payload)
+        if not self._dispatching:
+            self._flush()
 
     def sendFrame(self, frame: bytes) -> None:
         """
