@@ -9,6 +9,7 @@ L{ReconnectingWebSocketService} for clients.
 
 from __future__ import annotations
 
+from .client import ReconnectingWebSocketService, WebSocketClientEndpoint
 from .core.frames import CloseCode, Opcode, encode_frame
 from .exceptions import (
     ConnectionClosed,
@@ -23,7 +24,6 @@ from .exceptions import (
     ProtocolError,
     WebSocketError,
 )
-from .client import ReconnectingWebSocketService, WebSocketClientEndpoint
 from .resource import WebSocketResource
 from .wire import WebSocketWire, WireOptions
 

@@ -27,7 +27,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from .core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
 from .core.handshake import UpgradeRequest, accept_key, check_origin, select_subprotocol, validate_request
 from .exceptions import HandshakeError, NegotiationError
-from .wire import DEFAULT_MAX_WRITE_BUFFER, WebSocketProtocol, WebSocketWire, WireOptions
+from .wire import DEFAULT_MAX_WRITE_BUFFER, ConnectionObserver, WebSocketProtocol, WebSocketWire, WireOptions
 
 __all__ = ["WebSocketResource", "WebSocketServerFactory", "AcceptHook"]
 
@@ -95,6 +95,7 @@ class WebSocketResource(Resource):
         handshakeTimeout: float = 10.0,
         maxWriteBuffer: int = DEFAULT_MAX_WRITE_BUFFER,
         accept: AcceptHook | None = None,
+        observer: ConnectionObserver | None = None,
         clock: IReactorTime | None = None,
     ) -> None:
         """
@@ -125,6 +126,9 @@ class WebSocketResource(Resource):
         @param maxWriteBuffer: bytes that may queue up for a peer that does
             not read before it is disconnected (default 8 MiB).
         @param accept: the accept hook (see L{AcceptHook}).
+        @param observer: told about each connection opening and closing and
+            each refused handshake (logging, metrics, graceful shutdown: see
+            L{txpulse.metrics.ConnectionRegistry}).
         @param clock: the L{IReactorTime} for timers (default: the reactor).
         """
         super().__init__()
@@ -145,7 +149,9 @@ class WebSocketResource(Resource):
             idleTimeout=idleTimeout,
             closeTimeout=closeTimeout,
             maxWriteBuffer=maxWriteBuffer,
+            observer=observer,
         )
+        self._observer = observer
         self._handshakeTimeout = handshakeTimeout
         self._accept = accept
         self._clockOrNone = clock
@@ -165,7 +171,7 @@ class WebSocketResource(Resource):
         """
         if request.method != b"GET":
             error = NegotiationError("a WebSocket upgrade must be a GET", 405, (("Allow", "GET"),))
-            return _refuse(request, error)
+            return self._refuse(request, error)
         return self.render_GET(request)
 
     def render_GET(self, request: Request) -> bytes | int:
@@ -176,7 +182,7 @@ class WebSocketResource(Resource):
         try:
             upgrade = self._validate(request)
         except HandshakeError as error:
-            return _refuse(request, error)
+            return self._refuse(request, error)
         subprotocol = select_subprotocol(upgrade.subprotocols, self._subprotocols)
         if self._accept is None:
             return self._open(request, upgrade, subprotocol, None)
@@ -187,7 +193,7 @@ class WebSocketResource(Resource):
             decision.addBoth(outcome.append)
             result = outcome[0]
             if isinstance(result, Failure):
-                return _refuse(request, _asHandshakeError(result))
+                return self._refuse(request, _asHandshakeError(result))
             return self._open(request, upgrade, subprotocol, result)
         decision.addTimeout(self._handshakeTimeout, self._clock)
         request.notifyFinish().addErrback(lambda _: decision.cancel())
@@ -196,6 +202,11 @@ class WebSocketResource(Resource):
             lambda failure: self._refuseLater(request, failure),
         )
         return NOT_DONE_YET
+
+    def _refuse(self, request: Request, error: HandshakeError) -> bytes:
+        if self._observer is not None:
+            self._observer.handshakeRefused(error.statusCode)
+        return _refuse(request, error)
 
     def _validate(self, request: Request) -> UpgradeRequest:
         headers = [
@@ -230,7 +241,7 @@ class WebSocketResource(Resource):
             error = HandshakeError("the server did not accept the connection in time", 503)
         else:
             error = _asHandshakeError(failure)
-        request.write(_refuse(request, error))
+        request.write(self._refuse(request, error))
         request.finish()
 
     def _open(
@@ -244,9 +255,9 @@ class WebSocketResource(Resource):
             app = self.factory.buildProtocol(request)
         except Exception:
             _log.failure("WebSocket factory failed to build a protocol")
-            return _refuse(request, HandshakeError("internal server error", 500))
+            return self._refuse(request, HandshakeError("internal server error", 500))
         if app is None:
-            return _refuse(request, HandshakeError("connection refused by the application", 403))
+            return self._refuse(request, HandshakeError("connection refused by the application", 403))
         lines = [
             b"HTTP/1.1 101 Switching Protocols",
             b"Upgrade: websocket",

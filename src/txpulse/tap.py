@@ -1,36 +1,82 @@
 # -*- test-case-name: tests.test_tap -*-
 """
-C{twistd txpulse}: the WebSocket demos and a static site in one resource tree.
+C{twistd txpulse}: the WebSocket demos, a static site and metrics in one
+resource tree.
 
-Mounts C{/} (the static site shipped in C{txpulse/static}), C{/ws} (the
-heartbeat demo) and C{/echo} (an echo service), and listens on every
-C{--listen} endpoint (default C{tcp:8080}).
+Mounts C{/} (the static site shipped in C{txpulse/static}, or C{--path}),
+C{/ws} (the heartbeat demo), C{/echo} (an echo service), one mount per
+C{--app NAME=module:factory}, and C{/metrics} (Prometheus); listens on every
+C{--listen} endpoint (default C{tcp:8080}). On shutdown every open WebSocket
+gets close 1001 and up to C{--shutdown-timeout} seconds to finish.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import os
 from importlib.resources import files
+from typing import Any
 
 from twisted.application import service, strports
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 from twisted.web.resource import Resource
+from twisted.web.script import ResourceScript
 from twisted.web.server import Site
 from twisted.web.static import File
 
 from .apps import EchoFactory, HeartbeatFactory
+from .core.connection import DEFAULT_MAX_MESSAGE_SIZE
+from .metrics import ConnectionRegistry, MetricsResource
 from .resource import WebSocketResource
+from .wire import DEFAULT_MAX_WRITE_BUFFER
 
 __all__ = ["Options", "makeService", "buildRoot"]
 
 
-def _positive(value: str) -> float:
+def _seconds(value: str) -> float:
     try:
         number = float(value)
     except ValueError:
-        raise usage.UsageError(f"not a number: {value!r}") from None
-    if number <= 0:
+        raise usage.UsageError(f"not a number of seconds: {value!r}") from None
+    if number < 0:
+        raise usage.UsageError(f"must not be negative: {value!r}")
+    return number
+
+
+def _positiveSeconds(value: str) -> float:
+    number = _seconds(value)
+    if number == 0:
         raise usage.UsageError(f"must be positive: {value!r}")
     return number
+
+
+_SIZE_SUFFIXES = {
+    "": 1,
+    "K": 1 << 10,
+    "KB": 1 << 10,
+    "KIB": 1 << 10,
+    "M": 1 << 20,
+    "MB": 1 << 20,
+    "MIB": 1 << 20,
+    "G": 1 << 30,
+    "GB": 1 << 30,
+    "GIB": 1 << 30,
+}
+
+
+def _size(value: str) -> int:
+    text = value.strip().upper()
+    digits = text.rstrip("KMGIB")
+    suffix = text[len(digits) :]
+    if not digits.isdigit() or suffix not in _SIZE_SUFFIXES:
+        raise usage.UsageError(f"not a size in bytes (e.g. 65536, 64K, 16M): {value!r}")
+    size = int(digits) * _SIZE_SUFFIXES[suffix]
+    if size <= 0:
+        raise usage.UsageError(f"must be positive: {value!r}")
+    return size
 
 
 class Options(usage.Options):
@@ -38,42 +84,196 @@ class Options(usage.Options):
     Command-line options for C{twistd txpulse}.
     """
 
+    synopsis = "[options]"
+    longdesc = (
+        "Serve the txpulse WebSocket demos (/ws heartbeat, /echo), a static site (/) and Prometheus "
+        "metrics (/metrics). Time options take seconds (0 disables where noted); sizes take bytes "
+        "with an optional K/M/G suffix."
+    )
+
     optParameters = [
-        ["heartbeat", None, 1.0, "Seconds between the /ws demo's heartbeat messages.", _positive],
+        ["heartbeat", None, 1.0, "Seconds between the /ws demo's 'heartbeat N' messages.", _positiveSeconds],
+        [
+            "path",
+            None,
+            None,
+            "Serve this directory at / instead of the built-in site (.rpy files run as in 'twist web --path').",
+        ],
+        ["ping-interval", None, 20.0, "Ping a peer silent for this many seconds (0: no keepalive).", _seconds],
+        ["ping-timeout", None, 20.0, "Close (1011) a peer silent this long after a ping.", _positiveSeconds],
+        ["idle-timeout", None, 0.0, "Close (1001) a peer that sent no message for this long (0: never).", _seconds],
+        ["close-timeout", None, 10.0, "Seconds allowed for a closing handshake before aborting.", _positiveSeconds],
+        ["handshake-timeout", None, 10.0, "Seconds an accept hook may take (then 503).", _positiveSeconds],
+        [
+            "max-message-size",
+            None,
+            DEFAULT_MAX_MESSAGE_SIZE,
+            "Largest message accepted; larger closes with 1009.",
+            _size,
+        ],
+        ["max-frame-size", None, None, "Largest frame accepted (default: the message size).", _size],
+        [
+            "max-write-buffer",
+            None,
+            DEFAULT_MAX_WRITE_BUFFER,
+            "Bytes queued for a peer that stopped reading before it is dropped.",
+            _size,
+        ],
+        [
+            "shutdown-timeout",
+            None,
+            5.0,
+            "On SIGTERM/SIGINT, seconds to wait for close handshakes (1001) before exiting.",
+            _seconds,
+        ],
+    ]
+    optFlags = [
+        ["no-metrics", None, "Do not mount /metrics."],
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["allowedOrigins"] = []
+        self["subprotocols"] = []
+        self["apps"] = []
 
     def opt_listen(self, endpoint: str) -> None:
-        """
-        Listen on this Twisted endpoint string (repeatable; default tcp:8080),
-        e.g. tcp:8080, ssl:8443:privateKey=key.pem:certKey=cert.pem.
-        """
+        """Listen on a Twisted endpoint (repeatable; default tcp:8080), e.g. ssl:8443:privateKey=key.pem:certKey=cert.pem"""
         self["listen"].append(endpoint)
+
+    def opt_allowed_origin(self, origin: str) -> None:
+        """Allow browser pages from this origin (repeatable; https://example.com or *); others get 403. Default: any"""
+        self["allowedOrigins"].append(origin)
+
+    def opt_subprotocol(self, name: str) -> None:
+        """Speak this subprotocol (repeatable; the first is most preferred)"""
+        self["subprotocols"].append(name)
+
+    def opt_app(self, spec: str) -> None:
+        """Mount your WebSocket factory at /NAME: NAME=module:factory (an object with buildProtocol(request), or a callable returning one; repeatable)"""
+        name, sep, target = spec.partition("=")
+        module, colon, attribute = target.partition(":")
+        if not sep or not colon or not name or not module or not attribute or "/" in name:
+            raise usage.UsageError(f"--app takes NAME=module:factory, not {spec!r}")
+        self["apps"].append((name, module, attribute))
 
     def postOptions(self) -> None:
         if not self["listen"]:
             self["listen"] = ["tcp:8080"]
+        for description in self["listen"]:
+            try:
+                from twisted.internet import reactor
+                from twisted.internet.endpoints import serverFromString
+
+                serverFromString(reactor, description)
+            except Exception as error:
+                raise usage.UsageError(f"bad --listen {description!r}: {error}") from None
+        if self["path"] is not None and not os.path.isdir(self["path"]):
+            raise usage.UsageError(f"--path {self['path']!r} is not a directory")
+        self["factories"] = [(name, _loadFactory(module, attribute)) for name, module, attribute in self["apps"]]
+        taken = {"ws", "echo", "metrics"}
+        for name, _ in self["factories"]:
+            if name in taken:
+                raise usage.UsageError(f"--app {name}: /{name} is already mounted")
+            taken.add(name)
 
 
-def buildRoot(options: Options) -> Resource:
+def _loadFactory(module: str, attribute: str) -> Any:
+    try:
+        loaded = importlib.import_module(module)
+    except Exception as error:
+        raise usage.UsageError(f"--app: cannot import {module!r}: {error}") from None
+    try:
+        factory = getattr(loaded, attribute)
+    except AttributeError:
+        raise usage.UsageError(f"--app: {module!r} has no {attribute!r}") from None
+    if isinstance(factory, type) and hasattr(factory, "buildProtocol"):
+        # A class: used as is when buildProtocol is a classmethod (the shape
+        # of Twisted's WebSocketDemo example), else instantiated.
+        if not isinstance(inspect.getattr_static(factory, "buildProtocol"), (classmethod, staticmethod)):
+            factory = factory()
+    if not hasattr(factory, "buildProtocol"):
+        if not callable(factory):
+            raise usage.UsageError(f"--app: {module}:{attribute} has no buildProtocol and is not callable")
+        try:
+            factory = factory()
+        except Exception as error:
+            raise usage.UsageError(f"--app: calling {module}:{attribute}() failed: {error}") from None
+        if not hasattr(factory, "buildProtocol"):
+            raise usage.UsageError(f"--app: {module}:{attribute}() returned an object without buildProtocol")
+    return factory
+
+
+def _resourceOptions(options: Options) -> dict[str, Any]:
+    """
+    The L{WebSocketResource} keyword arguments the options ask for.
+    """
+    return {
+        "subprotocols": options["subprotocols"],
+        "allowedOrigins": options["allowedOrigins"] or None,
+        "maxMessageSize": options["max-message-size"],
+        "maxFrameSize": options["max-frame-size"],
+        "pingInterval": options["ping-interval"] or None,
+        "pingTimeout": options["ping-timeout"],
+        "idleTimeout": options["idle-timeout"] or None,
+        "closeTimeout": options["close-timeout"],
+        "handshakeTimeout": options["handshake-timeout"],
+        "maxWriteBuffer": options["max-write-buffer"],
+    }
+
+
+def buildRoot(options: Options, registry: ConnectionRegistry, clock: IReactorTime | None = None) -> Resource:
     """
     Build the resource tree the plugin serves.
+
+    @param clock: the timer source of the WebSocket mounts (default: the
+        reactor).
     """
-    root = File(str(files("txpulse") / "static"))
-    root.putChild(b"ws", WebSocketResource(HeartbeatFactory(options["heartbeat"])))
-    root.putChild(b"echo", WebSocketResource(EchoFactory()))
+    root: Resource
+    if options["path"] is not None:
+        site = File(os.path.abspath(options["path"]))
+        site.processors = {".rpy": ResourceScript}
+        site.indexNames = ["index.rpy", "index.html"]
+        root = site
+    else:
+        root = File(str(files("txpulse") / "static"))
+    settings = _resourceOptions(options)
+    mounts: list[tuple[str, Any]] = [("ws", HeartbeatFactory(options["heartbeat"], clock)), ("echo", EchoFactory())]
+    mounts += options["factories"]
+    for name, factory in mounts:
+        resource = WebSocketResource(factory, observer=registry.observerFor("/" + name), clock=clock, **settings)
+        root.putChild(name.encode("utf-8"), resource)
+    if not options["no-metrics"]:
+        root.putChild(b"metrics", MetricsResource(registry))
     return root
+
+
+class GracefulShutdown(service.Service):
+    """
+    On stop, closes every open WebSocket with 1001 ("going away") and waits
+    up to C{timeout} seconds for the close handshakes.
+    """
+
+    def __init__(self, registry: ConnectionRegistry, timeout: float) -> None:
+        self._registry = registry
+        self._timeout = timeout
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self._registry.closeAll(1001, "server shutting down", self._timeout)
 
 
 def makeService(options: Options) -> service.MultiService:
     """
     One listening service per C{--listen} endpoint, all serving one site.
     """
-    site = Site(buildRoot(options))
+    registry = ConnectionRegistry()
+    site = Site(buildRoot(options, registry))
     top = service.MultiService()
+    # Added first, so it stops last: listeners close before connections do.
+    GracefulShutdown(registry, options["shutdown-timeout"]).setServiceParent(top)
     for description in options["listen"]:
         strports.service(description, site).setServiceParent(top)
+    top.registry = registry  # type: ignore[attr-defined]
     return top

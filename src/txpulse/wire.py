@@ -20,6 +20,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IDelayedCall, IProtocol, IPushProducer, IReactorTime, ITransport
@@ -34,7 +35,7 @@ from .exceptions import ConnectionClosed, InvalidState
 if TYPE_CHECKING:  # pragma: no cover
     from twisted.web.server import Request
 
-__all__ = ["WireOptions", "WebSocketWire", "WebSocketProtocol", "DEFAULT_MAX_WRITE_BUFFER"]
+__all__ = ["WireOptions", "WebSocketWire", "WebSocketProtocol", "ConnectionObserver", "DEFAULT_MAX_WRITE_BUFFER"]
 
 _log = Logger()
 
@@ -66,6 +67,21 @@ class WebSocketProtocol(Protocol):
     def connectionLost(self, reason: Failure) -> None: ...
 
 
+class ConnectionObserver(Protocol):
+    """
+    Told when connections open and close (for logging, metrics and graceful
+    shutdown; see L{txpulse.metrics.ConnectionRegistry}).
+    """
+
+    def connectionOpened(self, wire: WebSocketWire) -> None: ...
+
+    def connectionClosed(self, wire: WebSocketWire) -> None: ...
+
+    def pingRoundTrip(self, wire: WebSocketWire, seconds: float) -> None: ...
+
+    def handshakeRefused(self, statusCode: int) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class WireOptions:
     """
@@ -85,6 +101,7 @@ class WireOptions:
     @ivar maxWriteBuffer: bytes that may be queued for a peer that does not
         read, counted from when the transport's buffer filled; past it the
         connection is aborted.
+    @ivar observer: told when each connection opens and closes.
     """
 
     pingInterval: float | None = 20.0
@@ -92,6 +109,7 @@ class WireOptions:
     idleTimeout: float | None = None
     closeTimeout: float = 10.0
     maxWriteBuffer: int = DEFAULT_MAX_WRITE_BUFFER
+    observer: ConnectionObserver | None = None
 
     def __post_init__(self) -> None:
         for name in ("pingInterval", "idleTimeout"):
@@ -120,6 +138,12 @@ class WebSocketWire:
         when the connection ended without its close frame; C{None} while
         open.
     @ivar closeReason: the close reason the peer sent.
+    @ivar openedAt: when the WebSocket opened (clock seconds).
+    @ivar messagesIn: messages received; C{messagesOut}: messages sent.
+    @ivar bytesIn: bytes received; C{bytesOut}: bytes written (framing
+        included).
+    @ivar pingRoundTrip: the last keepalive ping's round-trip time in
+        seconds, or C{None}.
     """
 
     __slots__ = (
@@ -145,6 +169,13 @@ class WebSocketWire:
         "_producer",
         "_connected",
         "_transportClosing",
+        "_readPaused",
+        "openedAt",
+        "messagesIn",
+        "messagesOut",
+        "bytesIn",
+        "bytesOut",
+        "pingRoundTrip",
     )
 
     def __init__(
@@ -180,6 +211,10 @@ class WebSocketWire:
         self._producer: IPushProducer | None = None
         self._connected = False
         self._transportClosing = False
+        self._readPaused = False
+        self.openedAt = 0.0
+        self.messagesIn = self.messagesOut = self.bytesIn = self.bytesOut = 0
+        self.pingRoundTrip: float | None = None
 
     # -- IProtocol ------------------------------------------------------------
 
@@ -192,8 +227,11 @@ class WebSocketWire:
         self._connected = True
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
         now = self._clock.seconds()
-        self._lastReceived = self._lastMessage = now
+        self.openedAt = self._lastReceived = self._lastMessage = now
         self._scheduleTimer(now)
+        observer = self._options.observer
+        if observer is not None:
+            observer.connectionOpened(self)
         self._dispatching = True
         try:
             self._app.negotiationStarted(self)
@@ -217,6 +255,7 @@ class WebSocketWire:
         replies and the application's answers) in one C{writeSequence}.
         """
         conn = self._conn
+        self.bytesIn += len(data)
         if self._timer is not None:
             self._lastReceived = self._clock.seconds()
         conn.receive_data(data)
@@ -269,6 +308,9 @@ class WebSocketWire:
             self._app.connectionLost(Failure(closed))
         except Exception:
             _log.failure("Application error in connectionLost")
+        observer = self._options.observer
+        if observer is not None:
+            observer.connectionClosed(self)
 
     # -- delivery to the application ------------------------------------------
 
@@ -282,12 +324,14 @@ class WebSocketWire:
                 try:
                     if kind is str:
                         self._lastMessage = self._lastReceived
+                        self.messagesIn += 1
                         result = app.textMessageReceived(event)
                     elif kind is bytes:
                         self._lastMessage = self._lastReceived
+                        self.messagesIn += 1
                         result = app.bytesMessageReceived(event)
                     elif kind is Pong:
-                        self._pingSentAt = None
+                        self._pongReceived()
                         app.pongReceived(event.payload)
                     elif kind is Close:
                         self._startClosing()
@@ -322,21 +366,45 @@ class WebSocketWire:
             d.addErrback(self._applicationFailed)
             return False
         self._pending = list(rest)
-        if self.transport is not None:
-            self.transport.pauseProducing()  # type: ignore[attr-defined]
+        # Answers to the messages held back must go out before the echo of
+        # a close that arrived with them.
+        self._conn.hold_close_reply = True
+        self._pauseReading()
         d.addCallbacks(self._resumeDelivery, self._applicationFailed)
         return True
 
     def _resumeDelivery(self, _: object) -> None:
         pending = self._pending
         self._pending = None
+        self._conn.hold_close_reply = False
         if not self._connected:
             return
-        if self.transport is not None:
-            self.transport.resumeProducing()  # type: ignore[attr-defined]
+        self._resumeReading()
         if pending:
             self._deliver(pending)
         self._flush()
+
+    def _pauseReading(self) -> None:
+        if not self._readPaused and self.transport is not None:
+            self._readPaused = True
+            self.transport.pauseProducing()  # type: ignore[attr-defined]
+
+    def _resumeReading(self) -> None:
+        if self._readPaused and self.transport is not None:
+            self._readPaused = False
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def _pongReceived(self) -> None:
+        """
+        A pong: if it answers our keepalive ping, record the round trip.
+        """
+        sentAt = self._pingSentAt
+        if sentAt is not None:
+            self._pingSentAt = None
+            self.pingRoundTrip = rtt = self._clock.seconds() - sentAt
+            observer = self._options.observer
+            if observer is not None:
+                observer.pingRoundTrip(self, rtt)
 
     def _applicationFailed(self, failure: Failure) -> None:
         """
@@ -345,6 +413,7 @@ class WebSocketWire:
         """
         _log.failure("Application error handling a WebSocket message", failure)
         self._pending = None
+        self._conn.hold_close_reply = False
         self._conn.fail(CloseCode.INTERNAL_ERROR)
         if not self._dispatching:
             self._flush()
@@ -365,6 +434,7 @@ class WebSocketWire:
             # fills the buffer (e.g. one large message) is not the peer's fault.
             wasPaused = self._writePaused
             transport.writeSequence(chunks)
+            self.bytesOut += sum(map(len, chunks))
             if wasPaused:
                 self._bufferedWhilePaused += sum(map(len, chunks))
                 if self._bufferedWhilePaused > self._options.maxWriteBuffer:
@@ -385,7 +455,17 @@ class WebSocketWire:
             # registered (ITransport.loseConnection; TLS waits for it before
             # sending close_notify), so let go of it first.
             transport.unregisterProducer()  # type: ignore[attr-defined]
-            transport.loseConnection()
+            if conn.close_received is None and isinstance(transport, FileDescriptor):
+                # The peer has not finished sending (we failed it, or it has
+                # not answered our close): closing now with its data unread
+                # makes the kernel send a reset, which can destroy our close
+                # frame before the peer reads it. Half-close instead, keep
+                # reading (and discarding) until the peer closes; the close
+                # timer bounds the wait. (TLS transports cannot half-close.)
+                transport.loseWriteConnection()
+                self._resumeReading()
+            else:
+                transport.loseConnection()
 
     # Sending after the close handshake started is dropped, not an error: a
     # timer-driven sender cannot know the peer's close just arrived. The core
@@ -401,6 +481,7 @@ class WebSocketWire:
         except InvalidState:
             _log.debug("Dropping a message sent after the WebSocket started closing")
             return
+        self.messagesOut += 1
         if not self._dispatching:
             self._flush()
 
@@ -413,6 +494,7 @@ class WebSocketWire:
         except InvalidState:
             _log.debug("Dropping a message sent after the WebSocket started closing")
             return
+        self.messagesOut += 1
         if not self._dispatching:
             self._flush()
 
@@ -431,6 +513,7 @@ class WebSocketWire:
         receiver.
         """
         self._send(self._conn.send_frame_bytes, frame)
+        self.messagesOut += 1
 
     def ping(self, payload: bytes = b"") -> None:
         """

@@ -26,6 +26,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredQueue
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
@@ -187,6 +188,9 @@ class Recorder:
     An echo application that records what happens to it.
 
     Text C{"boom"} raises from C{textMessageReceived} (to exercise 1011).
+    With a C{delay}, text messages are handled by an C{async def} that
+    answers (or raises) C{delay} seconds later, so the wire holds further
+    input until it is done (README: "Application slower than the peer").
 
     @ivar opened: fires with this recorder once C{negotiationFinished} ran.
     @ivar lost: fires (with C{None}) once C{connectionLost} ran.
@@ -195,8 +199,9 @@ class Recorder:
     @ivar messages: every message received, in order.
     """
 
-    def __init__(self, request: Any) -> None:
+    def __init__(self, request: Any, delay: float | None = None) -> None:
         self.request = request
+        self.delay = delay
         self.transport: Any = None
         self.opened: Deferred[Recorder] = Deferred()
         self.lost: Deferred[None] = Deferred()
@@ -210,8 +215,18 @@ class Recorder:
     def negotiationFinished(self) -> None:
         self.opened.callback(self)
 
-    def textMessageReceived(self, message: str) -> None:
+    def textMessageReceived(self, message: str) -> Any:
         self.messages.append(message)
+        if self.delay is not None:
+            return self._slowly(message, self.delay)
+        self._answer(message)
+        return None
+
+    async def _slowly(self, message: str, delay: float) -> None:
+        await deferLater(reactor, delay)
+        self._answer(message)
+
+    def _answer(self, message: str) -> None:
         if message == "boom":
             raise RuntimeError("the application failed on purpose")
         self.transport.sendTextMessage(message)
@@ -239,14 +254,17 @@ class Recorder:
 class RecorderFactory:
     """
     Builds a L{Recorder} per connection and queues it in C{connections}.
+
+    @param delay: passed to each L{Recorder}.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float | None = None) -> None:
+        self.delay = delay
         self.connections: DeferredQueue[Recorder] = DeferredQueue()
         self.built: list[Recorder] = []
 
     def buildProtocol(self, request: Any) -> Recorder:
-        recorder = Recorder(request)
+        recorder = Recorder(request, self.delay)
         self.built.append(recorder)
         recorder.opened.addCallback(self.connections.put)
         return recorder
@@ -369,7 +387,10 @@ class Message:
 class RawSocket:
     """
     A blocking TCP (or TLS) socket driven from worker threads, for tests
-    that need exact bytes on the wire. Every method is a coroutine that runs
+    that need exact bytes on the wire.
+
+    @ivar buffer: bytes received but not parsed yet.
+    @ivar reset: whether the server reset (aborted) the connection. Every method is a coroutine that runs
     its blocking work via C{deferToThread}, so the reactor keeps serving.
 
     Server frames are parsed by wsproto's L{FrameProtocol}, an oracle
@@ -378,6 +399,7 @@ class RawSocket:
 
     sock: socket.socket
     buffer: bytearray = field(default_factory=bytearray)
+    reset: bool = False
     frames: FrameProtocol = field(default_factory=lambda: FrameProtocol(client=True, extensions=[]))
 
     # -- blocking primitives (run in a thread) --
@@ -461,10 +483,16 @@ class RawSocket:
                 return None
 
     def _read_until_eof(self) -> bytes:
-        while self._recv_more():
-            pass
+        try:
+            while self._recv_more():
+                pass
+        except ConnectionResetError:
+            self.reset = True
         data = bytes(self.buffer)
         self.buffer.clear()
+        # Like any client, close our side once the server has closed its own
+        # (a server may half-close and wait for this before it lets go).
+        self.sock.close()
         return data
 
     # -- the coroutine API --
@@ -488,9 +516,22 @@ class RawSocket:
         """
         return await within(deferToThread(self._read_message))
 
+    async def read_all_messages(self) -> list[Message]:
+        """
+        Read messages and control frames until the server closes the
+        connection, then close the socket.
+        """
+        messages = []
+        while (message := await self.read_message()) is not None:
+            messages.append(message)
+        self.close()
+        return messages
+
     async def read_until_eof(self) -> bytes:
         """
-        Read until the server closes the connection; return what came.
+        Read until the server closes the connection, then close the
+        socket; return what came. A reset (an aborted connection) also ends
+        it, and sets C{reset}.
         """
         return await within(deferToThread(self._read_until_eof))
 

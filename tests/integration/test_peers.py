@@ -23,8 +23,11 @@ from txpulse import ConnectionClosed, HandshakeError, WebSocketResource
 from txpulse.apps import EchoFactory
 
 from .conftest import (
+    Recorder,
     RecorderFactory,
+    accept_key_for,
     client_frame,
+    close_payload,
     in_thread,
     upgrade_request,
     within,
@@ -37,6 +40,9 @@ ECHOED = [
     pytest.param(b"\x00\x01\xfe\xff", id="binary"),
     pytest.param("", id="empty-text"),
     pytest.param(b"", id="empty-binary"),
+    pytest.param("7" * 125, id="125-bytes-7-bit-length"),
+    pytest.param(b"\x01" * 126, id="126-bytes-16-bit-length"),
+    pytest.param(b"\xff" * 65535, id="65535-bytes-16-bit-length"),
     pytest.param("x" * 65536, id="64KiB-text"),
     pytest.param(bytes(range(256)) * 256, id="64KiB-binary"),
     pytest.param("héllo wörld — ☃ 𝄞 日本語", id="non-ascii-text"),
@@ -240,6 +246,80 @@ async def test_autobahn_server_ping_reaches_client_and_pong_reaches_app(
     assert await within(app.pongs.get()) == b"x"
 
 
+# -- the application speaking first ---------------------------------------------------
+
+
+class Greeter(Recorder):
+    """
+    Sends C{"welcome"} from C{negotiationFinished}, before any message
+    arrives; if built with C{refuse}, closes right away with 1008 instead.
+    """
+
+    refuse = False
+
+    def negotiationFinished(self) -> None:
+        super().negotiationFinished()
+        if self.refuse:
+            self.transport.loseConnection(1008, "policy")
+        else:
+            self.transport.sendTextMessage("welcome")
+
+
+class GreeterFactory(RecorderFactory):
+    def __init__(self, refuse: bool = False) -> None:
+        super().__init__()
+        self.refuse = refuse
+
+    def buildProtocol(self, request: Any) -> Recorder:
+        greeter = Greeter(request)
+        greeter.refuse = self.refuse
+        self.built.append(greeter)
+        return greeter
+
+
+@pytest.mark.parametrize(
+    "accept", [None, lambda request: deferLater(reactor, 0.02, lambda: "id")], ids=["no-hook", "async-hook"]
+)
+@pytest_twisted.ensureDeferred
+async def test_message_sent_on_open_arrives_first(serve: Any, accept: Any) -> None:
+    """
+    A message the app sends from C{negotiationFinished} reaches the client
+    right after the handshake, before the echo of the client's first
+    message (with or without an asynchronous accept hook).
+    """
+    server = serve(WebSocketResource(GreeterFactory(), pingInterval=None, accept=accept))
+
+    async def client() -> list[str]:
+        async with ws_connect(server.url()) as ws:
+            await ws.send("hello")
+            return [await ws.recv(), await ws.recv()]
+
+    assert await in_thread(client) == ["welcome", "hello"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_close_from_negotiation_finished_reaches_client(serve: Any) -> None:
+    """
+    An app that closes from C{negotiationFinished} (1008, "policy") opens
+    the connection and closes it at once; the client sees that code.
+    """
+    factory = GreeterFactory(refuse=True)
+    server = serve(WebSocketResource(factory, pingInterval=None))
+
+    async def client() -> tuple[int, str]:
+        async with ws_connect(server.url()) as ws:
+            try:
+                await ws.recv()
+            except WSConnectionClosed as closed:
+                assert closed.rcvd is not None
+                return closed.rcvd.code, closed.rcvd.reason
+            raise AssertionError("a message arrived instead of the close")
+
+    assert await in_thread(client) == (1008, "policy")
+    failure = await factory.built[0].lostReason()
+    assert (failure.value.codeSent, failure.value.clean) == (1008, True)
+
+
 # -- close code paths -------------------------------------------------------------
 
 
@@ -357,6 +437,49 @@ async def test_websockets_message_over_max_size_gets_1009(serve: Any, recorder: 
 
 
 @pytest_twisted.ensureDeferred
+async def test_fragmented_message_over_max_size_gets_1009(serve: Any, raw: Any, recorder: RecorderFactory) -> None:
+    """
+    The limit applies to the sum of a message's fragments: with
+    C{maxMessageSize=1024}, two 400-byte fragments pass and the third one,
+    small as it is, closes the connection with 1009.
+    """
+    server = serve(WebSocketResource(recorder, pingInterval=None, maxMessageSize=1024))
+    sock = await raw.upgrade(server.port)
+    await sock.send(client_frame(0x2, b"f" * 400, fin=False) + client_frame(0x0, b"f" * 400, fin=False))
+    await sock.send(client_frame(0x0, b"f" * 400, fin=False))
+    close = await sock.read_message()
+    assert close is not None and (close.opcode, close.code) == (Opcode.CLOSE, 1009)
+    assert recorder.built[0].messages == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_still_sending_when_failed_still_sees_1009(serve: Any) -> None:
+    """
+    A client whose fragmented message is refused while it is still sending
+    the rest still receives the 1009 close frame, every time (20 tries).
+    Closing the socket with unread input makes the kernel answer with RST,
+    which can destroy the close frame before the client reads it; a
+    lingering close (half-close, drain, then close) does not.
+    """
+    server = serve(WebSocketResource(EchoFactory(), pingInterval=None, maxMessageSize=1024))
+
+    async def once() -> int | None:
+        async with ws_connect(server.url()) as ws:
+            try:
+                await ws.send([b"f" * 4000] * 4)
+                await ws.recv()
+            except WSConnectionClosed as closed:
+                return None if closed.rcvd is None else closed.rcvd.code
+            raise AssertionError("the oversized message was echoed")
+
+    async def client() -> list[int | None]:
+        return [await once() for _ in range(20)]
+
+    codes = await in_thread(client)
+    assert codes == [1009] * 20, f"{codes.count(None)} of 20 clients never saw the close frame"
+
+
+@pytest_twisted.ensureDeferred
 async def test_autobahn_message_over_max_size_gets_1009(serve: Any, autobahn: Any) -> None:
     """
     An oversized message from autobahn is refused with close code 1009.
@@ -435,13 +558,15 @@ async def test_tcp_drop_without_close_frame_is_1006(serve: Any, raw: Any, record
     assert (failure.value.code, failure.value.clean, failure.value.codeSent) == (1006, False, None)
 
 
+@pytest.mark.parametrize("delay", [None, 0.02], ids=["raises", "async-fails"])
 @pytest_twisted.ensureDeferred
-async def test_app_exception_gets_1011_and_server_keeps_serving(serve: Any, recorder: RecorderFactory) -> None:
+async def test_app_exception_gets_1011_and_server_keeps_serving(serve: Any, delay: float | None) -> None:
     """
-    An exception in the app's C{textMessageReceived} closes that connection
-    with 1011 and no reason; another open connection and a new one still
-    get their echoes.
+    An exception in the app's C{textMessageReceived} (raised at once, or by
+    its C{async def} later) closes that connection with 1011 and no reason;
+    another open connection and a new one still get their echoes.
     """
+    recorder = RecorderFactory(delay)
     server = serve(WebSocketResource(recorder, pingInterval=None))
 
     async def client() -> tuple[int, str, str, str]:
@@ -461,6 +586,152 @@ async def test_app_exception_gets_1011_and_server_keeps_serving(serve: Any, reco
             return code, reason, still, new
 
     assert await in_thread(client) == (1011, "", "still here", "new")
+    failed = [app for app in recorder.built if app.messages == ["boom"]]
+    assert len(failed) == 1
+    failure = await failed[0].lostReason()
+    assert failure.value.codeSent == 1011
+
+
+@pytest.mark.parametrize("delay", [None, 0.05], ids=["sync-handler", "async-handler"])
+@pytest_twisted.ensureDeferred
+async def test_close_reply_follows_answers_to_messages_sent_before_the_close(
+    serve: Any, raw: Any, delay: float | None
+) -> None:
+    """
+    A message and a close arriving together: the app's answer to the
+    message goes out before the server's close reply (README: "The echo
+    waits until the application has handled the messages that arrived
+    together with the close"), also when the handler is an C{async def}.
+    """
+    recorder = RecorderFactory(delay)
+    server = serve(WebSocketResource(recorder, pingInterval=None))
+    sock = await raw.upgrade(server.port)
+    await sock.send(client_frame(0x1, b"last words") + client_frame(0x8, close_payload(1000, "bye")))
+    received = await sock.read_all_messages()
+    assert [(m.opcode, m.code if m.opcode is Opcode.CLOSE else m.payload) for m in received] == [
+        (Opcode.TEXT, "last words"),
+        (Opcode.CLOSE, 1000),
+    ]
+    failure = await recorder.built[0].lostReason()
+    assert (failure.value.code, failure.value.reason, failure.value.clean) == (1000, "bye", True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_slow_handler_receives_later_messages_in_order(serve: Any) -> None:
+    """
+    With an C{async def} handler, messages that arrive while it runs wait
+    and are handled, and answered, in order.
+    """
+    recorder = RecorderFactory(delay=0.01)
+    server = serve(WebSocketResource(recorder, pingInterval=None))
+
+    async def client() -> list[str]:
+        async with ws_connect(server.url()) as ws:
+            for n in range(5):
+                await ws.send(f"m{n}")
+            return [await ws.recv() for _ in range(5)]
+
+    assert await in_thread(client) == [f"m{n}" for n in range(5)]
+    assert recorder.built[0].messages == [f"m{n}" for n in range(5)]
+
+
+# -- keepalive, timeouts and a peer that does not read ---------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_silent_peer_is_pinged_then_closed_with_1011(serve: Any, raw: Any, recorder: RecorderFactory) -> None:
+    """
+    With C{pingInterval=0.2} and C{pingTimeout=0.2}, a peer that sends
+    nothing gets a ping, and, as it does not answer, a close with 1011,
+    then the server drops TCP.
+    """
+    server = serve(WebSocketResource(recorder, pingInterval=0.2, pingTimeout=0.2))
+    sock = await raw.upgrade(server.port)
+    ping = await sock.read_message()
+    assert ping is not None and ping.opcode is Opcode.PING
+    close = await sock.read_message()
+    assert close is not None and (close.opcode, close.code) == (Opcode.CLOSE, 1011)
+    assert await sock.read_until_eof() == b""
+    failure = await recorder.built[0].lostReason()
+    assert failure.value.codeSent == 1011
+
+
+@pytest_twisted.ensureDeferred
+async def test_peer_answering_pings_stays_open(serve: Any, recorder: RecorderFactory) -> None:
+    """
+    A websockets client, which answers pings by itself, stays connected
+    through 0.8 s of silence, well past C{pingInterval} + C{pingTimeout}
+    (0.1 + 0.3 s), and its pongs reach the app's C{pongReceived}.
+    """
+    server = serve(WebSocketResource(recorder, pingInterval=0.1, pingTimeout=0.3))
+
+    async def client() -> str:
+        async with ws_connect(server.url()) as ws:
+            await asyncio.sleep(0.8)  # the silence the keepalive must bridge
+            await ws.send("alive")
+            return await ws.recv()
+
+    assert await in_thread(client) == "alive"
+    assert len(recorder.built[0].pongs.pending) >= 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_close_timeout_aborts_peer_that_never_answers_the_close(
+    serve: Any, raw: Any, recorder: RecorderFactory
+) -> None:
+    """
+    After C{transport.loseConnection()}, a peer that never sends its close
+    frame is cut off after C{closeTimeout} (0.2 s); the app sees 1006,
+    having sent 1000.
+    """
+    server = serve(WebSocketResource(recorder, pingInterval=None, closeTimeout=0.2))
+    sock = await raw.upgrade(server.port)
+    app = await recorder.next()
+    app.transport.loseConnection()
+    close = await sock.read_message()
+    assert close is not None and (close.opcode, close.code) == (Opcode.CLOSE, 1000)
+    assert await within(sock.read_until_eof(), 2.0) == b""  # aborted: EOF or reset
+    failure = await app.lostReason()
+    assert (failure.value.code, failure.value.codeSent, failure.value.clean) == (1006, 1000, False)
+
+
+@pytest_twisted.ensureDeferred
+async def test_idle_timeout_closes_with_1001(serve: Any, raw: Any, recorder: RecorderFactory) -> None:
+    """
+    With C{idleTimeout=0.2}, a connection without messages is closed with
+    1001; answering the close ends it cleanly.
+    """
+    server = serve(WebSocketResource(recorder, pingInterval=None, idleTimeout=0.2))
+    sock = await raw.upgrade(server.port)
+    close = await sock.read_message()
+    assert close is not None and (close.opcode, close.code) == (Opcode.CLOSE, 1001)
+    await sock.send(client_frame(0x8, close_payload(1001)))
+    assert await sock.read_until_eof() == b""
+    failure = await recorder.built[0].lostReason()
+    assert (failure.value.codeSent, failure.value.clean) == (1001, True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_peer_that_stops_reading_is_dropped_past_max_write_buffer(
+    serve: Any, raw: Any, recorder: RecorderFactory
+) -> None:
+    """
+    A peer that never reads while the app keeps sending (one 64 KiB message
+    per reactor turn) is dropped once more than C{maxWriteBuffer} is queued
+    behind the full socket; the app sees 1006.
+    """
+    server = serve(WebSocketResource(recorder, pingInterval=None, maxWriteBuffer=256 << 10))
+    sock = await raw.upgrade(server.port)
+    app = await recorder.next()
+    chunk = b"z" * (64 << 10)
+    for _ in range(2000):  # at most 125 MiB; the kernel's buffers take a few
+        if app.lost.called:
+            break
+        app.transport.sendBytesMessage(chunk)
+        await deferLater(reactor, 0)
+    failure = await app.lostReason()
+    assert (failure.value.code, failure.value.clean) == (1006, False)
+    sock.close()
 
 
 # -- handshake refusals and negotiation ----------------------------------------------
@@ -541,20 +812,38 @@ async def test_autobahn_subprotocol_follows_server_preference(
     assert app.transport.subprotocol == "b"
 
 
-@pytest_twisted.ensureDeferred
-async def test_async_accept_hook_identity_reaches_app(serve: Any, recorder: RecorderFactory) -> None:
+def _identityHook(kind: str, seen: list[Any]) -> Any:
     """
-    An accept hook returning a Deferred that fires later opens the
-    connection, and the app sees the identity it fired with in
-    C{transport.identity}.
+    An accept hook of the given C{kind} ("sync", "deferred" or "async-def")
+    that records the request's C{X-User} and accepts with an identity.
+    """
+
+    def identity(request: Any) -> dict[str, Any]:
+        seen.append(request.getHeader("x-user"))
+        return {"user": request.getHeader("x-user")}
+
+    if kind == "sync":
+        return identity
+    if kind == "deferred":
+        return lambda request: deferLater(reactor, 0.05, identity, request)
+
+    async def hook(request: Any) -> dict[str, Any]:
+        await deferLater(reactor, 0.05)
+        return identity(request)
+
+    return hook
+
+
+@pytest.mark.parametrize("kind", ["sync", "deferred", "async-def"])
+@pytest_twisted.ensureDeferred
+async def test_accept_hook_identity_reaches_app(serve: Any, recorder: RecorderFactory, kind: str) -> None:
+    """
+    An accept hook (plain, returning a Deferred that fires later, or an
+    C{async def}) opens the connection, and the app sees the identity it
+    returned in C{transport.identity}.
     """
     seen: list[Any] = []
-
-    def accept(request: Any) -> Any:
-        seen.append(request.getHeader("x-user"))
-        return deferLater(reactor, 0.05, lambda: {"user": request.getHeader("x-user")})
-
-    server = serve(WebSocketResource(recorder, pingInterval=None, accept=accept))
+    server = serve(WebSocketResource(recorder, pingInterval=None, accept=_identityHook(kind, seen)))
 
     async def client() -> str:
         async with ws_connect(server.url(), additional_headers={"X-User": "alice"}) as ws:
@@ -566,21 +855,29 @@ async def test_async_accept_hook_identity_reaches_app(serve: Any, recorder: Reco
     assert recorder.built[0].transport.identity == {"user": "alice"}
 
 
+def _refusingHook(kind: str) -> Any:
+    """
+    An accept hook of the given C{kind} refusing with
+    C{HandshakeError("nope", 401)}.
+    """
+
+    def refuse(request: Any = None) -> None:
+        raise HandshakeError("nope", 401)
+
+    if kind == "sync":
+        return refuse
+    return lambda request: deferLater(reactor, 0.05, refuse)
+
+
+@pytest.mark.parametrize("kind", ["sync", "deferred"])
 @pytest_twisted.ensureDeferred
-async def test_async_accept_hook_refusal_gets_its_status_and_body(serve: Any, recorder: RecorderFactory) -> None:
+async def test_accept_hook_refusal_gets_its_status_and_body(serve: Any, recorder: RecorderFactory, kind: str) -> None:
     """
-    An accept hook whose Deferred later fails with C{HandshakeError("nope",
-    401)} makes the client's handshake fail with HTTP 401 and the error
-    text as the body; no app is built.
+    An accept hook raising (or whose Deferred later fails with)
+    C{HandshakeError("nope", 401)} makes the client's handshake fail with
+    HTTP 401 and the error text as the body; no app is built.
     """
-
-    def accept(request: Any) -> Any:
-        def refuse() -> None:
-            raise HandshakeError("nope", 401)
-
-        return deferLater(reactor, 0.05, refuse)
-
-    server = serve(WebSocketResource(recorder, pingInterval=None, accept=accept))
+    server = serve(WebSocketResource(recorder, pingInterval=None, accept=_refusingHook(kind)))
 
     async def client() -> tuple[int, bytes]:
         try:
@@ -602,14 +899,7 @@ async def test_async_accept_hook_refusal_sends_nothing_before_the_error(serve: A
     response: it starts with C{HTTP/1.1 401}, no C{101} precedes it, and
     nothing follows its body.
     """
-
-    def accept(request: Any) -> Any:
-        def refuse() -> None:
-            raise HandshakeError("nope", 401)
-
-        return deferLater(reactor, 0.05, refuse)
-
-    server = serve(WebSocketResource(EchoFactory(), pingInterval=None, accept=accept))
+    server = serve(WebSocketResource(EchoFactory(), pingInterval=None, accept=_refusingHook("deferred")))
     sock = await raw.connect(server.port)
     request, _ = upgrade_request(server.port)
     await sock.send(request)
@@ -619,6 +909,27 @@ async def test_async_accept_hook_refusal_sends_nothing_before_the_error(serve: A
     assert "sec-websocket-accept" not in response.headers
     assert response.body == b"nope\n"
     assert sock.buffer == b""
+
+
+@pytest_twisted.ensureDeferred
+async def test_connection_is_reusable_after_a_refused_upgrade(serve: Any, raw: Any) -> None:
+    """
+    A refusal is a complete HTTP response on a persistent connection: the
+    same socket can then send a valid upgrade and talk WebSocket.
+    """
+    server = serve(WebSocketResource(EchoFactory(), pingInterval=None))
+    sock = await raw.connect(server.port)
+    wrong, _ = upgrade_request(server.port, version="8")
+    await sock.send(wrong)
+    assert (await sock.read_response()).status == 426
+    right, key = upgrade_request(server.port)
+    await sock.send(right)
+    response = await sock.read_response()
+    assert response.status == 101
+    assert response.headers["sec-websocket-accept"] == accept_key_for(key)
+    await sock.send(client_frame(0x1, b"second try"))
+    message = await sock.read_message()
+    assert message is not None and message.payload == "second try"
 
 
 @pytest_twisted.ensureDeferred

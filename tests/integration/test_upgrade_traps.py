@@ -192,17 +192,19 @@ async def test_client_leaving_during_async_accept_cancels_the_hook(serve: Any, r
     A client that disconnects while the accept hook is still deciding gets
     the hook's Deferred cancelled, and no application is built.
     """
+    called: Deferred[None] = Deferred()
     cancelled: Deferred[None] = Deferred()
     factory = RecorderFactory()
 
     def accept(request: Any) -> Deferred[Any]:
+        called.callback(None)
         return Deferred(lambda d: cancelled.callback(None))
 
     server = serve(WebSocketResource(factory, pingInterval=None, accept=accept))
     sock = await raw.connect(server.port)
     request, _ = upgrade_request(server.port)
     await sock.send(request + client_frame(TEXT, b"never delivered"))
-    await deferLater(reactor, 0.05)
+    await within(called)
     sock.close()
     await within(cancelled)
     assert factory.built == []

@@ -154,6 +154,8 @@ class Connection:
     @ivar close_received: the peer's close frame, once received.
     @ivar close_sent: our close frame, once sent.
     @ivar error: the L{ProtocolError} the connection was failed with, if any.
+    @ivar hold_close_reply: while true, L{data_to_send} does not yet queue the
+        echo of the peer's close.
     """
 
     __slots__ = (
@@ -174,6 +176,7 @@ class Connection:
         "_discard",
         "_eof",
         "_reply_pending",
+        "hold_close_reply",
         "close_received",
         "close_sent",
         "error",
@@ -215,6 +218,7 @@ class Connection:
         self._discard = False
         self._eof = False
         self._reply_pending = False
+        self.hold_close_reply = False
         self.close_received: Close | None = None
         self.close_sent: Close | None = None
         self.error: ProtocolError | None = None
@@ -235,9 +239,11 @@ class Connection:
         Return (and forget) the bytes to write so far, in order.
 
         A close frame answering the peer's close is queued here, after
-        whatever the application sent in answer to earlier messages.
+        whatever the application sent in answer to earlier messages, unless
+        C{hold_close_reply} is set (the I/O layer sets it while the
+        application is still busy with messages that came before the close).
         """
-        if self._reply_pending:
+        if self._reply_pending and not self.hold_close_reply:
             self._reply_pending = False
             received = self.close_received
             assert received is not None

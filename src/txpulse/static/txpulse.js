@@ -1,0 +1,326 @@
+/**
+ * txpulse.js: a small WebSocket client that stays connected. It has no
+ * dependencies and needs no build step; it is an ES module that any page can
+ * import (it is served at `/txpulse.js` by `twistd txpulse`).
+ *
+ *     import { PulseSocket, defaultUrl } from "/txpulse.js";
+ *
+ *     const pulse = new PulseSocket({ url: defaultUrl("/ws") });
+ *     pulse.onstatus = (state, info) => console.log(state, info);
+ *     pulse.onmessage = (data) => console.log("got", data);
+ *     pulse.onopen = () => pulse.send("hello");
+ *     // later: pulse.close();       // closes for good; no more reconnects
+ *
+ * What it does beyond a plain `WebSocket`:
+ *  - When the connection drops or cannot be made, it reconnects after an
+ *    exponential backoff with jitter (see {@link backoffDelay}). After a
+ *    successful open the backoff starts again from `backoff.initial`.
+ *    It never reconnects after an explicit {@link PulseSocket#close}.
+ *  - A connection that says nothing for `silenceTimeout` ms (no message, and
+ *    while connecting, no open either) counts as dead: it is closed (code 4000)
+ *    and a reconnection is scheduled as for any other drop. The server must
+ *    therefore send something at least that often; txpulse's `/ws` demo sends
+ *    a heartbeat every second. Set `silenceTimeout: 0` to turn this off.
+ *
+ * States (`pulse.state`, and the first argument of `onstatus`):
+ *  - `"connecting"`: the first connection attempt (after construction or `open()`);
+ *  - `"open"`: connected; `send()` works;
+ *  - `"reconnecting"`: the connection was lost; waiting for the next attempt
+ *    or making it (`info.attempt` counts attempts since the last open,
+ *    `info.delay` is the wait in ms before this one, 0 when it starts);
+ *  - `"closing"`: `close()` was called and the close handshake is under way;
+ *  - `"closed"`: closed by `close()` (or not started yet); `open()` starts again.
+ *
+ * Callbacks (assign a function or leave `null`); the same notifications are
+ * dispatched as DOM events (`pulse.addEventListener("message", e => e.detail.data)`):
+ *  - `onopen()`                            event "open",    detail `{}`
+ *  - `onmessage(data, event)`              event "message", detail `{data, event}`;
+ *    `data` is a string for text messages, an ArrayBuffer for binary ones
+ *    (`binaryType` option);
+ *  - `onclose(code, reason, wasClean)`     event "close",   detail `{code, reason, wasClean}`;
+ *    called for every connection or attempt that ends, including ones that
+ *    never opened (code 1006) and silent ones (code 1006, reason says why);
+ *  - `onstatus(state, info)`               event "status",  detail `{state, ...info}`;
+ *    called on every state change and on every new reconnection attempt.
+ *
+ * An exception thrown by a callback is reported (`reportError`) and does not
+ * disturb the connection logic.
+ *
+ * @module txpulse
+ */
+
+/**
+ * @typedef {object} Backoff
+ * @property {number} [initial=250] first reconnection delay, in ms
+ * @property {number} [max=5000]    upper bound of any delay, in ms
+ * @property {number} [factor=2]    growth per failed attempt
+ * @property {number} [jitter=0.5]  fraction (0..1) of the delay that is random:
+ *   a delay `d` becomes uniform in `[d * (1 - jitter), d]`, so that many
+ *   clients dropped at once do not all come back at the same instant
+ */
+
+/** @type {Readonly<Required<Backoff>>} */
+export const DEFAULT_BACKOFF = Object.freeze({ initial: 250, max: 5000, factor: 2, jitter: 0.5 });
+
+/** Default `silenceTimeout`, in ms. */
+export const DEFAULT_SILENCE_TIMEOUT = 5000;
+
+/** Close code sent when a connection is dropped for being silent (private-use range). */
+export const SILENCE_CLOSE_CODE = 4000;
+
+/**
+ * The WebSocket URL for `path` on the host that served the page: `ws://` for
+ * an `http:` page, `wss://` for an `https:` one. A relative `path` (`"ws"`)
+ * resolves against the page's own URL, so a site mounted below `/` works too.
+ *
+ * @param {string} [path="/ws"]
+ * @param {{href: string}} [base=globalThis.location] the page location
+ * @returns {string}
+ */
+export function defaultUrl(path = "/ws", base = globalThis.location) {
+  const url = new URL(path, base.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  url.hash = "";
+  return url.href;
+}
+
+/**
+ * The delay before reconnection attempt number `attempt` (0 for the first
+ * attempt after a drop): `min(max, initial * factor ** attempt)`, less a
+ * random part of at most `jitter` times that.
+ *
+ * @param {number} attempt
+ * @param {Backoff} [backoff]
+ * @param {() => number} [random=Math.random] a source of numbers in [0, 1)
+ * @returns {number} milliseconds
+ */
+export function backoffDelay(attempt, backoff = DEFAULT_BACKOFF, random = Math.random) {
+  const { initial, max, factor, jitter } = { ...DEFAULT_BACKOFF, ...backoff };
+  const base = Math.min(max, initial * factor ** attempt);
+  return base * (1 - jitter * random());
+}
+
+/**
+ * A WebSocket connection that reconnects by itself. See the module comment.
+ */
+export class PulseSocket extends EventTarget {
+  /**
+   * @param {object} [options]
+   * @param {string} [options.url=defaultUrl("/ws")] the `ws://` or `wss://` URL
+   * @param {string|string[]} [options.protocols] subprotocols to offer
+   * @param {number} [options.silenceTimeout=5000] ms without a message before
+   *   the connection counts as dead; 0 turns the check off
+   * @param {Backoff} [options.backoff] reconnection delays (merged with {@link DEFAULT_BACKOFF})
+   * @param {"arraybuffer"|"blob"} [options.binaryType="arraybuffer"]
+   * @param {boolean} [options.connect=true] start connecting at once (in a
+   *   microtask, so that callbacks assigned right after construction see
+   *   the first status); if false, call {@link PulseSocket#open}
+   * @param {typeof WebSocket} [options.WebSocket=globalThis.WebSocket] the
+   *   WebSocket class to use (for tests, or other environments)
+   */
+  constructor({
+    url = defaultUrl("/ws"),
+    protocols = undefined,
+    silenceTimeout = DEFAULT_SILENCE_TIMEOUT,
+    backoff = {},
+    binaryType = "arraybuffer",
+    connect = true,
+    WebSocket = globalThis.WebSocket,
+  } = {}) {
+    super();
+    const scheme = new URL(url).protocol; // throws a TypeError if malformed
+    if (!["ws:", "wss:", "http:", "https:"].includes(scheme)) {
+      throw new SyntaxError(`not a WebSocket URL: ${url}`);
+    }
+    /** @readonly */ this.url = url;
+    /** @readonly */ this.protocols = protocols;
+    /** @readonly */ this.silenceTimeout = silenceTimeout;
+    /** @readonly */ this.backoff = Object.freeze({ ...DEFAULT_BACKOFF, ...backoff });
+    /** @readonly */ this.binaryType = binaryType;
+    /** @type {null | (() => void)} */ this.onopen = null;
+    /** @type {null | ((data: string|ArrayBuffer|Blob, event: MessageEvent) => void)} */ this.onmessage = null;
+    /** @type {null | ((code: number, reason: string, wasClean: boolean) => void)} */ this.onclose = null;
+    /** @type {null | ((state: string, info: object) => void)} */ this.onstatus = null;
+
+    this._WebSocket = WebSocket;
+    this._state = "closed";
+    this._ws = null; // the current socket, or null
+    this._attempt = 0; // reconnection attempts since the last open
+    this._retryTimer = null;
+    this._silenceTimer = null;
+    this._stopped = !connect; // true after close(): never reconnect
+    if (connect) {
+      queueMicrotask(() => {
+        if (!this._stopped) this.open();
+      });
+    }
+  }
+
+  /** The current state: "connecting", "open", "reconnecting", "closing" or "closed". */
+  get state() {
+    return this._state;
+  }
+
+  /** The negotiated subprotocol ("" if none, or while not open). */
+  get protocol() {
+    return this._ws && this._state === "open" ? this._ws.protocol : "";
+  }
+
+  /**
+   * Start connecting (again, after `close()`); does nothing if a connection
+   * or a reconnection is already under way.
+   */
+  open() {
+    this._stopped = false;
+    if (this._ws !== null || this._retryTimer !== null) return;
+    this._attempt = 0;
+    this._connect("connecting", {});
+  }
+
+  /**
+   * Send a message if the connection is open.
+   *
+   * Messages are not queued while disconnected: the caller decides what to
+   * do with one that could not be sent.
+   *
+   * @param {string|ArrayBuffer|ArrayBufferView|Blob} data
+   * @returns {boolean} whether the message was handed to the socket
+   */
+  send(data) {
+    if (this._state !== "open" || this._ws === null) return false;
+    this._ws.send(data);
+    return true;
+  }
+
+  /**
+   * Close the connection for good (no more reconnections until `open()`).
+   *
+   * @param {number} [code=1000] 1000, or 3000-4999
+   * @param {string} [reason=""]
+   */
+  close(code = 1000, reason = "") {
+    this._stopped = true;
+    clearTimeout(this._retryTimer);
+    this._retryTimer = null;
+    const ws = this._ws;
+    if (ws !== null && ws.readyState === ws.OPEN) {
+      // Keep listening: "close" arrives after the handshake, with the code
+      // the server answered. The silence timer stays armed and bounds the
+      // wait if the peer has gone away.
+      ws.close(code, reason);
+      this._setState("closing", {});
+      return;
+    }
+    if (ws !== null) {
+      this._forget(ws);
+      ws.close();
+      this._emit("close", { code: 1006, reason: "closed by the client", wasClean: false });
+    }
+    this._setState("closed", {});
+  }
+
+  // -- internals -----------------------------------------------------------
+
+  _connect(state, info) {
+    let ws;
+    try {
+      ws = new this._WebSocket(this.url, this.protocols);
+    } catch (error) {
+      // A forbidden port, for instance: retrying cannot help.
+      this._stopped = true;
+      this._setState("closed", { error });
+      throw error;
+    }
+    ws.binaryType = this.binaryType;
+    this._ws = ws;
+    ws.onopen = () => {
+      this._attempt = 0;
+      this._armSilence();
+      this._setState("open", {});
+      this._emit("open", {});
+    };
+    ws.onmessage = (event) => {
+      this._armSilence();
+      this._emit("message", { data: event.data, event });
+    };
+    ws.onclose = (event) => {
+      this._forget(ws);
+      this._lost(event.code, event.reason, event.wasClean);
+    };
+    this._armSilence();
+    this._setState(state, info);
+  }
+
+  /** Detach `ws` from this object: its late events are ignored. */
+  _forget(ws) {
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    if (this._ws === ws) this._ws = null;
+    clearTimeout(this._silenceTimer);
+    this._silenceTimer = null;
+  }
+
+  /** The current socket ended (any way at all). */
+  _lost(code, reason, wasClean) {
+    this._emit("close", { code, reason, wasClean });
+    if (this._stopped) {
+      this._setState("closed", {});
+      return;
+    }
+    const delay = backoffDelay(this._attempt, this.backoff);
+    this._attempt += 1;
+    const attempt = this._attempt;
+    this._setState("reconnecting", { attempt, delay });
+    this._retryTimer = setTimeout(() => {
+      this._retryTimer = null;
+      this._connect("reconnecting", { attempt, delay: 0 });
+    }, delay);
+  }
+
+  _armSilence() {
+    clearTimeout(this._silenceTimer);
+    this._silenceTimer = null;
+    if (!(this.silenceTimeout > 0)) return;
+    this._silenceTimer = setTimeout(() => this._silent(), this.silenceTimeout);
+  }
+
+  /** Nothing arrived for `silenceTimeout` ms: drop the connection. */
+  _silent() {
+    const ws = this._ws;
+    if (ws === null) return;
+    this._forget(ws);
+    // Do not wait for a close handshake on a connection that is likely dead.
+    try {
+      ws.close(SILENCE_CLOSE_CODE, "silent connection");
+    } catch {
+      ws.close();
+    }
+    this._lost(1006, `no message for ${this.silenceTimeout} ms`, false);
+  }
+
+  _setState(state, info) {
+    this._state = state;
+    this._emit("status", { state, ...info }, [state, info]);
+  }
+
+  _emit(name, detail, args = Object.values(detail)) {
+    const callback = this["on" + name];
+    if (typeof callback === "function") {
+      try {
+        callback.apply(this, args);
+      } catch (error) {
+        report(error);
+      }
+    }
+    this.dispatchEvent(new CustomEvent(name, { detail }));
+  }
+}
+
+function report(error) {
+  if (typeof globalThis.reportError === "function") {
+    globalThis.reportError(error);
+  } else {
+    setTimeout(() => {
+      throw error;
+    });
+  }
+}

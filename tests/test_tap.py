@@ -1,0 +1,295 @@
+"""
+Tests for the C{twistd txpulse} plugin (L{txpulse.tap}): options, the
+service it builds, and every mount answering, in memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.python import usage
+from twisted.web.server import Site
+
+from txpulse.core.frames import Opcode
+from txpulse.metrics import ConnectionRegistry
+from txpulse.tap import GracefulShutdown, Options, buildRoot, makeService
+
+from .helpers import CountingTransport, client_frame, server_frames
+from .test_resource import upgrade_request
+
+
+def parse(*argv: str) -> Options:
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+def test_defaults() -> None:
+    """
+    With no options: tcp:8080, 1 s heartbeat, txpulse's resource defaults.
+    """
+    options = parse()
+    assert options["listen"] == ["tcp:8080"]
+    assert options["heartbeat"] == 1.0
+    assert options["max-message-size"] == 1 << 20
+    assert options["ping-interval"] == 20.0
+
+
+def test_every_option_parses() -> None:
+    """
+    Each option reaches the options dictionary in the right type.
+    """
+    options = parse(
+        "--listen", "tcp:0", "--listen", "unix:/tmp/txpulse-test.sock",
+        "--heartbeat", "0.5", "--ping-interval", "0", "--ping-timeout", "3", "--idle-timeout", "60",
+        "--close-timeout", "2", "--handshake-timeout", "4", "--max-message-size", "64K",
+        "--max-frame-size", "16K", "--max-write-buffer", "1M", "--allowed-origin", "https://a.example",
+        "--allowed-origin", "https://b.example", "--subprotocol", "v2", "--subprotocol", "v1",
+        "--shutdown-timeout", "1.5", "--app", "shout=tests.fixtures.custom_app:ShoutFactory",
+    )  # fmt: skip
+    assert options["listen"] == ["tcp:0", "unix:/tmp/txpulse-test.sock"]
+    assert options["max-message-size"] == 65536 and options["max-frame-size"] == 16384
+    assert options["max-write-buffer"] == 1 << 20
+    assert options["allowedOrigins"] == ["https://a.example", "https://b.example"]
+    assert options["subprotocols"] == ["v2", "v1"]
+    assert options["shutdown-timeout"] == 1.5
+    assert [name for name, _ in options["factories"]] == ["shout"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--heartbeat", "0"],
+        ["--heartbeat", "fast"],
+        ["--ping-timeout", "-1"],
+        ["--max-message-size", "12Q"],
+        ["--max-message-size", "0"],
+        ["--listen", "tcp:notaport"],
+        ["--listen", "nosuchendpoint:1"],
+        ["--path", "/no/such/dir"],
+        ["--app", "noequals"],
+        ["--app", "x=tests.fixtures.custom_app"],
+        ["--app", "x=no.such.module:f"],
+        ["--app", "x=tests.fixtures.custom_app:missing"],
+        ["--app", "x=tests.fixtures.custom_app:notAFactory"],
+        ["--app", "ws=tests.fixtures.custom_app:ShoutFactory"],
+    ],
+)
+def test_bad_values_are_usage_errors(argv: list[str]) -> None:
+    """
+    A bad value is a L{usage.UsageError} with one line, never a traceback.
+    """
+    with pytest.raises(usage.UsageError) as info:
+        parse(*argv)
+    assert "\n" not in str(info.value)
+
+
+def test_app_accepts_a_callable_returning_a_factory() -> None:
+    """
+    C{--app NAME=module:callable} calls it to get the factory.
+    """
+    (name, factory), = parse("--app", "shout=tests.fixtures.custom_app:makeFactory")["factories"]
+    assert name == "shout" and hasattr(factory, "buildProtocol")
+
+
+def test_make_service_listens_on_every_endpoint() -> None:
+    """
+    One listening service per C{--listen}, plus the graceful-shutdown
+    service, all under one parent.
+    """
+    top = makeService(parse("--listen", "tcp:0", "--listen", "tcp:0:interface=127.0.0.1"))
+    children = list(top)
+    assert sum(isinstance(child, StreamServerEndpointService) for child in children) == 2
+    assert isinstance(children[0], GracefulShutdown), "stops last: after the listeners"
+
+
+class Client:
+    """
+    An in-memory HTTP connection to a Site.
+    """
+
+    def __init__(self, site: Site) -> None:
+        self.channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000))
+        self.transport = CountingTransport()
+        self.channel.makeConnection(self.transport)
+
+    def request(self, data: bytes) -> tuple[bytes, bytes]:
+        self.channel.dataReceived(data)
+        head, _, rest = self.transport.value().partition(b"\r\n\r\n")
+        return head, rest
+
+
+def site_for(*argv: str) -> tuple[Site, ConnectionRegistry, Clock]:
+    clock = Clock()
+    registry = ConnectionRegistry(clock=clock, logConnections=False)
+    return Site(buildRoot(parse(*argv), registry, clock), reactor=clock), registry, clock
+
+
+async def fetch(root: Any, path: bytes) -> tuple[int, bytes, bytes]:
+    """
+    GET C{path} from C{root} served on a real loopback port (static files
+    are streamed through the reactor's cooperator, so they need one).
+    """
+    from twisted.internet import reactor
+    from twisted.web.client import Agent, readBody
+
+    port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
+    try:
+        response = await Agent(reactor).request(b"GET", b"http://127.0.0.1:%d%s" % (port.getHost().port, path))
+        body = await readBody(response)
+        contentType = (response.headers.getRawHeaders(b"content-type") or [b""])[0]
+        return response.code, contentType, body
+    finally:
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_root_serves_the_static_site() -> None:
+    """
+    C{/} answers with the packaged index.html.
+    """
+    root = buildRoot(parse(), ConnectionRegistry(logConnections=False), Clock())
+    code, contentType, body = await fetch(root, b"/")
+    assert code == 200 and contentType.startswith(b"text/html")
+    assert b"<html" in body.lower()
+
+
+@pytest.mark.parametrize(("path", "sent", "expected"), [("/echo", b"ping", "ping"), ("/ws", b"hi", "reply to hi"), ("/shout", b"hey", "HEY")])
+def test_websocket_mounts_answer_101(path: str, sent: bytes, expected: str) -> None:
+    """
+    C{/ws}, C{/echo} and an C{--app} mount upgrade and answer.
+    """
+    site, registry, _ = site_for("--app", "shout=tests.fixtures.custom_app:ShoutFactory")
+    head, rest = Client(site).request(upgrade_request(path) + client_frame(Opcode.TEXT, sent))
+    assert head.startswith(b"HTTP/1.1 101")
+    assert [f.payload for f in server_frames(rest)] == [expected]
+    assert len(registry.openConnections(path)) == 1
+
+
+def test_heartbeat_interval_option() -> None:
+    """
+    C{--heartbeat} sets the /ws demo's period.
+    """
+    from txpulse.apps import HeartbeatFactory
+
+    site, _, _ = site_for("--heartbeat", "0.25")
+    ws = site.resource.children[b"ws"]
+    assert isinstance(ws.factory, HeartbeatFactory) and ws.factory._interval == 0.25
+
+
+def test_resource_options_reach_the_resources() -> None:
+    """
+    Limits and origins from the command line apply to every mount.
+    """
+    site, _, _ = site_for("--allowed-origin", "https://good.example", "--max-message-size", "10")
+    head, _ = Client(site).request(upgrade_request("/echo", Origin="https://evil.example"))
+    assert head.startswith(b"HTTP/1.1 403")
+    head, rest = Client(site).request(upgrade_request("/echo") + client_frame(Opcode.BINARY, b"x" * 11))
+    assert server_frames(rest)[-1].payload[0] == 1009
+
+
+@pytest_twisted.ensureDeferred
+async def test_path_serves_a_directory_with_rpy_scripts(tmp_path: Path) -> None:
+    """
+    C{--path DIR} serves the user's files, and C{.rpy} files run.
+    """
+    (tmp_path / "index.html").write_text("<html>mine</html>")
+    (tmp_path / "hello.rpy").write_text(
+        "from twisted.web.resource import Resource\n"
+        "class Hello(Resource):\n"
+        "    isLeaf = True\n"
+        "    def render_GET(self, request):\n"
+        "        return b'hello from rpy'\n"
+        "resource = Hello()\n"
+    )
+    site, registry, clock = site_for("--path", str(tmp_path))
+    assert (await fetch(site.resource, b"/"))[2] == b"<html>mine</html>"
+    assert (await fetch(site.resource, b"/hello.rpy"))[2] == b"hello from rpy"
+    head, _ = Client(site).request(upgrade_request("/echo"))
+    assert head.startswith(b"HTTP/1.1 101"), "the WebSocket mounts stay"
+
+
+def test_metrics_report_connections_messages_and_refusals() -> None:
+    """
+    C{/metrics} is Prometheus text: open connections per path, messages
+    and bytes in/out, refusals by status and closes by code.
+    """
+    site, registry, _ = site_for("--allowed-origin", "https://good.example")
+    echo = Client(site)
+    echo.request(upgrade_request("/echo") + client_frame(Opcode.TEXT, b"a") + client_frame(Opcode.TEXT, b"b"))
+    Client(site).request(upgrade_request("/echo", Origin="https://evil.example"))
+    closing = Client(site)
+    closing.request(upgrade_request("/ws") + client_frame(Opcode.CLOSE, b"\x0f\xa0"))
+    closing.channel.connectionLost(None)  # type: ignore[arg-type]
+    _, body = Client(site).request(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    text = body.decode()
+    assert 'txpulse_open_connections{path="/echo"} 1.0' in text
+    assert 'txpulse_messages_received_total{path="/echo"} 2.0' in text
+    assert 'txpulse_messages_sent_total{path="/echo"} 2.0' in text
+    assert 'txpulse_handshake_refusals_total{path="/echo",status="403"} 1.0' in text
+    assert 'txpulse_closes_total{code="4000",path="/ws"} 1.0' in text
+    assert "txpulse_bytes_received_total" in text and "txpulse_ping_round_trip_seconds" in text
+
+
+def test_graceful_shutdown_closes_with_1001_and_waits() -> None:
+    """
+    Stopping the service sends 1001 to every open WebSocket and fires once
+    they are closed (or aborts them after the timeout).
+    """
+    site, registry, clock = site_for()
+    client = Client(site)
+    client.request(upgrade_request("/echo"))
+    shutdown = GracefulShutdown(registry, timeout=5)
+    shutdown.startService()
+    done = shutdown.stopService()
+    assert server_frames(client.transport.value().partition(b"\r\n\r\n")[2])[-1].payload == (1001, "server shutting down")
+    assert not done.called
+    client.channel.dataReceived(client_frame(Opcode.CLOSE, b"\x03\xe9"))
+    assert client.transport.disconnecting
+    client.channel.connectionLost(None)  # type: ignore[arg-type]
+    assert done.called
+
+
+def test_graceful_shutdown_aborts_stragglers() -> None:
+    """
+    A peer that never answers the 1001 is aborted after the timeout.
+    """
+    site, registry, clock = site_for()
+    client = Client(site)
+    client.request(upgrade_request("/echo"))
+    shutdown = GracefulShutdown(registry, timeout=2)
+    shutdown.startService()
+    done = shutdown.stopService()
+    clock.advance(2)
+    assert client.transport.aborted
+    client.channel.connectionLost(None)  # type: ignore[arg-type]
+    assert done.called
+
+
+def test_registry_logs_one_line_per_connection() -> None:
+    """
+    One log line when a connection opens and one when it closes (with path,
+    code and duration), none per message.
+    """
+    from .helpers import captured_logs
+
+    clock = Clock()
+    registry = ConnectionRegistry(clock=clock)
+    site = Site(buildRoot(parse(), registry, clock), reactor=clock)
+    with captured_logs() as logs:
+        client = Client(site)
+        client.request(upgrade_request("/echo") + b"".join(client_frame(Opcode.TEXT, b"m") for _ in range(50)))
+        clock.advance(3)
+        client.channel.dataReceived(client_frame(Opcode.CLOSE, b"\x03\xe8"))
+        client.channel.connectionLost(None)  # type: ignore[arg-type]
+    lines = [line for line in logs if "WebSocket" in line]
+    assert len(lines) == 2, lines
+    assert "open" in lines[0] and "/echo" in lines[0]
+    assert "code=1000" in lines[1] and "duration=3.0s" in lines[1]
+
