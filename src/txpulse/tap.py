@@ -255,13 +255,24 @@ class GracefulShutdown(service.Service):
     up to C{timeout} seconds for the close handshakes.
     """
 
-    def __init__(self, registry: ConnectionRegistry, timeout: float) -> None:
+    def __init__(self, registry: ConnectionRegistry, timeout: float, reactor: Any = None) -> None:
         self._registry = registry
         self._timeout = timeout
+        self._reactor = reactor
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        return self._registry.closeAll(1001, "server shutting down", self._timeout)
+        return self._registry.closeAll(1001, "server shutting down", self._timeout).addCallback(self._drained)
+
+    def _drained(self, _: None) -> None:
+        # twistd re-raises the signal that stopped it (so its exit status says
+        # "killed by SIGTERM"); a completed graceful shutdown is a normal
+        # exit, so clear it (the reactor's _ISupportsExitSignalCapturing).
+        reactor = self._reactor
+        if reactor is None:
+            from twisted.internet import reactor
+        if getattr(reactor, "_exitSignal", None) is not None:
+            reactor._exitSignal = None
 
 
 def makeService(options: Options) -> service.MultiService:
