@@ -21,6 +21,7 @@ serve: install
 	$(VENV)/bin/twistd --pidfile= -n txpulse --listen tcp:$(PORT)
 
 test: install
+	scripts/install-browser.sh
 	$(VENV)/bin/ruff check src tests twisted examples
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
