@@ -538,6 +538,21 @@ class WebSocketWire:
         if not self._dispatching:
             self._flush()
 
+    @property
+    def writeBacklog(self) -> int:
+        """
+        Bytes written since the transport's buffer filled up (0 while the
+        peer keeps up): how far behind a slow reader is.
+        """
+        return self._bufferedWhilePaused if self._writePaused else 0
+
+    def isOpen(self) -> bool:
+        """
+        Whether messages can still be sent (the closing handshake has not
+        started).
+        """
+        return self._connected and self._conn.can_send()
+
     def abortConnection(self) -> None:
         """
         Drop the TCP connection at once, without a close handshake.

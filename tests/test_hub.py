@@ -1,0 +1,342 @@
+"""
+Tests for L{txpulse.hub}: subscriptions, fan-out (encoded once, in order),
+cleanup, limits, slow subscribers, the JSON protocol and per-topic auth.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+
+from txpulse.core.connection import Connection, Side
+from txpulse.core.frames import Opcode
+from txpulse.exceptions import ConnectionClosed
+from txpulse.hub import Hub, HubError, PubSubFactory
+from txpulse.wire import WebSocketWire, WireOptions
+
+from .helpers import CountingTransport, captured_logs, client_frame, server_frames
+
+
+class FakeSubscriber:
+    """
+    Records frames; can pretend to be a slow reader.
+    """
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.closed: tuple[int, str] | None = None
+        self.writeBacklog = 0
+
+    def sendFrame(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+    def loseConnection(self, code: int = 1000, reason: str = "") -> None:
+        self.closed = (code, reason)
+
+    def abortConnection(self) -> None:
+        self.closed = (1006, "")
+
+    def isOpen(self) -> bool:
+        return self.closed is None
+
+    def messages(self) -> list[Any]:
+        return [json.loads(f.payload) for frame in self.frames for f in server_frames(frame)]
+
+
+def test_publish_reaches_every_subscriber_once_encoded_once() -> None:
+    """
+    Every subscriber of the topic gets C{{"topic": T, "data": D}}, as the
+    very same frame object (encoded once); others get nothing.
+    """
+    hub = Hub()
+    a, b, other = FakeSubscriber(), FakeSubscriber(), FakeSubscriber()
+    hub.subscribe(a, "news")
+    hub.subscribe(b, "news")
+    hub.subscribe(other, "sport")
+    hub.publish("news", {"headline": "hi", "n": [1, 2]})
+    assert a.messages() == b.messages() == [{"topic": "news", "data": {"headline": "hi", "n": [1, 2]}}]
+    assert a.frames[0] is b.frames[0]
+    assert other.frames == []
+
+
+def test_order_is_preserved() -> None:
+    """
+    Messages arrive in the order they were published.
+    """
+    hub = Hub()
+    sub = FakeSubscriber()
+    hub.subscribe(sub, "t")
+    for i in range(100):
+        hub.publish("t", i)
+    assert [m["data"] for m in sub.messages()] == list(range(100))
+
+
+def test_unsubscribe_and_cleanup() -> None:
+    """
+    Unsubscribing stops delivery; unsubscribeAll drops every topic and
+    leaves no empty topic behind.
+    """
+    hub = Hub()
+    sub = FakeSubscriber()
+    hub.subscribe(sub, "a")
+    hub.subscribe(sub, "b")
+    hub.unsubscribe(sub, "a")
+    hub.publish("a", 1)
+    assert sub.frames == []
+    hub.unsubscribeAll(sub)
+    assert hub.topicsOf(sub) == frozenset() and hub.subscribers("b") == frozenset()
+    assert hub._topics == {} and hub._subscriptions == {}
+
+
+def test_broker_is_told_about_first_and_last_subscriber_only() -> None:
+    """
+    The broker hears C{subscribe} for a topic's first local subscriber and
+    C{unsubscribe} after its last (so Redis channels follow local demand).
+    """
+    calls: list[tuple[str, str]] = []
+
+    class Recording:
+        def start(self, deliver: Any) -> None:
+            self.deliver = deliver
+
+        def subscribe(self, topic: str) -> None:
+            calls.append(("subscribe", topic))
+
+        def unsubscribe(self, topic: str) -> None:
+            calls.append(("unsubscribe", topic))
+
+        def publish(self, topic: str, payload: str) -> None:
+            self.deliver(topic, payload)
+
+        def stop(self) -> None:
+            pass
+
+    hub = Hub(Recording())
+    a, b = FakeSubscriber(), FakeSubscriber()
+    hub.subscribe(a, "t")
+    hub.subscribe(b, "t")
+    hub.subscribe(a, "t")
+    hub.unsubscribe(a, "t")
+    hub.unsubscribeAll(b)
+    assert calls == [("subscribe", "t"), ("unsubscribe", "t")]
+
+
+def test_limits_are_refused_with_hub_errors() -> None:
+    """
+    Too many topics, empty or too long names are refused.
+    """
+    hub = Hub(maxTopicsPerConnection=2, maxTopicLength=5)
+    sub = FakeSubscriber()
+    hub.subscribe(sub, "a")
+    hub.subscribe(sub, "b")
+    hub.subscribe(sub, "b")  # idempotent: not a third
+    with pytest.raises(HubError):
+        hub.subscribe(sub, "c")
+    for bad in ("", "toolong", 3):
+        with pytest.raises(HubError):
+            hub.subscribe(FakeSubscriber(), bad)  # type: ignore[arg-type]
+
+
+def test_slow_subscriber_is_dropped_others_keep_receiving() -> None:
+    """
+    A subscriber past the backlog limit is closed with 1008 and a log line;
+    the others receive every message in order.
+    """
+    hub = Hub(maxBacklog=1000)
+    fast, slow = FakeSubscriber(), FakeSubscriber()
+    hub.subscribe(fast, "t")
+    hub.subscribe(slow, "t")
+    hub.publish("t", 1)
+    slow.writeBacklog = 5000
+    with captured_logs() as logs:
+        hub.publish("t", 2)
+    hub.publish("t", 3)
+    assert slow.closed == (1008, "subscriber too slow")
+    assert [m["data"] for m in slow.messages()] == [1]
+    assert [m["data"] for m in fast.messages()] == [1, 2, 3]
+    assert hub.topicsOf(slow) == frozenset()
+    assert any("too slow" in line for line in logs)
+
+
+def test_a_failing_subscriber_does_not_stop_the_fan_out() -> None:
+    """
+    An exception from one subscriber is logged; the rest still receive.
+    """
+
+    class Broken(FakeSubscriber):
+        def sendFrame(self, frame: bytes) -> None:
+            raise RuntimeError("broken pipe")
+
+    hub = Hub()
+    broken, good = Broken(), FakeSubscriber()
+    hub.subscribe(broken, "t")
+    hub.subscribe(good, "t")
+    with captured_logs() as logs:
+        hub.publish("t", "x")
+    assert good.messages() == [{"topic": "t", "data": "x"}]
+    assert any("broken pipe" in line for line in logs)
+
+
+def test_closed_subscribers_are_skipped() -> None:
+    """
+    Fan-out skips subscribers whose connection is no longer open.
+    """
+    hub = Hub()
+    gone = FakeSubscriber()
+    hub.subscribe(gone, "t")
+    gone.closed = (1000, "")
+    hub.publish("t", 1)
+    assert gone.frames == []
+
+
+# -- the JSON protocol over a real wire ----------------------------------------
+
+
+def connect(factory: PubSubFactory, identity: object = None) -> tuple[WebSocketWire, CountingTransport]:
+    transport = CountingTransport()
+    wire = WebSocketWire(
+        factory.buildProtocol(None), Connection(Side.SERVER), clock=Clock(), options=WireOptions(pingInterval=None), identity=identity
+    )
+    wire.makeConnection(transport)
+    return wire, transport
+
+
+def send(wire: WebSocketWire, message: Any) -> None:
+    text = message if isinstance(message, str) else json.dumps(message)
+    wire.dataReceived(client_frame(Opcode.TEXT, text.encode()))
+
+
+def received(transport: CountingTransport) -> list[Any]:
+    return [json.loads(f.payload) for f in server_frames(transport.value()) if isinstance(f.payload, str)]
+
+
+def test_protocol_subscribe_publish_and_receive() -> None:
+    """
+    Over the wire: subscribers of T (the publisher too, if subscribed) get
+    C{{"topic": T, "data": D}}.
+    """
+    factory = PubSubFactory(Hub())
+    alice, alicesWire = connect(factory)
+    bob, bobsWire = connect(factory)
+    send(alice, {"action": "subscribe", "topic": "room"})
+    send(bob, {"action": "subscribe", "topic": "room"})
+    send(bob, {"action": "publish", "topic": "room", "data": {"text": "hi"}})
+    assert received(alicesWire) == received(bobsWire) == [{"topic": "room", "data": {"text": "hi"}}]
+    send(alice, {"action": "unsubscribe", "topic": "room"})
+    send(bob, {"action": "publish", "topic": "room", "data": 2})
+    assert received(alicesWire) == [{"topic": "room", "data": {"text": "hi"}}]
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ("not json", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        ({"action": "dance", "topic": "t"}, "action must be"),
+        ({"action": "subscribe"}, "topic must be"),
+        ({"action": "subscribe", "topic": ""}, "topic must be"),
+        ({"action": "subscribe", "topic": "x" * 300}, "longer than"),
+        ({"action": "publish", "topic": "t"}, "needs 'data'"),
+        ({"action": "publish", "topic": "t", "data": "x" * 70_000}, "larger than"),
+    ],
+)
+def test_bad_messages_get_an_error_and_the_connection_stays(message: Any, error: str) -> None:
+    """
+    A bad request gets C{{"error": ...}} back and the connection stays
+    open and usable.
+    """
+    wire, transport = connect(PubSubFactory(Hub()))
+    send(wire, message)
+    (reply,) = received(transport)
+    assert error in reply["error"]
+    assert wire.isOpen()
+    send(wire, {"action": "subscribe", "topic": "ok"})
+    send(wire, {"action": "publish", "topic": "ok", "data": 1})
+    assert received(transport)[-1] == {"topic": "ok", "data": 1}
+
+
+def test_binary_messages_get_an_error() -> None:
+    """
+    The protocol is JSON text; binary gets an error, not a close.
+    """
+    wire, transport = connect(PubSubFactory(Hub()))
+    wire.dataReceived(client_frame(Opcode.BINARY, b"\x00"))
+    assert "binary" in received(transport)[0]["error"]
+
+
+def test_too_many_topics_is_an_error_reply() -> None:
+    """
+    The per-connection topic limit is an error reply.
+    """
+    wire, transport = connect(PubSubFactory(Hub(maxTopicsPerConnection=1)))
+    send(wire, {"action": "subscribe", "topic": "a"})
+    send(wire, {"action": "subscribe", "topic": "b"})
+    assert "too many topics" in received(transport)[0]["error"]
+
+
+def test_connection_close_cleans_up_subscriptions() -> None:
+    """
+    When a connection closes, all its subscriptions go.
+    """
+    hub = Hub()
+    wire, transport = connect(PubSubFactory(hub))
+    send(wire, {"action": "subscribe", "topic": "a"})
+    send(wire, {"action": "subscribe", "topic": "b"})
+    wire.connectionLost(Failure(ConnectionClosed(1006)))
+    assert hub._topics == {} and hub._subscriptions == {}
+
+
+def test_per_topic_authorization_sees_the_identity() -> None:
+    """
+    The authorize hook gets the connection's identity, the action and the
+    topic; a refusal is an error reply.
+    """
+    seen: list[tuple[object, str, str]] = []
+
+    def authorize(identity: object, action: str, topic: str) -> bool:
+        seen.append((identity, action, topic))
+        return topic.startswith(f"{identity}/") or (action == "subscribe" and topic == "public")
+
+    factory = PubSubFactory(Hub(authorize=authorize))
+    wire, transport = connect(factory, identity="alice")
+    send(wire, {"action": "subscribe", "topic": "alice/inbox"})
+    send(wire, {"action": "subscribe", "topic": "bob/inbox"})
+    send(wire, {"action": "subscribe", "topic": "public"})
+    send(wire, {"action": "publish", "topic": "public", "data": 1})
+    errors = [m["error"] for m in received(transport) if "error" in m]
+    assert errors == ["not allowed to subscribe to 'bob/inbox'", "not allowed to publish to 'public'"]
+    assert seen[0] == ("alice", "subscribe", "alice/inbox")
+
+
+def test_server_code_can_publish() -> None:
+    """
+    C{hub.publish(topic, data)} from server code reaches WebSocket clients.
+    """
+    hub = Hub()
+    wire, transport = connect(PubSubFactory(hub))
+    send(wire, {"action": "subscribe", "topic": "alerts"})
+    hub.publish("alerts", {"level": "high"})
+    assert received(transport) == [{"topic": "alerts", "data": {"level": "high"}}]
+
+
+def test_slow_websocket_subscriber_is_closed_with_1008() -> None:
+    """
+    Over a real wire: a subscriber whose transport stays full past the
+    backlog limit gets close 1008.
+    """
+    hub = Hub(maxBacklog=2000)
+    slowWire, slowTransport = connect(PubSubFactory(hub))
+    fastWire, fastTransport = connect(PubSubFactory(hub))
+    for wire in (slowWire, fastWire):
+        send(wire, {"action": "subscribe", "topic": "t"})
+    slowWire.pauseProducing()  # its transport buffer is full
+    with captured_logs():
+        for i in range(50):
+            hub.publish("t", "x" * 100)
+    frames = server_frames(slowTransport.value())
+    assert frames[-1].payload == (1008, "subscriber too slow")
+    assert len(received(fastTransport)) == 50
