@@ -199,7 +199,11 @@ def test_closed_subscribers_are_skipped() -> None:
 def connect(factory: PubSubFactory, identity: object = None) -> tuple[WebSocketWire, CountingTransport]:
     transport = CountingTransport()
     wire = WebSocketWire(
-        factory.buildProtocol(None), Connection(Side.SERVER), clock=Clock(), options=WireOptions(pingInterval=None), identity=identity
+        factory.buildProtocol(None),
+        Connection(Side.SERVER),
+        clock=Clock(),
+        options=WireOptions(pingInterval=None),
+        identity=identity,
     )
     wire.makeConnection(transport)
     return wire, transport
@@ -335,7 +339,7 @@ def test_slow_websocket_subscriber_is_closed_with_1008() -> None:
         send(wire, {"action": "subscribe", "topic": "t"})
     slowWire.pauseProducing()  # its transport buffer is full
     with captured_logs():
-        for i in range(50):
+        for _ in range(50):
             hub.publish("t", "x" * 100)
     frames = server_frames(slowTransport.value())
     assert frames[-1].payload == (1008, "subscriber too slow")

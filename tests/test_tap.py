@@ -94,7 +94,7 @@ def test_app_accepts_a_callable_returning_a_factory() -> None:
     """
     C{--app NAME=module:callable} calls it to get the factory.
     """
-    (name, factory), = parse("--app", "shout=tests.fixtures.custom_app:makeFactory")["factories"]
+    ((name, factory),) = parse("--app", "shout=tests.fixtures.custom_app:makeFactory")["factories"]
     assert name == "shout" and hasattr(factory, "buildProtocol")
 
 
@@ -106,7 +106,9 @@ def test_make_service_listens_on_every_endpoint() -> None:
     top = makeService(parse("--listen", "tcp:0", "--listen", "tcp:0:interface=127.0.0.1"))
     children = list(top)
     assert sum(isinstance(child, StreamServerEndpointService) for child in children) == 2
-    assert isinstance(children[0], GracefulShutdown), "stops last: after the listeners"
+    kinds = [type(child).__name__ for child in children]
+    assert kinds.index("GracefulShutdown") < kinds.index("StreamServerEndpointService"), "stops after the listeners"
+    assert kinds[0] == "_BrokerService", "the broker stops last, after the connections"
 
 
 class Client:
@@ -160,7 +162,9 @@ async def test_root_serves_the_static_site() -> None:
     assert b"<html" in body.lower()
 
 
-@pytest.mark.parametrize(("path", "sent", "expected"), [("/echo", b"ping", "ping"), ("/ws", b"hi", "reply to hi"), ("/shout", b"hey", "HEY")])
+@pytest.mark.parametrize(
+    ("path", "sent", "expected"), [("/echo", b"ping", "ping"), ("/ws", b"hi", "reply to hi"), ("/shout", b"hey", "HEY")]
+)
 def test_websocket_mounts_answer_101(path: str, sent: bytes, expected: str) -> None:
     """
     C{/ws}, C{/echo} and an C{--app} mount upgrade and answer.
@@ -248,7 +252,10 @@ def test_graceful_shutdown_closes_with_1001_and_waits() -> None:
     shutdown = GracefulShutdown(registry, timeout=5)
     shutdown.startService()
     done = shutdown.stopService()
-    assert server_frames(client.transport.value().partition(b"\r\n\r\n")[2])[-1].payload == (1001, "server shutting down")
+    assert server_frames(client.transport.value().partition(b"\r\n\r\n")[2])[-1].payload == (
+        1001,
+        "server shutting down",
+    )
     assert not done.called
     client.channel.dataReceived(client_frame(Opcode.CLOSE, b"\x03\xe9"))
     assert client.transport.disconnecting
@@ -292,4 +299,3 @@ def test_registry_logs_one_line_per_connection() -> None:
     assert len(lines) == 2, lines
     assert "open" in lines[0] and "/echo" in lines[0]
     assert "code=1000" in lines[1] and "duration=3.0s" in lines[1]
-

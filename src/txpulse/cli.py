@@ -25,13 +25,14 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from OpenSSL import SSL
+from service_identity import CertificateError, VerificationError
 from twisted.application.internet import backoffPolicy
 from twisted.internet import error as netError
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
-from .client import HandshakeTimeout, InvalidURL, WebSocketClientEndpoint, parseURL
+from .client.endpoint import HandshakeTimeout, InvalidURL, WebSocketClientEndpoint, parseURL
 from .exceptions import ConnectionClosed, ConnectionRejected, NegotiationError
 
 __all__ = ["main", "buildParser"]
@@ -296,6 +297,8 @@ def _describe(failure: Failure, url: str) -> CLIError:
         return CLIError(f"invalid handshake answer: {value}", EXIT_CONNECT_FAILED)
     if isinstance(value, SSL.Error):
         return CLIError(f"TLS verification failed: {_sslReason(value)}", EXIT_TLS_FAILED)
+    if isinstance(value, (VerificationError, CertificateError)):
+        return CLIError(f"TLS verification failed: the certificate does not match the host ({value})", EXIT_TLS_FAILED)
     if isinstance(value, netError.DNSLookupError):
         return CLIError(f"cannot resolve host of {url}", EXIT_CONNECT_FAILED)
     if isinstance(value, netError.ConnectionRefusedError):
@@ -344,15 +347,15 @@ async def _run(reactor: Any, options: argparse.Namespace, output: Output) -> int
 
     state = _State(options.keep_open)
     stdio.StandardIO(_StdinLines(state), reactor=reactor)
-    retry = backoffPolicy()
+    # Quick first retries (0.5 s, 1 s, 2 s ... up to 30 s, plus up to 1 s of
+    # jitter): someone watching a terminal is waiting.
+    retry = backoffPolicy(initialDelay=0.25, maxDelay=30.0, factor=2.0)
     attempt = 0
     received = 0
     while True:
         attempt += 1
         count = None if options.count is None else options.count - received
         session = _Session(output, count)
-        if options.reconnect:
-            output.status(f"connecting to {options.url} (attempt {attempt})")
         try:
             await endpoint.connect(_SessionFactory(session))
         except Exception:
@@ -360,7 +363,7 @@ async def _run(reactor: Any, options: argparse.Namespace, output: Output) -> int
             if not options.reconnect:
                 raise problem from None
             delay = retry(attempt)
-            output.status(f"{problem}; retrying in {delay:.1f}s")
+            output.status(f"attempt {attempt}: {problem}; retrying in {delay:.1f}s")
             await _sleep(reactor, delay)
             continue
         attempt = 0

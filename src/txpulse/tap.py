@@ -4,8 +4,10 @@ C{twistd txpulse}: the WebSocket demos, a static site and metrics in one
 resource tree.
 
 Mounts C{/} (the static site shipped in C{txpulse/static}, or C{--path}),
-C{/ws} (the heartbeat demo), C{/echo} (an echo service), one mount per
-C{--app NAME=module:factory}, and C{/metrics} (Prometheus); listens on every
+C{/ws} (the heartbeat demo), C{/echo} (an echo service), C{/pubsub} (the hub),
+C{/chat} (the chat demo, on the same hub), one mount per
+C{--app NAME=module:factory}, C{/metrics} (Prometheus) and, with
+C{--auth-keys} and C{--jwk}, C{/@wstoken} (browser tokens); listens on every
 C{--listen} endpoint (default C{tcp:8080}). On shutdown every open WebSocket
 gets close 1001 and up to C{--shutdown-timeout} seconds to finish.
 """
@@ -28,7 +30,11 @@ from twisted.web.server import Site
 from twisted.web.static import File
 
 from .apps import EchoFactory, HeartbeatFactory
+from .auth import ApiKeys, Authenticator, TokenIssuer, TokenResource
+from .broker.memory import MemoryBroker
+from .chat import ChatFactory
 from .core.connection import DEFAULT_MAX_MESSAGE_SIZE
+from .hub import Broker, Hub, PubSubFactory
 from .metrics import ConnectionRegistry, MetricsResource
 from .resource import WebSocketResource
 from .wire import DEFAULT_MAX_WRITE_BUFFER
@@ -126,6 +132,21 @@ class Options(usage.Options):
             "On SIGTERM/SIGINT, seconds to wait for close handshakes (1001) before exiting.",
             _seconds,
         ],
+        [
+            "broker",
+            None,
+            "memory",
+            "Pub/sub broker: 'memory' (one process) or redis://[:password@]host:port/db (several processes).",
+        ],
+        ["auth-keys", None, None, 'JSON file of API keys: {"<key>": "<identity>", ...} (Authorization: Bearer <key>).'],
+        [
+            "jwk",
+            None,
+            None,
+            "JWK set file for browser tokens (GET /@wstoken, ?ws_token=); make one with 'txpulse gen-key'.",
+        ],
+        ["token-lifetime", None, 60.0, "Seconds a browser token stays valid.", _positiveSeconds],
+        ["max-topics", None, 100, "Topics one pub/sub connection may subscribe to.", int],
     ]
     optFlags = [
         ["no-metrics", None, "Do not mount /metrics."],
@@ -137,6 +158,7 @@ class Options(usage.Options):
         self["allowedOrigins"] = []
         self["subprotocols"] = []
         self["apps"] = []
+        self["protect"] = []
 
     def opt_listen(self, endpoint: str) -> None:
         """Listen on a Twisted endpoint (repeatable; default tcp:8080), e.g. ssl:8443:privateKey=key.pem:certKey=cert.pem"""
@@ -149,6 +171,10 @@ class Options(usage.Options):
     def opt_subprotocol(self, name: str) -> None:
         """Speak this subprotocol (repeatable; the first is most preferred)"""
         self["subprotocols"].append(name)
+
+    def opt_protect(self, path: str) -> None:
+        """Require authentication (Bearer key or ?ws_token=) on this mount, e.g. /pubsub (repeatable; needs --auth-keys)"""
+        self["protect"].append("/" + path.strip("/"))
 
     def opt_app(self, spec: str) -> None:
         """Mount your WebSocket factory at /NAME: NAME=module:factory (an object with buildProtocol(request), or a callable returning one; repeatable)"""
@@ -172,11 +198,30 @@ class Options(usage.Options):
         if self["path"] is not None and not os.path.isdir(self["path"]):
             raise usage.UsageError(f"--path {self['path']!r} is not a directory")
         self["factories"] = [(name, _loadFactory(module, attribute)) for name, module, attribute in self["apps"]]
-        taken = {"ws", "echo", "metrics"}
+        taken = {"ws", "echo", "pubsub", "chat", "metrics", "@wstoken"}
         for name, _ in self["factories"]:
             if name in taken:
                 raise usage.UsageError(f"--app {name}: /{name} is already mounted")
             taken.add(name)
+        for path in self["protect"]:
+            if path.lstrip("/") not in taken - {"metrics", "@wstoken"}:
+                raise usage.UsageError(f"--protect {path}: not a WebSocket mount")
+        if self["protect"] and self["auth-keys"] is None:
+            raise usage.UsageError("--protect needs --auth-keys (and --jwk for browsers)")
+        if self["jwk"] is not None and self["auth-keys"] is None:
+            raise usage.UsageError("--jwk needs --auth-keys (tokens are issued against API keys)")
+        try:
+            self["keys"] = None if self["auth-keys"] is None else ApiKeys.fromFile(self["auth-keys"])
+            self["issuer"] = (
+                None if self["jwk"] is None else TokenIssuer.fromFile(self["jwk"], lifetime=self["token-lifetime"])
+            )
+        except ValueError as error:
+            raise usage.UsageError(str(error)) from None
+        if self["max-topics"] <= 0:
+            raise usage.UsageError("--max-topics must be positive")
+        broker = self["broker"]
+        if broker != "memory" and not broker.startswith(("redis://", "rediss://")):
+            raise usage.UsageError(f"--broker must be 'memory' or a redis:// URL, not {broker!r}")
 
 
 def _loadFactory(module: str, attribute: str) -> Any:
@@ -223,13 +268,30 @@ def _resourceOptions(options: Options) -> dict[str, Any]:
     }
 
 
-def buildRoot(options: Options, registry: ConnectionRegistry, clock: IReactorTime | None = None) -> Resource:
+def makeBroker(options: Options) -> Broker:
+    """
+    The broker C{--broker} names.
+    """
+    if options["broker"] == "memory":
+        return MemoryBroker()
+    from .broker.redis import RedisBroker
+
+    return RedisBroker.fromURL(options["broker"])
+
+
+def buildRoot(
+    options: Options, registry: ConnectionRegistry, clock: IReactorTime | None = None, hub: Hub | None = None
+) -> Resource:
     """
     Build the resource tree the plugin serves.
 
     @param clock: the timer source of the WebSocket mounts (default: the
         reactor).
+    @param hub: the pub/sub hub of C{/pubsub} and C{/chat} (default: a new
+        one on an in-process broker).
     """
+    if hub is None:
+        hub = Hub(MemoryBroker(), maxTopicsPerConnection=options["max-topics"])
     root: Resource
     if options["path"] is not None:
         site = File(os.path.abspath(options["path"]))
@@ -239,13 +301,25 @@ def buildRoot(options: Options, registry: ConnectionRegistry, clock: IReactorTim
     else:
         root = File(str(files("txpulse") / "static"))
     settings = _resourceOptions(options)
-    mounts: list[tuple[str, Any]] = [("ws", HeartbeatFactory(options["heartbeat"], clock)), ("echo", EchoFactory())]
+    mounts: list[tuple[str, Any]] = [
+        ("ws", HeartbeatFactory(options["heartbeat"], clock)),
+        ("echo", EchoFactory()),
+        ("pubsub", PubSubFactory(hub, maxPublishSize=options["max-message-size"])),
+        ("chat", ChatFactory(hub)),
+    ]
     mounts += options["factories"]
+    authenticator = Authenticator(options["keys"], options["issuer"])
     for name, factory in mounts:
-        resource = WebSocketResource(factory, observer=registry.observerFor("/" + name), clock=clock, **settings)
+        path = "/" + name
+        accept = authenticator if path in options["protect"] else None
+        resource = WebSocketResource(
+            factory, observer=registry.observerFor(path), clock=clock, accept=accept, **settings
+        )
         root.putChild(name.encode("utf-8"), resource)
     if not options["no-metrics"]:
         root.putChild(b"metrics", MetricsResource(registry))
+    if options["keys"] is not None and options["issuer"] is not None:
+        root.putChild(b"@wstoken", TokenResource(options["keys"], options["issuer"]))
     return root
 
 
@@ -275,13 +349,28 @@ class GracefulShutdown(service.Service):
             reactor._exitSignal = None
 
 
+class _BrokerService(service.Service):
+    """
+    Stops the broker (e.g. its Redis connections) with the server.
+    """
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+
+    def stopService(self) -> Any:
+        super().stopService()
+        return self._broker.stop()
+
+
 def makeService(options: Options) -> service.MultiService:
     """
     One listening service per C{--listen} endpoint, all serving one site.
     """
     registry = ConnectionRegistry()
-    site = Site(buildRoot(options, registry))
+    hub = Hub(makeBroker(options), maxTopicsPerConnection=options["max-topics"])
+    site = Site(buildRoot(options, registry, hub=hub))
     top = service.MultiService()
+    _BrokerService(hub.broker).setServiceParent(top)
     # Added first, so it stops last: listeners close before connections do.
     GracefulShutdown(registry, options["shutdown-timeout"]).setServiceParent(top)
     for description in options["listen"]:

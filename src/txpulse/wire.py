@@ -170,6 +170,7 @@ class WebSocketWire:
         "_connected",
         "_transportClosing",
         "_readPaused",
+        "_linger",
         "openedAt",
         "messagesIn",
         "messagesOut",
@@ -212,6 +213,7 @@ class WebSocketWire:
         self._connected = False
         self._transportClosing = False
         self._readPaused = False
+        self._linger = True
         self.openedAt = 0.0
         self.messagesIn = self.messagesOut = self.bytesIn = self.bytesOut = 0
         self.pingRoundTrip: float | None = None
@@ -455,7 +457,7 @@ class WebSocketWire:
             # registered (ITransport.loseConnection; TLS waits for it before
             # sending close_notify), so let go of it first.
             transport.unregisterProducer()  # type: ignore[attr-defined]
-            if conn.close_received is None and isinstance(transport, FileDescriptor):
+            if conn.close_received is None and self._linger and isinstance(transport, FileDescriptor):
                 # The peer has not finished sending (we failed it, or it has
                 # not answered our close): closing now with its data unread
                 # makes the kernel send a reset, which can destroy our close
@@ -692,6 +694,7 @@ class WebSocketWire:
                         timeout=options.pingTimeout,
                     )
                     self._conn.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+                    self._linger = False  # the peer is presumed gone: do not wait on it
                     self._flush()
                     return
             elif now - self._lastReceived >= options.pingInterval and self._conn.state is State.OPEN:

@@ -1,9 +1,7 @@
 # -*- test-case-name: tests.test_client -*-
 """
-The client side: L{WebSocketClientEndpoint} (the shape of Twisted's, plus
-headers, subprotocols, keepalive and limits) and
-L{ReconnectingWebSocketService}, a C{twisted.application} service that keeps
-one connection alive across server restarts.
+L{WebSocketClientEndpoint}: the shape of Twisted's, plus headers,
+subprotocols, keepalive, limits and TLS options.
 
 The byte-level work is the same as the server's: after the opening handshake
 (the client's half lives in L{txpulse.core.handshake}), a client-side core
@@ -16,15 +14,13 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from hyperlink import URL
 from OpenSSL import SSL
-from twisted.application.internet import ClientService, backoffPolicy
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
@@ -42,17 +38,17 @@ from twisted.web.client import Response
 from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
-from .core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
-from .core.handshake import ResponseHead, client_request, parse_response_head, validate_response
-from .exceptions import ConnectionRejected, HandshakeError, NegotiationError
-from .wire import DEFAULT_MAX_WRITE_BUFFER, WebSocketProtocol, WebSocketWire, WireOptions
+from ..core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
+from ..core.handshake import ResponseHead, client_request, header_tokens, parse_response_head, validate_response
+from ..exceptions import ConnectionRejected, HandshakeError, NegotiationError
+from ..wire import DEFAULT_MAX_WRITE_BUFFER, WebSocketProtocol, WebSocketWire, WireOptions
 
 __all__ = [
     "WebSocketClientEndpoint",
     "WebSocketClientFactory",
-    "ReconnectingWebSocketService",
     "HandshakeTimeout",
     "InvalidURL",
+    "parseURL",
 ]
 
 _log = Logger()
@@ -190,6 +186,34 @@ class _EmptyTransport:
         pass
 
 
+def _dechunk(data: bytes | bytearray) -> tuple[bytes, bool]:
+    """
+    Decode as much of a chunked body (RFC 9112 §7.1) as C{data} holds.
+
+    @return: the body so far, and whether the last (zero-size) chunk was
+        seen.
+    """
+    body = bytearray()
+    position = 0
+    while True:
+        end = data.find(b"\r\n", position)
+        if end < 0:
+            return bytes(body), False
+        sizeText = bytes(data[position:end]).split(b";", 1)[0].strip()
+        try:
+            size = int(sizeText, 16)
+        except ValueError:
+            return bytes(body), True  # malformed: keep what we have
+        if size == 0:
+            return bytes(body), True
+        start = end + 2
+        if len(data) < start + size:
+            body += data[start:]
+            return bytes(body), False
+        body += data[start : start + size]
+        position = start + size + 2
+
+
 def _rejection(head: ResponseHead, body: bytes) -> ConnectionRejected:
     headers = Headers()
     for name, value in head.headers:
@@ -214,6 +238,7 @@ class _ClientHandshake(TwistedProtocol):
         self._buffer = bytearray()
         self._head: ResponseHead | None = None
         self._bodyLimit: int | None = None
+        self._chunked = False
         self._timer: IDelayedCall | None = None
         self._outcome: WebSocketProtocol | Failure | None = None
         self._waiters: list[Deferred[WebSocketProtocol]] = []
@@ -228,9 +253,18 @@ class _ClientHandshake(TwistedProtocol):
             if isinstance(self._outcome, Failure):
                 return fail(self._outcome)
             return succeed(self._outcome)
-        d: Deferred[WebSocketProtocol] = Deferred()
+        d: Deferred[WebSocketProtocol] = Deferred(self._cancel)
         self._waiters.append(d)
         return d
+
+    def _cancel(self, waiter: Deferred[WebSocketProtocol]) -> None:
+        """
+        Whoever waited for the handshake gave up (e.g. C{connect()} was
+        cancelled, or a reconnecting service stopped): drop the connection.
+        """
+        if self._outcome is None and self.transport is not None:
+            self._fail(Failure(CancelledError("the WebSocket connection attempt was cancelled")))
+            self.transport.abortConnection()  # type: ignore[attr-defined]
 
     def _settle(self, outcome: WebSocketProtocol | Failure) -> None:
         if self._outcome is not None:
@@ -271,6 +305,8 @@ class _ClientHandshake(TwistedProtocol):
         self._settle(error if isinstance(error, Failure) else Failure(error))
 
     def dataReceived(self, data: bytes) -> None:
+        if self._outcome is not None:
+            return  # the attempt failed or was cancelled: ignore what follows
         self._buffer += data
         if self._head is None:
             try:
@@ -287,20 +323,29 @@ class _ClientHandshake(TwistedProtocol):
                 return
             lengths = self._head.get("Content-Length")
             self._bodyLimit = int(lengths[0]) if lengths and lengths[0].isdigit() else None
+            self._chunked = "chunked" in [t.lower() for t in header_tokens(self._head.get("Transfer-Encoding"))]
         self._maybeRejected()
 
     def _maybeRejected(self, final: bool = False) -> None:
         """
-        A non-101 answer: collect its body (up to L{MAX_REJECTION_BODY})
-        until its length or the end of the connection, then fail.
+        A non-101 answer: collect its body (up to L{MAX_REJECTION_BODY}):
+        by C{Content-Length}, by chunks, or until the connection ends; then
+        fail with L{ConnectionRejected}.
         """
         assert self._head is not None
-        limit = MAX_REJECTION_BODY if self._bodyLimit is None else min(self._bodyLimit, MAX_REJECTION_BODY)
-        if final or len(self._buffer) >= limit:
+        if self._chunked:
+            body, complete = _dechunk(self._buffer)
+            if not (final or complete or len(body) >= MAX_REJECTION_BODY):
+                return
+            body = body[:MAX_REJECTION_BODY]
+        else:
+            limit = MAX_REJECTION_BODY if self._bodyLimit is None else min(self._bodyLimit, MAX_REJECTION_BODY)
+            if not (final or len(self._buffer) >= limit):
+                return
             body = bytes(self._buffer[:limit])
-            self._fail(_rejection(self._head, body))
-            assert self.transport is not None
-            self.transport.loseConnection()
+        self._fail(_rejection(self._head, body))
+        assert self.transport is not None
+        self.transport.loseConnection()
 
     def _abort(self, error: BaseException) -> None:
         self._fail(error)
@@ -480,106 +525,3 @@ class WebSocketClientEndpoint:
         handshake: _ClientHandshake = await self.tcpEndpoint.connect(self.protocolFactory(factory))  # type: ignore[assignment]
         app: P = await handshake.whenOpened()  # type: ignore[assignment]
         return app
-
-
-class ReconnectingWebSocketService(Service):
-    """
-    Keeps one WebSocket connection open, reconnecting with exponential
-    backoff and jitter (Twisted's L{ClientService} and L{backoffPolicy})
-    whenever it drops, a connection attempt fails or a handshake is refused.
-
-    Stopping the service closes the current connection with 1000 and stops
-    retrying.
-
-    @ivar protocol: the current application protocol, or C{None} while
-        disconnected.
-    """
-
-    def __init__(
-        self,
-        endpoint: WebSocketClientEndpoint,
-        factory: WebSocketClientFactory[Any],
-        *,
-        retryPolicy: Callable[[int], float] | None = None,
-        clock: IReactorTime | None = None,
-        prepareConnection: Callable[[Any], object] | None = None,
-    ) -> None:
-        """
-        @param endpoint: where to connect.
-        @param factory: builds the application protocol for each connection.
-        @param retryPolicy: seconds to wait before attempt N (default:
-            C{backoffPolicy()}, 1 s doubling to 60 s, with jitter).
-        @param clock: for the retry delays (default: the endpoint's reactor).
-        @param prepareConnection: called with each new application protocol
-            once its WebSocket is open.
-        """
-        super().__init__()
-        self.endpoint = endpoint
-        self.protocol: Any = None
-        self._prepare = prepareConnection
-        self._waiting: list[Deferred[Any]] = []
-        self._client = ClientService(
-            endpoint.tcpEndpoint,
-            endpoint.protocolFactory(factory),
-            retryPolicy=retryPolicy if retryPolicy is not None else backoffPolicy(),
-            clock=clock if clock is not None else endpoint.clock,
-            prepareConnection=self._opened,
-        )
-
-    def _opened(self, proxy: Any) -> Deferred[None]:
-        """
-        ClientService's C{prepareConnection}: a connection counts once its
-        handshake succeeded (a refused or failed one is retried with backoff).
-        """
-        # ClientService hands us its proxy; the handshake protocol is inside.
-        handshake: _ClientHandshake = getattr(proxy, "_protocol", proxy)
-
-        def ready(app: Any) -> None:
-            self.protocol = app
-            wire = handshake.wire
-            assert wire is not None
-            lost = wire.connectionLost
-
-            def connectionLost(reason: Failure | None = None) -> None:
-                if self.protocol is app:
-                    self.protocol = None
-                lost(reason)
-
-            handshake.connectionLost = connectionLost  # type: ignore[method-assign]
-            if self._prepare is not None:
-                self._prepare(app)
-            waiting, self._waiting = self._waiting, []
-            for d in waiting:
-                d.callback(app)
-
-        return handshake.whenOpened().addCallback(ready)
-
-    def whenConnected(self) -> Deferred[Any]:
-        """
-        A Deferred that fires with the application protocol as soon as a
-        WebSocket is open (at once if one is).
-        """
-        if self.protocol is not None:
-            return succeed(self.protocol)
-        d: Deferred[Any] = Deferred()
-        self._waiting.append(d)
-        return d
-
-    def startService(self) -> None:
-        super().startService()
-        self._client.startService()
-
-    def stopService(self) -> Deferred[None]:
-        """
-        Close the current connection with 1000 and stop retrying.
-        """
-        super().stopService()
-        if self.protocol is not None and getattr(self.protocol, "transport", None) is not None:
-            self.protocol.transport.loseConnection(1000)
-        return self._client.stopService()
-
-
-if __name__ == "__main__":  # pragma: no cover - `python -m txpulse.client URL`
-    from .cli import main
-
-    main()

@@ -1,0 +1,7 @@
+"""
+C{python -m txpulse.client URL}: the C{txpulse-client} command line.
+"""
+
+from ..cli import main
+
+main()

@@ -1,0 +1,658 @@
+"""
+The C{txpulse-client} command line, run as a subprocess (C{python -m
+txpulse.client} and the installed console script) against servers that
+run in their own processes too: C{twistd -n txpulse} (the heartbeat demo
+on C{/ws}, echo on C{/echo}; plain TCP and TLS with a CA made at test
+time) and a small scripted server for closes, binary messages and
+silence.
+
+These tests are plain functions: the test process's reactor is not
+involved, so every server is a separate process, started once per module
+and killed at teardown. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .conftest import PKI, closed_port
+
+BIN = Path(sys.executable).parent
+TWISTD = BIN / "twistd"
+CLIENT_SCRIPT = BIN / "txpulse-client"
+
+#: How long a server process may take to start listening.
+STARTUP = 15.0
+#: How long one client run may take (they normally take well under 1 s).
+RUN = 10.0
+
+
+def _require(path: Path) -> str:
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make install` first")
+    return str(path)
+
+
+# -- server processes --------------------------------------------------------------------
+
+
+@dataclass
+class ServerProcess:
+    """
+    A server running in a subprocess.
+
+    @ivar ports: the ports it listens on, in the order it reported them.
+    """
+
+    process: subprocess.Popen[bytes]
+    ports: list[int]
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def _wait_accepting(port: int, deadline: float) -> None:
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _start(command: Sequence[str], cwd: Path, portPattern: str, count: int) -> ServerProcess:
+    """
+    Start C{command} with its output in a log file; wait until the log
+    reports C{count} listening ports (matched by C{portPattern}) and each
+    accepts connections.
+    """
+    log = cwd / "server.log"
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+    server = ServerProcess(process, [], log)
+    deadline = time.monotonic() + STARTUP
+    try:
+        while len(server.ports) < count:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"server {command} did not start:\n{log.read_text(errors='replace')}")
+            time.sleep(0.05)
+            server.ports = [int(p) for p in re.findall(portPattern, log.read_text(errors="replace"))]
+        for port in server.ports:
+            _wait_accepting(port, deadline)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@dataclass
+class Demo:
+    """
+    C{twistd -n txpulse} serving plain TCP and TLS.
+    """
+
+    port: int
+    tlsPort: int
+    pki: PKI
+
+    def url(self, path: str = "/ws") -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def tlsURL(self, path: str = "/ws", host: str = "127.0.0.1") -> str:
+        return f"wss://{host}:{self.tlsPort}{path}"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, pki: PKI) -> Iterator[Demo]:
+    """
+    One C{twistd -n txpulse --heartbeat 0.1} process for the module,
+    listening on a free plain port and a free TLS port (certificate from
+    L{pki}, for 127.0.0.1).
+    """
+    directory = tmp_path_factory.mktemp("twistd")
+    command = [
+        _require(TWISTD),
+        "--pidfile=",
+        "-n",
+        "txpulse",
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+        "--listen",
+        f"ssl:0:privateKey={pki.keyFile}:certKey={pki.certFile}:interface=127.0.0.1",
+        "--heartbeat",
+        "0.1",
+    ]
+    server = _start(command, directory, r"Site starting on (\d+)", 1)
+    try:
+        tls = [int(p) for p in re.findall(r"Site \(TLS\) starting on (\d+)", server.log.read_text(errors="replace"))]
+        assert len(tls) == 1, server.log.read_text(errors="replace")
+        _wait_accepting(tls[0], time.monotonic() + STARTUP)
+        yield Demo(server.ports[0], tls[0], pki)
+    finally:
+        server.stop()
+
+
+SCRIPTED_SERVER = '''
+"""
+Test server: /close closes with 4001 "go away" as soon as it opens, /bye
+with 1001 "restarting", /binary sends two binary messages; a second port
+accepts TCP and never answers. Prints "listening WEB SILENT".
+"""
+from twisted.internet import reactor
+from twisted.internet.protocol import Factory, Protocol
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from txpulse import WebSocketResource
+
+
+class App:
+    def __init__(self, opened):
+        self.opened = opened
+
+    def negotiationStarted(self, transport):
+        self.transport = transport
+
+    def negotiationFinished(self):
+        self.opened(self.transport)
+
+    def textMessageReceived(self, message):
+        pass
+
+    def bytesMessageReceived(self, data):
+        pass
+
+    def pongReceived(self, payload):
+        pass
+
+    def connectionLost(self, reason):
+        pass
+
+
+class AppFactory:
+    def __init__(self, opened):
+        self.opened = opened
+
+    def buildProtocol(self, request):
+        return App(self.opened)
+
+
+def binary(transport):
+    transport.sendBytesMessage(bytes(range(20)))
+    transport.sendBytesMessage(b"\\x00\\x01\\xff")
+
+
+root = Resource()
+root.putChild(b"close", WebSocketResource(AppFactory(lambda t: t.loseConnection(4001, "go away")), pingInterval=None))
+root.putChild(b"bye", WebSocketResource(AppFactory(lambda t: t.loseConnection(1001, "restarting")), pingInterval=None))
+root.putChild(b"binary", WebSocketResource(AppFactory(binary), pingInterval=None))
+web = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
+silent = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+print("listening", web.getHost().port, silent.getHost().port, flush=True)
+reactor.run()
+'''
+
+
+@dataclass
+class Scripted:
+    port: int
+    silentPort: int
+
+    def url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture(scope="module")
+def scripted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scripted]:
+    """
+    The L{SCRIPTED_SERVER} in its own process for the module.
+    """
+    directory = tmp_path_factory.mktemp("scripted")
+    script = directory / "server.py"
+    script.write_text(SCRIPTED_SERVER)
+    server = _start([sys.executable, str(script)], directory, r"listening (\d+)", 1)
+    try:
+        match = re.search(r"listening (\d+) (\d+)", server.log.read_text())
+        assert match is not None
+        yield Scripted(int(match.group(1)), int(match.group(2)))
+    finally:
+        server.stop()
+
+
+# -- running the client ------------------------------------------------------------------
+
+
+def client_command(via: str) -> list[str]:
+    """
+    How to run the client: C{"module"} is C{python -m txpulse.client},
+    C{"script"} the installed C{txpulse-client}.
+    """
+    if via == "module":
+        return [sys.executable, "-m", "txpulse.client"]
+    return [_require(CLIENT_SCRIPT)]
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+    elapsed: float
+
+    @property
+    def lines(self) -> list[str]:
+        return self.stdout.splitlines()
+
+    @property
+    def errorLines(self) -> list[str]:
+        return self.stderr.splitlines()
+
+
+def run(args: Sequence[str], *, via: str = "script", input: str | None = None, cwd: Path | None = None) -> Result:
+    """
+    Run the client to completion (bounded by L{RUN}). Without C{input},
+    stdin is a pipe kept open (never written, closed only at the end), so
+    end-of-stdin does not close the connection.
+    """
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [*client_command(via), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+    )
+    try:
+        if input is not None:
+            out, err = process.communicate(input.encode(), timeout=RUN)
+        else:
+            # Keep stdin open: wait for the exit first, then collect output.
+            process.wait(RUN)
+            out, err = process.communicate(timeout=RUN)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"the client did not exit within {RUN}s: {args}\nstdout: {out!r}\nstderr: {err!r}")
+    return Result(process.returncode, out.decode(), err.decode(), time.monotonic() - started)
+
+
+def one_error_line(result: Result) -> str:
+    """
+    The client's stderr must be exactly one line, without a traceback;
+    return it.
+    """
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(result.errorLines) == 1, result.stderr
+    line = result.errorLines[0]
+    assert line.startswith("txpulse-client: "), line
+    return line
+
+
+# -- receiving ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("via", ["module", "script"])
+def test_count_prints_exactly_that_many_heartbeats_and_exits_0(demo: Demo, via: str) -> None:
+    """
+    C{--count 3} on the heartbeat demo prints exactly three lines,
+    C{heartbeat 1} to C{heartbeat 3}, and exits 0 (stdin stays open).
+    """
+    result = run([demo.url("/ws"), "--count", "3"], via=via)
+    assert result.returncode == 0, result.stderr
+    assert result.lines == ["heartbeat 1", "heartbeat 2", "heartbeat 3"]
+    assert "Traceback" not in result.stderr
+    assert result.elapsed < 5.0
+
+
+def test_stdin_line_is_sent_and_echo_printed(demo: Demo) -> None:
+    """
+    A line written to stdin goes out as a text message; on C{/echo} it
+    comes back and is printed; end of stdin then closes normally (exit 0).
+    """
+    result = run([demo.url("/echo")], via="module", input="hello from stdin\nsecond line ✓\n")
+    assert result.returncode == 0, result.stderr
+    assert result.lines == ["hello from stdin", "second line ✓"]
+    assert "Traceback" not in result.stderr
+
+
+def test_stdin_line_gets_reply_from_heartbeat_demo(demo: Demo) -> None:
+    """
+    On C{/ws}, a line from stdin is answered with C{reply to <line>},
+    printed among the heartbeats.
+    """
+    result = run([demo.url("/ws"), "--count", "1"], input="ping me\n", via="script")
+    assert result.returncode == 0, result.stderr
+    assert result.lines in (["reply to ping me"], ["heartbeat 1"])  # whichever arrives first
+    result = run([demo.url("/ws"), "--count", "4", "--keep-open"], input="ping me\n")
+    assert "reply to ping me" in result.lines
+    assert [line for line in result.lines if line.startswith("heartbeat")] == [
+        f"heartbeat {n}" for n in range(1, len(result.lines))
+    ]
+
+
+def test_json_prints_one_object_per_message(demo: Demo) -> None:
+    """
+    C{--json} prints one JSON object per line with C{type}, C{size},
+    C{time} (seconds since the epoch) and C{data}.
+    """
+    before = time.time()
+    result = run([demo.url("/ws"), "--count", "2", "--json"], via="module")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.lines]
+    assert [r["data"] for r in records] == ["heartbeat 1", "heartbeat 2"]
+    for record in records:
+        assert record["type"] == "text"
+        assert record["size"] == len(record["data"].encode())
+        assert before - 1 <= record["time"] <= time.time() + 1
+    assert records[0]["time"] <= records[1]["time"]
+
+
+def test_binary_messages_print_as_marked_short_lines(scripted: Scripted) -> None:
+    """
+    Binary messages print as one clearly marked line with the size and the
+    first bytes in hex; with C{--json} as type C{binary}, base64 data.
+    """
+    result = run([scripted.url("/binary"), "--count", "2"])
+    assert result.returncode == 0, result.stderr
+    assert len(result.lines) == 2
+    first, second = result.lines
+    assert first.startswith("[binary 20 bytes: 00 01 02 03") and first.endswith("]")
+    assert second.startswith("[binary 3 bytes: 00 01 ff") and second.endswith("]")
+    result = run([scripted.url("/binary"), "--count", "2", "--json"])
+    records = [json.loads(line) for line in result.lines]
+    assert [(r["type"], r["size"]) for r in records] == [("binary", 20), ("binary", 3)]
+    assert base64.b64decode(records[0]["data"]) == bytes(range(20))
+    assert base64.b64decode(records[1]["data"]) == b"\x00\x01\xff"
+
+
+def test_reading_three_lines_then_closing_the_pipe_exits_promptly(demo: Demo, tmp_path: Path) -> None:
+    """
+    C{txpulse-client URL | head -3}: the first three heartbeats come out
+    at once, and when C{head} exits the client ends promptly, with exit 0
+    and no traceback or broken-pipe noise.
+    """
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is not installed")
+    errors = tmp_path / "stderr.txt"
+    command = f"set -o pipefail; '{_require(CLIENT_SCRIPT)}' --keep-open '{demo.url('/ws')}' </dev/null 2>'{errors}' | head -3"
+    started = time.monotonic()
+    completed = subprocess.run([bash, "-c", command], capture_output=True, timeout=RUN)
+    elapsed = time.monotonic() - started
+    assert completed.stdout.decode().splitlines() == ["heartbeat 1", "heartbeat 2", "heartbeat 3"]
+    assert completed.returncode == 0, errors.read_text()
+    assert elapsed < 4.0
+    stderr = errors.read_text()
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+def test_closing_stdout_pipe_early_ends_the_client(demo: Demo) -> None:
+    """
+    A reader that takes three lines then closes its end of the pipe makes
+    the client exit (0) within a second, without a traceback.
+    """
+    process = subprocess.Popen(
+        [*client_command("module"), demo.url("/ws")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline().decode().strip() for _ in range(3)]
+        assert lines == ["heartbeat 1", "heartbeat 2", "heartbeat 3"]
+        process.stdout.close()
+        closedAt = time.monotonic()
+        process.wait(RUN)
+        assert time.monotonic() - closedAt < 1.5
+        assert process.returncode == 0
+        assert process.stderr is not None
+        assert "Traceback" not in process.stderr.read().decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_server_closing_normally_exits_0(scripted: Scripted) -> None:
+    """
+    A server closing with 1001 ("going away") is a normal end: exit 0,
+    the close is reported as a status line.
+    """
+    result = run([scripted.url("/bye")])
+    assert result.returncode == 0, result.stderr
+    assert "1001" in result.stderr and "restarting" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- wss:// -------------------------------------------------------------------------
+
+
+def test_wss_with_cafile_works(demo: Demo) -> None:
+    """
+    Against the TLS listener, C{--cafile ca.pem} (the CA that signed the
+    server's certificate) verifies it and the heartbeats arrive.
+    """
+    result = run([demo.tlsURL(), "--cafile", str(demo.pki.caFile), "--count", "2"])
+    assert result.returncode == 0, result.stderr
+    assert result.lines == ["heartbeat 1", "heartbeat 2"]
+
+
+def test_wss_insecure_works(demo: Demo) -> None:
+    """
+    C{--insecure} skips verification and connects to the same server.
+    """
+    result = run([demo.tlsURL(), "--insecure", "--count", "1"])
+    assert result.returncode == 0, result.stderr
+    assert result.lines == ["heartbeat 1"]
+
+
+def test_wss_untrusted_certificate_exits_4(demo: Demo) -> None:
+    """
+    Without C{--cafile} the test CA is not trusted: one line mentioning
+    the certificate verification failure, exit 4.
+    """
+    result = run([demo.tlsURL(), "--count", "1"])
+    line = one_error_line(result)
+    assert result.returncode == 4
+    assert "TLS" in line and "certificate verify failed" in line
+    assert result.stdout == ""
+
+
+def test_wss_host_name_mismatch_exits_4(demo: Demo) -> None:
+    """
+    A certificate from the trusted CA but not for the host in the URL
+    (it names 127.0.0.1; the URL says localhost) is a TLS verification
+    failure too: one line, exit 4.
+    """
+    result = run([demo.tlsURL(host="localhost"), "--cafile", str(demo.pki.caFile), "--count", "1"])
+    line = one_error_line(result)
+    assert result.returncode == 4, line
+    assert "localhost" in line
+
+
+# -- errors ---------------------------------------------------------------------------
+
+
+def test_bad_url_exits_2() -> None:
+    """
+    A URL that is not ws:// or wss:// is a usage error: one line, exit 2.
+    """
+    result = run(["http://x"])
+    line = one_error_line(result)
+    assert result.returncode == 2
+    assert "http://x" in line
+
+
+def test_module_invocation_prints_nothing_but_the_error() -> None:
+    """
+    C{python -m txpulse.client} reports an error with the same single
+    line as the console script: no interpreter warning (such as runpy's
+    "found in sys.modules" warning) is written to stderr.
+    """
+    result = run(["http://x"], via="module")
+    assert result.returncode == 2
+    assert result.errorLines == ["txpulse-client: not a WebSocket URL (ws:// or wss://): 'http://x'"], result.stderr
+
+
+def test_connection_refused_exits_3() -> None:
+    """
+    Nothing listening on the port: one line saying the connection was
+    refused, exit 3.
+    """
+    url = f"ws://127.0.0.1:{closed_port()}/ws"
+    result = run([url])
+    line = one_error_line(result)
+    assert result.returncode == 3
+    assert "refused" in line
+
+
+def test_dns_failure_exits_3() -> None:
+    """
+    A host name that does not resolve: one line naming the problem, exit 3.
+    """
+    result = run(["ws://no-such-host.invalid/"])
+    line = one_error_line(result)
+    assert result.returncode == 3
+    assert "resolve" in line and "no-such-host.invalid" in line
+
+
+def test_handshake_timeout_exits_3(scripted: Scripted) -> None:
+    """
+    A server that accepts TCP but never answers the upgrade: after
+    C{--timeout}, one "timed out" line, exit 3.
+    """
+    result = run([f"ws://127.0.0.1:{scripted.silentPort}/", "--timeout", "0.5"])
+    line = one_error_line(result)
+    assert result.returncode == 3
+    assert "timed out" in line
+    assert result.elapsed < 5.0
+
+
+def test_handshake_refused_exits_5_and_shows_status(demo: Demo) -> None:
+    """
+    A path with no WebSocket resource (C{/nope}, 404): one line with the
+    status, exit 5.
+    """
+    result = run([demo.url("/nope")])
+    line = one_error_line(result)
+    assert result.returncode == 5
+    assert "404" in line
+
+
+def test_server_closing_with_error_code_exits_1(scripted: Scripted) -> None:
+    """
+    A server closing with 4001 "go away": exit 1 and one error line
+    showing the code and the reason (with C{--quiet}, the only line; without
+    it, after the "connected" status line).
+    """
+    result = run([scripted.url("/close"), "--quiet"])
+    line = one_error_line(result)
+    assert result.returncode == 1
+    assert "4001" in line and "go away" in line
+    verbose = run([scripted.url("/close")])
+    assert verbose.returncode == 1
+    assert verbose.errorLines[-1] == line
+    assert [x for x in verbose.errorLines if x.startswith("txpulse-client:")] == [line]
+
+
+def test_bad_header_option_exits_2() -> None:
+    """
+    A C{--header} without a colon is a usage error: one line, exit 2.
+    """
+    result = run(["ws://127.0.0.1:1/", "--header", "no colon here"])
+    line = one_error_line(result)
+    assert result.returncode == 2
+    assert "--header" in line
+
+
+# -- --reconnect -------------------------------------------------------------------------
+
+
+@dataclass
+class ReconnectRun:
+    stillRunning: bool
+    lines: list[str]
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def reconnect_run() -> ReconnectRun:
+    """
+    C{--reconnect} against a closed port for 3 seconds (the default
+    backoff retries after 1.5 to 2.5 s, so at least two attempts), then
+    terminated.
+    """
+    process = subprocess.Popen(
+        [*client_command("script"), f"ws://127.0.0.1:{closed_port()}/ws", "--reconnect"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    collected = b""
+    deadline = time.monotonic() + 3.0
+    try:
+        while (remaining := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([process.stderr], [], [], remaining)
+            if ready:
+                chunk = os.read(process.stderr.fileno(), 65536)
+                if not chunk:
+                    break
+                collected += chunk
+        stillRunning = process.poll() is None
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    stderr = collected.decode(errors="replace")
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return ReconnectRun(stillRunning, lines, stderr)
+
+
+def test_reconnect_keeps_retrying_and_reports_attempts(reconnect_run: ReconnectRun) -> None:
+    """
+    With C{--reconnect}, a refused connection is not fatal: the client
+    keeps retrying with backoff, writing status lines on stderr (at least
+    two within 3 s) and no traceback.
+    """
+    assert reconnect_run.stillRunning, reconnect_run.stderr
+    assert len(reconnect_run.lines) >= 2, reconnect_run.stderr
+    assert "Traceback" not in reconnect_run.stderr
+    assert any("refused" in line for line in reconnect_run.lines), reconnect_run.stderr
+
+
+def test_reconnect_prints_one_status_line_per_attempt(reconnect_run: ReconnectRun) -> None:
+    """
+    Each attempt is reported on one status line that says how it ended
+    (here: refused), rather than a "connecting" line plus a separate
+    outcome line.
+    """
+    assert len(reconnect_run.lines) >= 2, reconnect_run.stderr
+    assert all("refused" in line for line in reconnect_run.lines), reconnect_run.stderr
