@@ -125,6 +125,36 @@ def test_server_sends_heartbeats_and_replies(port: int) -> None:
         assert received == "reply to hello"
 
 
+def test_client_example_greets_and_prints_what_it_receives(port: int) -> None:
+    """
+    examples/websocket-client.py (Twisted's C{WebSocketClientDemo} on
+    txpulse's endpoint) connects to the .rpy, sends its greeting and prints
+    C{received text: ...} for each message, heartbeats and the reply.
+    """
+    import sys
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "websocket-client.py"),
+            f"ws://127.0.0.1:{port}/websocket-server.rpy",
+            "--count",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["connecting...", "connected!"]
+    received = [line for line in lines if line.startswith("received text: ")]
+    assert len(received) == 3
+    assert "received text: 'heartbeat 1'" in received
+    assert "received text: 'reply to hello, world!'" in received
+    assert lines[-1].startswith("connection lost")
+
+
 def test_index_page_is_served_as_html(port: int) -> None:
     """
     C{/} serves index.html as text/html, with the connect button and the
