@@ -1,0 +1,230 @@
+"""
+Tests for L{txpulse.auth} and the C{txpulse} command: API keys, browser
+tokens (signed and encrypted JWTs), the accept hook, C{/@wstoken}, and the
+plugin's C{--protect}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from twisted.internet.task import Clock
+from twisted.python import usage
+from twisted.web.server import Site
+
+from txpulse.auth import ApiKeys, Authenticator, InvalidToken, TokenIssuer, generateKeySet
+from txpulse.command import main as command
+from txpulse.metrics import ConnectionRegistry
+from txpulse.tap import Options, buildRoot
+
+from .test_resource import upgrade_request
+from .test_tap import Client
+
+
+@pytest.fixture
+def keySet() -> str:
+    return generateKeySet()
+
+
+@pytest.fixture
+def files(tmp_path: Path, keySet: str) -> tuple[Path, Path]:
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"k-alice": "alice", "k-bob": "bob"}))
+    jwkFile = tmp_path / "jwk.json"
+    jwkFile.write_text(keySet)
+    return keys, jwkFile
+
+
+def test_key_set_has_a_signing_and_an_encryption_key(keySet: str) -> None:
+    """
+    C{generateKeySet} makes two 256-bit symmetric keys, C{sign} and C{enc}.
+    """
+    keys = {key["kid"]: key for key in json.loads(keySet)["keys"]}
+    assert set(keys) == {"sign", "enc"}
+    assert all(key["kty"] == "oct" for key in keys.values())
+
+
+def test_token_round_trip_and_content_is_private(keySet: str) -> None:
+    """
+    A token verifies to its identity, and the identity is not readable in
+    the token (it is encrypted).
+    """
+    issuer = TokenIssuer(keySet, lifetime=60, now=lambda: 1000.0)
+    token, expires = issuer.issue("alice")
+    assert expires == 1060.0
+    assert issuer.verify(token) == "alice"
+    assert "alice" not in token
+    import base64
+
+    for part in token.split("."):
+        padded = part + "=" * (-len(part) % 4)
+        assert b"alice" not in base64.urlsafe_b64decode(padded)
+
+
+def test_expired_token_is_refused(keySet: str) -> None:
+    """
+    A token is refused from its expiry on.
+    """
+    clock = [1000.0]
+    issuer = TokenIssuer(keySet, lifetime=60, now=lambda: clock[0])
+    token, _ = issuer.issue("alice")
+    clock[0] = 1059.9
+    assert issuer.verify(token) == "alice"
+    clock[0] = 1060.0
+    with pytest.raises(InvalidToken, match="expired"):
+        issuer.verify(token)
+
+
+def test_tampered_or_foreign_tokens_are_refused(keySet: str) -> None:
+    """
+    Changing any part of a token, or presenting one made with another key
+    set, or garbage, is refused.
+    """
+    issuer = TokenIssuer(keySet)
+    token, _ = issuer.issue("alice")
+    parts = token.split(".")
+    for index in range(len(parts)):
+        changed = list(parts)
+        changed[index] = changed[index][:-2] + ("AA" if not changed[index].endswith("AA") else "BB")
+        with pytest.raises(InvalidToken):
+            issuer.verify(".".join(changed))
+    foreign, _ = TokenIssuer(generateKeySet()).issue("alice")
+    for bad in (foreign, "", "not.a.token", "a.b.c.d.e"):
+        with pytest.raises(InvalidToken):
+            issuer.verify(bad)
+
+
+def test_key_set_without_both_keys_is_refused() -> None:
+    """
+    A key set lacking C{sign} or C{enc}, or not JSON, is a L{ValueError}.
+    """
+    only = json.loads(generateKeySet())
+    only["keys"] = only["keys"][:1]
+    for bad in (json.dumps(only), "{}", "nonsense"):
+        with pytest.raises(ValueError):
+            TokenIssuer(bad)
+
+
+def test_api_keys_file(tmp_path: Path) -> None:
+    """
+    An API key file maps keys to identities; a malformed one is refused.
+    """
+    path = tmp_path / "keys.json"
+    path.write_text('{"abc": "alice"}')
+    keys = ApiKeys.fromFile(path)
+    assert keys.identify("abc") == "alice" and keys.identify("nope") is None
+    for bad in ("[1]", '{"k": 3}', "not json"):
+        path.write_text(bad)
+        with pytest.raises(ValueError):
+            ApiKeys.fromFile(path)
+    with pytest.raises(ValueError):
+        ApiKeys.fromFile(tmp_path / "missing.json")
+
+
+def protected(files: tuple[Path, Path], *extra: str) -> Site:
+    keys, jwkFile = files
+    options = Options()
+    options.parseOptions(
+        ["--auth-keys", str(keys), "--jwk", str(jwkFile), "--protect", "/pubsub", "--protect", "chat", *extra]
+    )
+    clock = Clock()
+    return Site(buildRoot(options, ConnectionRegistry(clock=clock, logConnections=False), clock), reactor=clock)
+
+
+def test_protected_mount_needs_a_valid_bearer_key(files: tuple[Path, Path]) -> None:
+    """
+    A protected mount answers 401 (with a Bearer challenge) before any 101
+    without a key or with a wrong one, and 101 with a good one; unprotected
+    mounts stay open.
+    """
+    site = protected(files)
+    head, _ = Client(site).request(upgrade_request("/pubsub"))
+    assert head.startswith(b"HTTP/1.1 401") and b"Bearer" in head
+    head, _ = Client(site).request(upgrade_request("/pubsub", Authorization="Bearer wrong"))
+    assert head.startswith(b"HTTP/1.1 401")
+    head, _ = Client(site).request(upgrade_request("/pubsub", Authorization="Bearer k-alice"))
+    assert head.startswith(b"HTTP/1.1 101")
+    head, _ = Client(site).request(upgrade_request("/ws"))
+    assert head.startswith(b"HTTP/1.1 101"), "the heartbeat demo stays open"
+
+
+def test_identity_reaches_the_application(files: tuple[Path, Path]) -> None:
+    """
+    The key's identity becomes C{transport.identity}.
+    """
+    keys, _ = files
+    authenticator = Authenticator(ApiKeys.fromFile(keys))
+
+    class Request:
+        args: dict[bytes, list[bytes]] = {}
+
+        def getHeader(self, name: str) -> str | None:
+            return "Bearer k-bob" if name == "authorization" else None
+
+    assert authenticator(Request()) == "bob"  # type: ignore[arg-type]
+
+
+def test_browser_token_flow(files: tuple[Path, Path]) -> None:
+    """
+    C{GET /@wstoken} with a Bearer key returns a token; C{?ws_token=} with
+    it opens a protected mount; without a key the endpoint answers 401; a
+    tampered token is refused with 401.
+    """
+    site = protected(files)
+    head, body = Client(site).request(b"GET /@wstoken HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401")
+    head, body = Client(site).request(b"GET /@wstoken HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k-alice\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"no-store" in head.lower()
+    token = json.loads(body)["token"]
+    head, _ = Client(site).request(upgrade_request(f"/chat?ws_token={token}"))
+    assert head.startswith(b"HTTP/1.1 101")
+    head, _ = Client(site).request(upgrade_request(f"/chat?ws_token={token[:-3]}xyz"))
+    assert head.startswith(b"HTTP/1.1 401")
+
+
+def test_plugin_auth_usage_errors(files: tuple[Path, Path], tmp_path: Path) -> None:
+    """
+    --protect without --auth-keys, --jwk without --auth-keys, a protected
+    path that is no mount, and unreadable key files are usage errors.
+    """
+    keys, jwkFile = files
+    bad = tmp_path / "bad.json"
+    bad.write_text("nope")
+    for argv in (
+        ["--protect", "/pubsub"],
+        ["--jwk", str(jwkFile)],
+        ["--auth-keys", str(keys), "--protect", "/nowhere"],
+        ["--auth-keys", str(bad)],
+        ["--auth-keys", str(keys), "--jwk", str(bad)],
+    ):
+        with pytest.raises(usage.UsageError):
+            Options().parseOptions(argv)
+
+
+def test_gen_key_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """
+    C{txpulse gen-key} prints a usable key set, or writes it to a new file
+    readable by its owner only (never overwriting one).
+    """
+    assert command(["gen-key"]) == 0
+    printed = capsys.readouterr().out
+    TokenIssuer(printed)
+    target = tmp_path / "jwk.json"
+    assert command(["gen-key", "-o", str(target)]) == 0
+    TokenIssuer.fromFile(target)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    assert command(["gen-key", "-o", str(target)]) == 1
+    assert "cannot create" in capsys.readouterr().err
+
+
+def test_gen_api_key_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """
+    C{txpulse gen-api-key NAME} prints a random key mapped to NAME.
+    """
+    assert command(["gen-api-key", "carol"]) == 0
+    ((key, identity),) = json.loads(capsys.readouterr().out).items()
+    assert identity == "carol" and len(key) >= 40
