@@ -22,6 +22,7 @@ serve: install
 
 test: install
 	scripts/install-browser.sh
+	scripts/install-redis.sh
 	$(VENV)/bin/ruff check src tests twisted examples
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q

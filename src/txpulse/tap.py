@@ -220,8 +220,15 @@ class Options(usage.Options):
         if self["max-topics"] <= 0:
             raise usage.UsageError("--max-topics must be positive")
         broker = self["broker"]
-        if broker != "memory" and not broker.startswith(("redis://", "rediss://")):
-            raise usage.UsageError(f"--broker must be 'memory' or a redis:// URL, not {broker!r}")
+        if broker != "memory":
+            if not broker.startswith("redis://"):
+                raise usage.UsageError(f"--broker must be 'memory' or a redis:// URL, not {broker!r}")
+            from .broker.redis import RedisBroker
+
+            try:
+                self["redisBroker"] = RedisBroker.fromURL(broker)
+            except (ValueError, ImportError) as error:
+                raise usage.UsageError(f"--broker: {error}") from None
 
 
 def _loadFactory(module: str, attribute: str) -> Any:
@@ -274,9 +281,8 @@ def makeBroker(options: Options) -> Broker:
     """
     if options["broker"] == "memory":
         return MemoryBroker()
-    from .broker.redis import RedisBroker
-
-    return RedisBroker.fromURL(options["broker"])
+    broker: Broker = options["redisBroker"]
+    return broker
 
 
 def buildRoot(

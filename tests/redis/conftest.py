@@ -1,0 +1,285 @@
+"""
+Fixtures for the Redis broker suite: a real C{redis-server} started on a
+free loopback port for each test (and killed, paused or restarted on the
+same port by the tests that need it), a tiny blocking RESP client to look
+at Redis from the outside, and hubs wired to L{RedisBroker}s on the
+running reactor.
+
+C{scripts/install-redis.sh} installs C{redis-server}. Without it these tests
+are skipped on a developer machine, and fail when C{CI} is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.logger import LogEvent, globalLogPublisher
+
+from txpulse.broker.redis import RedisBroker
+from txpulse.hub import Hub
+
+from ..helpers import server_frames
+
+#: Upper bound for any single wait, in seconds. Things normally happen
+#: within milliseconds; this only turns a hang into a clear failure.
+WAIT = 5.0
+
+#: Reconnect quickly in tests (the default backoff starts at 0.5 s).
+FAST_RETRY = 0.05
+
+
+def redis_server_path() -> str | None:
+    """
+    The C{redis-server} to run (C{TXPULSE_REDIS_SERVER} overrides PATH).
+    """
+    return os.environ.get("TXPULSE_REDIS_SERVER") or shutil.which("redis-server")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class RESPError(Exception):
+    """
+    An error reply from Redis.
+    """
+
+
+def _read_reply(stream: Any) -> Any:
+    line = stream.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError("Redis closed the connection")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RESPError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        size = int(rest)
+        return None if size < 0 else stream.read(size + 2)[:-2].decode()
+    if kind == b"*":
+        size = int(rest)
+        return None if size < 0 else [_read_reply(stream) for _ in range(size)]
+    raise ConnectionError(f"not a RESP reply: {line!r}")
+
+
+class RedisServer:
+    """
+    A C{redis-server} on 127.0.0.1 at a fixed port, which can be killed,
+    paused and started again on the same port.
+    """
+
+    def __init__(self, executable: str, port: int, directory: Path) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self._executable = executable
+        self._directory = directory
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """
+        Start the server and wait until it answers C{PING}.
+        """
+        assert self._process is None, "already running"
+        command = [
+            self._executable,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self._directory),
+        ]  # fmt: skip
+        with (self._directory / "redis.log").open("ab") as log:
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                self._process = None
+                pytest.fail(f"redis-server exited early:\n{self.log_tail()}")
+            try:
+                if self.command("PING") == "PONG":
+                    return
+            except OSError:
+                time.sleep(0.01)
+        self.kill()
+        pytest.fail(f"redis-server did not answer PING within {WAIT} s:\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """
+        SIGKILL: Redis goes away without a goodbye (idempotent).
+        """
+        process, self._process = self._process, None
+        if process is not None:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGCONT)  # in case it was paused
+            process.kill()
+            process.wait()
+
+    def pause(self) -> None:
+        """
+        SIGSTOP: connections stay open but nothing answers.
+        """
+        assert self._process is not None
+        os.kill(self._process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """
+        SIGCONT after L{pause}.
+        """
+        assert self._process is not None
+        os.kill(self._process.pid, signal.SIGCONT)
+
+    def command(self, *args: str) -> Any:
+        """
+        Run one command on a fresh connection and return the decoded reply
+        (a blocking call: Redis on loopback answers within microseconds).
+        """
+        with socket.create_connection(("127.0.0.1", self.port), timeout=WAIT) as sock:
+            request = f"*{len(args)}\r\n".encode()
+            for arg in args:
+                encoded = arg.encode()
+                request += b"$%d\r\n%s\r\n" % (len(encoded), encoded)
+            sock.sendall(request)
+            with sock.makefile("rb") as stream:
+                return _read_reply(stream)
+
+    def channels(self, pattern: str = "txpulse:*") -> set[str]:
+        """
+        C{PUBSUB CHANNELS pattern}: the channels someone is subscribed to.
+        """
+        return set(self.command("PUBSUB", "CHANNELS", pattern))
+
+    def clients(self) -> list[dict[str, str]]:
+        """
+        C{CLIENT LIST}, one dict of fields per connection.
+        """
+        return [
+            dict(field.split("=", 1) for field in line.split(" ") if "=" in field)
+            for line in self.command("CLIENT", "LIST").splitlines()
+        ]
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join((self._directory / "redis.log").read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """
+    A running L{RedisServer} on a free loopback port, killed at teardown.
+    """
+    executable = redis_server_path()
+    if executable is None:
+        message = "redis-server not found (run scripts/install-redis.sh)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = RedisServer(executable, free_port(), tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+async def until(predicate: Callable[[], object], what: str, seconds: float = WAIT) -> None:
+    """
+    Poll C{predicate} on the reactor until it is true, failing after
+    C{seconds}.
+    """
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for: {what}")
+        await deferLater(reactor, 0.01)
+
+
+class FakeSubscriber:
+    """
+    What the hub delivers to (a L{txpulse.hub.Subscriber}): records frames.
+    """
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.closed: tuple[int, str] | None = None
+        self.writeBacklog = 0
+
+    def sendFrame(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+    def loseConnection(self, code: int = 1000, reason: str = "") -> None:
+        self.closed = (code, reason)
+
+    def abortConnection(self) -> None:
+        self.closed = (1006, "")
+
+    def isOpen(self) -> bool:
+        return self.closed is None
+
+    def texts(self) -> list[str]:
+        """
+        The text of every message received, as sent on the wire.
+        """
+        return [str(f.payload) for frame in self.frames for f in server_frames(frame)]
+
+    def messages(self) -> list[Any]:
+        """
+        Every message received, parsed.
+        """
+        return [json.loads(text) for text in self.texts()]
+
+
+@pytest_twisted.async_yield_fixture
+async def make_hub(redis_server: RedisServer) -> Any:
+    """
+    C{await make_hub(**brokerOptions)}: a L{Hub} with its own
+    L{RedisBroker} (like one server process) on C{redis_server}, returned
+    once the broker is connected. Every broker is stopped at teardown.
+    """
+    brokers: list[RedisBroker] = []
+
+    async def make(**options: Any) -> Hub:
+        options.setdefault("retryPolicy", lambda attempt: FAST_RETRY)
+        broker = RedisBroker.fromURL(redis_server.url, reactor=reactor, **options)
+        brokers.append(broker)
+        hub = Hub(broker)
+        await until(lambda: broker.connected, "the broker to connect")
+        return hub
+
+    yield make
+    for broker in brokers:
+        await broker.stop()
+
+
+@pytest.fixture
+def log_events() -> Iterator[list[LogEvent]]:
+    """
+    Every log event emitted during the test.
+    """
+    events: list[LogEvent] = []
+    observer = events.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        yield events
+    finally:
+        globalLogPublisher.removeObserver(observer)
