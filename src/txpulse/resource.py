@@ -25,6 +25,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from .core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
+from .core.deflate import Deflate, DeflateSettings, parse_extension_header, server_negotiate
 from .core.handshake import UpgradeRequest, accept_key, check_origin, select_subprotocol, validate_request
 from .exceptions import HandshakeError, NegotiationError
 from .wire import DEFAULT_MAX_WRITE_BUFFER, ConnectionObserver, WebSocketProtocol, WebSocketWire, WireOptions
@@ -96,6 +97,7 @@ class WebSocketResource(Resource):
         maxWriteBuffer: int = DEFAULT_MAX_WRITE_BUFFER,
         accept: AcceptHook | None = None,
         observer: ConnectionObserver | None = None,
+        compression: DeflateSettings | bool = False,
         clock: IReactorTime | None = None,
     ) -> None:
         """
@@ -129,6 +131,10 @@ class WebSocketResource(Resource):
         @param observer: told about each connection opening and closing and
             each refused handshake (logging, metrics, graceful shutdown: see
             L{txpulse.metrics.ConnectionRegistry}).
+        @param compression: accept permessage-deflate (RFC 7692) when a client
+            offers it: C{True} for the default L{DeflateSettings}, or your
+            own settings; C{False} (the default) declines every offer (see
+            the README for the memory cost per connection).
         @param clock: the L{IReactorTime} for timers (default: the reactor).
         """
         super().__init__()
@@ -153,6 +159,7 @@ class WebSocketResource(Resource):
         )
         self._observer = observer
         self._handshakeTimeout = handshakeTimeout
+        self._compression: DeflateSettings | None = DeflateSettings() if compression is True else (compression or None)
         self._accept = accept
         self._clockOrNone = clock
 
@@ -266,8 +273,27 @@ class WebSocketResource(Resource):
         ]
         if subprotocol is not None:
             lines.append(b"Sec-WebSocket-Protocol: " + subprotocol.encode("ascii"))
+        deflate = None
+        settings = self._compression
+        if settings is not None and upgrade.extensions:
+            try:
+                agreed = server_negotiate(parse_extension_header(upgrade.extensions), settings)
+            except NegotiationError as error:
+                _log.info("Ignoring a malformed Sec-WebSocket-Extensions offer: {error}", error=str(error))
+                agreed = None
+            if agreed is not None:
+                lines.append(b"Sec-WebSocket-Extensions: " + agreed.header().encode("ascii"))
+                deflate = Deflate(
+                    agreed,
+                    is_server=True,
+                    level=settings.level,
+                    mem_level=settings.mem_level,
+                    min_size=settings.min_size,
+                )
         response = b"\r\n".join(lines) + b"\r\n\r\n"
-        conn = Connection(Side.SERVER, max_message_size=self._maxMessageSize, max_frame_size=self._maxFrameSize)
+        conn = Connection(
+            Side.SERVER, max_message_size=self._maxMessageSize, max_frame_size=self._maxFrameSize, deflate=deflate
+        )
         wire = WebSocketWire(
             app,
             conn,

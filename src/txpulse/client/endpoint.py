@@ -39,6 +39,7 @@ from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
 from ..core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
+from ..core.deflate import Deflate, DeflateSettings, client_accept, client_offer
 from ..core.handshake import ResponseHead, client_request, header_tokens, parse_response_head, validate_response
 from ..exceptions import ConnectionRejected, HandshakeError, NegotiationError
 from ..wire import DEFAULT_MAX_WRITE_BUFFER, WebSocketProtocol, WebSocketWire, WireOptions
@@ -287,7 +288,8 @@ class _ClientHandshake(TwistedProtocol):
                 self._key,
                 subprotocols=endpoint.subprotocols,
                 origin=endpoint.origin,
-                headers=endpoint.headers,
+                headers=endpoint.headers
+                + ((("Sec-WebSocket-Extensions", client_offer(endpoint.compression)),) if endpoint.compression else ()),
             )
         )
         self._timer = endpoint.clock.callLater(endpoint.handshakeTimeout, self._timedOut)
@@ -356,14 +358,21 @@ class _ClientHandshake(TwistedProtocol):
         assert self._head is not None
         endpoint = self._endpoint
         try:
-            subprotocol = validate_response(self._head, self._key, endpoint.subprotocols)
+            settings = endpoint.compression
+            subprotocol = validate_response(self._head, self._key, endpoint.subprotocols, settings is not None)
+            agreed = None if settings is None else client_accept(self._head.get("Sec-WebSocket-Extensions"), settings)
         except NegotiationError as error:
             self._abort(error)
             return
+        deflate = None
+        if agreed is not None and settings is not None:
+            deflate = Deflate(
+                agreed, is_server=False, level=settings.level, mem_level=settings.mem_level, min_size=settings.min_size
+            )
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        conn = Connection(Side.CLIENT, max_message_size=endpoint.maxMessageSize)
+        conn = Connection(Side.CLIENT, max_message_size=endpoint.maxMessageSize, deflate=deflate)
         wire = WebSocketWire(
             self._app, conn, clock=endpoint.clock, options=endpoint.wireOptions, subprotocol=subprotocol
         )
@@ -406,6 +415,7 @@ class WebSocketClientEndpoint:
     handshakeTimeout: float = 10.0
     maxMessageSize: int | None = DEFAULT_MAX_MESSAGE_SIZE
     wireOptions: WireOptions = field(default_factory=lambda: WireOptions(pingInterval=None))
+    compression: DeflateSettings | None = None
 
     @classmethod
     def new(
@@ -427,6 +437,7 @@ class WebSocketClientEndpoint:
         maxWriteBuffer: int = DEFAULT_MAX_WRITE_BUFFER,
         caFile: str | None = None,
         insecure: bool = False,
+        compression: DeflateSettings | bool = False,
     ) -> WebSocketClientEndpoint:
         """
         Describe a connection to C{url}.
@@ -458,6 +469,9 @@ class WebSocketClientEndpoint:
             platform's (for private CAs); the host name is still checked.
         @param insecure: skip certificate verification entirely (testing
             only).
+        @param compression: offer permessage-deflate (RFC 7692): C{True} for
+            the default L{DeflateSettings} or your own; the server may
+            decline. A response that breaks the offer fails the handshake.
         @raise InvalidURL: for a URL that is not ws:// or wss://.
         @raise ValueError: for a C{caFile} without certificates, or bad
             option values.
@@ -487,6 +501,7 @@ class WebSocketClientEndpoint:
             origin=origin,
             handshakeTimeout=handshakeTimeout,
             maxMessageSize=maxMessageSize,
+            compression=DeflateSettings() if compression is True else (compression or None),
             wireOptions=WireOptions(
                 pingInterval=pingInterval,
                 pingTimeout=pingTimeout,

@@ -51,11 +51,13 @@ general path in L{Connection._receive_frame}.
 from __future__ import annotations
 
 import secrets
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
 from ..exceptions import InvalidPayload, InvalidState, PayloadTooBig, ProtocolError
+from .deflate import Deflate
 from .frames import (
     MAX_CONTROL_PAYLOAD,
     NATIVE_MASK_THRESHOLD,
@@ -173,6 +175,9 @@ class Connection:
         "_frag_size",
         "_frag_parts",
         "_decoder",
+        "_deflate",
+        "_inflating",
+        "_inflated",
         "_discard",
         "_eof",
         "_reply_pending",
@@ -189,6 +194,7 @@ class Connection:
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         max_frame_size: int | None = None,
         mask_key: Callable[[int], bytes] = secrets.token_bytes,
+        deflate: Deflate | None = None,
     ) -> None:
         """
         @param side: L{Side.SERVER} requires masked frames from the peer and
@@ -200,6 +206,7 @@ class Connection:
             means C{max_message_size}. A larger one fails with 1009.
         @param mask_key: returns C{n} random bytes; used for the client's
             masking keys (injectable so tests are deterministic).
+        @param deflate: the permessage-deflate codec, when negotiated.
         """
         self._client = side is Side.CLIENT
         self.state = State.OPEN
@@ -215,6 +222,9 @@ class Connection:
         self._frag_size = 0
         self._frag_parts: list[bytes] | list[str] | None = None
         self._decoder: Utf8Decoder | None = None
+        self._deflate = deflate
+        self._inflating = False
+        self._inflated = 0
         self._discard = False
         self._eof = False
         self._reply_pending = False
@@ -363,7 +373,7 @@ class Connection:
                     return pos
             masked = b1 & 0x80
             opcode = b0 & 0x0F
-            if masked != want_mask or b0 & 0x70:
+            if masked != want_mask or (b0 & 0x70 and not self._compressed_start(b0, opcode)):
                 self._check_mask_and_rsv(b0, masked, want_mask)
                 return pos
             # A final text/binary frame outside a fragmented message, within
@@ -404,10 +414,18 @@ class Connection:
             elif b0 == 0x82:
                 events.append(payload)
             else:
-                self._receive_frame(opcode, bool(b0 & 0x80), payload)
+                self._receive_frame(opcode, bool(b0 & 0x80), payload, bool(b0 & 0x40))
                 if self._discard:
                     return pos
         return pos
+
+    def _compressed_start(self, b0: int, opcode: int) -> bool:
+        """
+        Whether reserved bits C{b0} are allowed: only RSV1, only with
+        permessage-deflate, only on the first frame of a data message
+        (RFC 7692 §6: never on control or continuation frames).
+        """
+        return self._deflate is not None and b0 & 0x70 == 0x40 and (opcode == Opcode.TEXT or opcode == Opcode.BINARY)
 
     def _check_mask_and_rsv(self, b0: int, masked: int, want_mask: int) -> None:
         """
@@ -469,10 +487,10 @@ class Connection:
                 return False
         return True
 
-    def _receive_frame(self, opcode: int, fin: bool, payload: bytes) -> None:
+    def _receive_frame(self, opcode: int, fin: bool, payload: bytes, rsv1: bool = False) -> None:
         """
-        The general path: fragments and control frames. The header was
-        already validated by L{_header_ok}.
+        The general path: fragments, compressed messages and control frames.
+        The header was already validated by L{_header_ok}.
         """
         if opcode == Opcode.PING:
             # RFC 6455 §5.5.2: answer with a pong carrying the same payload.
@@ -485,6 +503,10 @@ class Connection:
             self._receive_close(payload)
         elif opcode == Opcode.CONT:
             self._frag_size += len(payload)
+            if self._inflating:
+                payload = self._inflate(payload, fin)
+                if self._discard:
+                    return
             self._receive_fragment(payload, fin)
         else:
             self._frag_opcode = opcode
@@ -492,6 +514,12 @@ class Connection:
             self._frag_parts = []
             if opcode == Opcode.TEXT:
                 self._decoder = Utf8Decoder()
+            if rsv1:
+                self._inflating = True
+                self._inflated = 0
+                payload = self._inflate(payload, fin)
+                if self._discard:
+                    return
             self._receive_fragment(payload, fin)
 
     def _receive_fragment(self, payload: bytes, fin: bool) -> None:
@@ -522,6 +550,24 @@ class Connection:
             self._frag_size = 0
             self._frag_parts = None
             self._decoder = None
+            self._inflating = False
+
+    def _inflate(self, payload: bytes, fin: bool) -> bytes:
+        """
+        Inflate one fragment of a compressed message; the decompressed size
+        counts against C{max_message_size} while inflating.
+        """
+        assert self._deflate is not None
+        try:
+            data = self._deflate.decompress(payload, fin, self.max_message_size - self._inflated)
+        except OverflowError:
+            self._fail(CloseCode.MESSAGE_TOO_BIG, "decompressed message too big")
+            return b""
+        except zlib.error:
+            self._fail(CloseCode.INVALID_DATA, "invalid compressed data")
+            return b""
+        self._inflated += len(data)
+        return data
 
     def _receive_close(self, payload: bytes) -> None:
         """
@@ -623,7 +669,9 @@ class Connection:
         if self.state is not State.OPEN:
             self._require_open()
         payload = text.encode("utf-8")
-        if len(payload) < 126 and not self._client:
+        if self._deflate is not None and len(payload) >= self._deflate.min_size:
+            self._queue_frame(0xC1, self._deflate.compress(payload))
+        elif len(payload) < 126 and not self._client:
             self._out.append(bytes((0x81, len(payload))) + payload)
         else:
             self._queue_frame(0x81, payload)
@@ -637,7 +685,9 @@ class Connection:
         if self.state is not State.OPEN:
             self._require_open()
         payload = bytes(data)
-        if len(payload) < 126 and not self._client:
+        if self._deflate is not None and len(payload) >= self._deflate.min_size:
+            self._queue_frame(0xC2, self._deflate.compress(payload))
+        elif len(payload) < 126 and not self._client:
             self._out.append(bytes((0x82, len(payload))) + payload)
         else:
             self._queue_frame(0x82, payload)

@@ -297,7 +297,9 @@ def parse_response_head(data: bytes | bytearray) -> tuple[ResponseHead, int] | N
     return ResponseHead(int(status_line[1]), reason, tuple(headers)), end + 4
 
 
-def validate_response(head: ResponseHead, key: str, offered_subprotocols: Sequence[str]) -> str | None:
+def validate_response(
+    head: ResponseHead, key: str, offered_subprotocols: Sequence[str], extensions_offered: bool = False
+) -> str | None:
     """
     Check a C{101} answer to our upgrade (RFC 6455 §4.1, client steps 1-6).
 
@@ -315,8 +317,9 @@ def validate_response(head: ResponseHead, key: str, offered_subprotocols: Sequen
     accepts = head.get("Sec-WebSocket-Accept")
     if len(accepts) != 1 or accepts[0] != accept_key(key):
         raise NegotiationError("wrong Sec-WebSocket-Accept")
-    if header_tokens(head.get("Sec-WebSocket-Extensions")):
-        # RFC 6455 §4.1 step 5: an extension the client did not offer.
+    if not extensions_offered and header_tokens(head.get("Sec-WebSocket-Extensions")):
+        # RFC 6455 §4.1 step 5: an extension the client did not offer (when
+        # it offered some, the extension's own negotiation checks the answer).
         raise NegotiationError("the server chose an extension that was not offered")
     chosen = header_tokens(head.get("Sec-WebSocket-Protocol"))
     if not chosen:

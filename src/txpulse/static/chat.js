@@ -1,0 +1,294 @@
+/**
+ * chat.js: the chat page (`chat.html`), a client of the `/chat` mount.
+ *
+ * Wire format (see `txpulse/chat.py`): after each (re)connection the page
+ * sends `{"action": "join", "room": R, "name": N}`, then one
+ * `{"action": "say", "text": T}` per message. The server answers with hub
+ * envelopes `{"topic": "chat/R", "data": EVENT}`, where EVENT is
+ * `{"type": "join"|"leave", "name", "time"}` or
+ * `{"type": "message", "name", "text", "time"}` (`time` in seconds since the
+ * epoch), and with `{"error": "..."}` for a refused request.
+ *
+ * Names and texts come from other users: they are only ever put into the
+ * page as text (`textContent`, `createTextNode`), never as HTML.
+ *
+ * Query parameters: `?room=R&name=N` fill in the join form;
+ * `?backoff=MS&backoffMax=MS` tune reconnection (for tests and demos).
+ *
+ * @module chat
+ */
+
+import { PulseSocket, defaultUrl } from "./txpulse.js";
+
+/** Most entries kept in the message list; older ones are dropped. */
+const MAX_ENTRIES = 500;
+
+/** Where the last name used is remembered (per browser). */
+const NAME_KEY = "txpulse.chat.name";
+
+/**
+ * A time (seconds since the epoch) as local `HH:MM:SS`.
+ *
+ * @param {number} seconds
+ * @returns {string}
+ */
+export function clockTime(seconds) {
+  const date = new Date(seconds * 1000);
+  return [date.getHours(), date.getMinutes(), date.getSeconds()]
+    .map((part) => String(part).padStart(2, "0"))
+    .join(":");
+}
+
+/**
+ * A hue (0-359) that stays the same for a name, to tell senders apart.
+ *
+ * @param {string} name
+ * @returns {number}
+ */
+export function nameHue(name) {
+  let hash = 0;
+  for (const char of name) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
+  return hash % 360;
+}
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const number = (name) => {
+  const value = Number(params.get(name));
+  return params.has(name) && Number.isFinite(value) && value >= 0 ? value : undefined;
+};
+const backoff = {};
+if (number("backoff") !== undefined) backoff.initial = number("backoff");
+if (number("backoffMax") !== undefined) backoff.max = number("backoffMax");
+
+const url = defaultUrl("chat"); // relative: /chat next to this page
+$("url").textContent = url;
+
+/**
+ * The current room, or null before joining and after leaving:
+ * `{name, room, pulse, joining, open, everOpen}`. `joining` is true from
+ * sending a join until the first answer, which tells whether the join was
+ * accepted; `open` is whether the current connection opened.
+ */
+let session = null;
+window.chat = {
+  get session() {
+    return session;
+  },
+}; // for the console (and the browser test)
+
+// -- rendering ---------------------------------------------------------------
+
+function timeElement(seconds) {
+  const time = document.createElement("time");
+  const when = Number.isFinite(seconds) ? seconds : Date.now() / 1000;
+  time.className = "time";
+  time.dateTime = new Date(when * 1000).toISOString();
+  time.textContent = clockTime(when);
+  return time;
+}
+
+function nameElement(name) {
+  const span = document.createElement("span");
+  span.className = "name";
+  span.textContent = name;
+  span.style.setProperty("--hue", String(nameHue(name)));
+  return span;
+}
+
+function textElement(text) {
+  const span = document.createElement("span");
+  span.className = "text";
+  span.textContent = text;
+  return span;
+}
+
+/** Append `item` to the list, following the end if the reader was there. */
+function append(item) {
+  const list = $("messages");
+  const following = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  list.append(item);
+  while (list.children.length > MAX_ENTRIES) list.firstElementChild.remove();
+  if (following) list.scrollTop = list.scrollHeight;
+}
+
+/** One event from the room (see the module comment). */
+function showEvent(event) {
+  if (event === null || typeof event !== "object" || typeof event.name !== "string") return;
+  const item = document.createElement("li");
+  if (event.type === "message" && typeof event.text === "string") {
+    item.className = "message";
+    if (session !== null && event.name === session.name) item.classList.add("mine");
+    item.append(timeElement(event.time), nameElement(event.name), textElement(event.text));
+  } else if (event.type === "join" || event.type === "leave") {
+    item.className = `notice ${event.type}`;
+    const text = textElement(`${event.name} ${event.type === "join" ? "joined" : "left"}`);
+    item.append(timeElement(event.time), text);
+  } else {
+    return; // a newer server's event: nothing sensible to show
+  }
+  append(item);
+}
+
+/** A notice about this page's own connection (not from the room). */
+function showLocal(text, kind) {
+  const item = document.createElement("li");
+  item.className = `notice local ${kind}`;
+  item.append(timeElement(undefined), textElement(text));
+  append(item);
+}
+
+function showError(element, message) {
+  element.textContent = message;
+  element.hidden = message === "";
+}
+
+const STATUS_TEXT = {
+  connecting: "connecting…",
+  open: "connected",
+  closing: "leaving…",
+  closed: "not connected",
+};
+
+function showStatus(state, info = {}) {
+  const status = $("status");
+  status.dataset.state = state;
+  if (state === "reconnecting") {
+    status.textContent = info.delay
+      ? `reconnecting… (attempt ${info.attempt} in ${(info.delay / 1000).toFixed(1)} s)`
+      : `reconnecting… (attempt ${info.attempt})`;
+  } else {
+    status.textContent = STATUS_TEXT[state] ?? state;
+  }
+  $("send").disabled = state !== "open";
+}
+
+// -- the connection ----------------------------------------------------------
+
+function join(name, room) {
+  leave();
+  $("messages").replaceChildren();
+  showError($("error"), "");
+  showError($("join-error"), "");
+  const pulse = new PulseSocket({
+    url,
+    // The chat server only speaks when someone in the room does, and a room
+    // can stay quiet for hours, so PulseSocket's silence check (which drops a
+    // connection that received nothing for a few seconds) would make the page
+    // reconnect, and post join/leave notices, every few seconds. It is off:
+    // the server pings idle peers (twistd --ping-interval, 20 s) and drops
+    // the ones that do not answer, the browser answers those pings by itself,
+    // and a connection the server or the network closes still reaches
+    // `onclose` and is retried.
+    silenceTimeout: 0,
+    backoff,
+  });
+  const current = { name, room, pulse, joining: false, open: false, everOpen: false };
+  session = current;
+
+  pulse.onstatus = (state, info) => showStatus(state, info);
+  pulse.onopen = () => {
+    // The server's join state is per connection: join again on every one.
+    if (current.everOpen) showLocal("reconnected", "up");
+    current.everOpen = current.open = true;
+    current.joining = true;
+    pulse.send(JSON.stringify({ action: "join", room, name }));
+  };
+  pulse.onclose = () => {
+    // Also called for attempts that never opened: report each loss once.
+    if (!current.open) return;
+    current.open = false;
+    showLocal("connection lost, reconnecting…", "down");
+  };
+  pulse.onmessage = (data) => {
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return; // not for us (the server only sends JSON objects)
+    }
+    if (message === null || typeof message !== "object") return;
+    if (typeof message.error === "string") {
+      if (current.joining) {
+        // The join itself was refused (bad name or room, not allowed...):
+        // back to the form, with the server's reason.
+        leave();
+        showError($("join-error"), `Could not join: ${message.error}`);
+        $("name").focus();
+      } else {
+        showError($("error"), message.error);
+      }
+      return;
+    }
+    current.joining = false;
+    showEvent(message.data);
+  };
+
+  $("room-name").textContent = room;
+  $("me").textContent = name;
+  $("join-card").hidden = true;
+  $("room-card").hidden = false;
+  $("text").focus();
+}
+
+function leave() {
+  if (session === null) return;
+  const { pulse } = session;
+  session = null;
+  pulse.onstatus = pulse.onopen = pulse.onclose = pulse.onmessage = null;
+  pulse.close();
+  showStatus("closed");
+  $("room-card").hidden = true;
+  $("join-card").hidden = false;
+}
+
+// -- the forms -----------------------------------------------------------------
+
+function remembered() {
+  try {
+    return localStorage.getItem(NAME_KEY);
+  } catch {
+    return null; // storage disabled: nothing remembered
+  }
+}
+
+$("name").value = params.get("name") ?? remembered() ?? "";
+$("room").value = params.get("room") ?? $("room").value;
+
+$("join-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const name = $("name").value;
+  const room = $("room").value.trim();
+  try {
+    localStorage.setItem(NAME_KEY, name);
+  } catch {
+    // storage disabled or full: the name is just not remembered
+  }
+  // Keep the room in the address, so that the link can be shared.
+  const address = new URL(location.href);
+  address.searchParams.set("room", room);
+  address.searchParams.delete("name");
+  history.replaceState(null, "", address);
+  join(name, room);
+});
+
+$("say-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = $("text").value;
+  if (session === null || text.trim() === "") return;
+  if (session.pulse.send(JSON.stringify({ action: "say", text }))) {
+    $("text").value = "";
+    showError($("error"), "");
+  } else {
+    // Kept in the box: the user can send it once reconnected.
+    showError($("error"), "Not connected: the message was not sent.");
+  }
+});
+
+$("leave").addEventListener("click", () => {
+  leave();
+  $("name").focus();
+});
+
+if ($("name").value === "") $("name").focus();
+else $("join").focus();
