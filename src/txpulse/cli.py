@@ -99,6 +99,7 @@ def buildParser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cafile", metavar="PEM", help="trust the CA certificates in this PEM file (wss://)")
     parser.add_argument("--insecure", action="store_true", help="do not verify the server's certificate (testing only)")
+    parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate compression")
     parser.add_argument("--json", action="store_true", help="print one JSON object per message: type, size, time, data")
     parser.add_argument(
         "--keep-open", action="store_true", help="keep listening after stdin ends (default: close with 1000)"
@@ -339,6 +340,7 @@ async def _run(reactor: Any, options: argparse.Namespace, output: Output) -> int
             maxMessageSize=None,
             caFile=options.cafile,
             insecure=options.insecure,
+            compression=options.deflate,
         )
     except (OSError, ValueError) as badOption:
         raise CLIError(f"cannot use the options: {badOption}", EXIT_USAGE) from None

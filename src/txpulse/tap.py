@@ -26,7 +26,6 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python import usage
 from twisted.web.resource import Resource
 from twisted.web.script import ResourceScript
-from twisted.web.server import Site
 from twisted.web.static import File
 
 from .apps import EchoFactory, HeartbeatFactory
@@ -37,6 +36,7 @@ from .core.connection import DEFAULT_MAX_MESSAGE_SIZE
 from .hub import Broker, Hub, PubSubFactory
 from .metrics import ConnectionRegistry, MetricsResource
 from .resource import WebSocketResource
+from .site import WebSocketSite
 from .wire import DEFAULT_MAX_WRITE_BUFFER
 
 __all__ = ["Options", "makeService", "buildRoot"]
@@ -133,6 +133,13 @@ class Options(usage.Options):
             _seconds,
         ],
         [
+            "request-timeout",
+            None,
+            10.0,
+            "Seconds a new connection has to send its first request (slow clients get 408; 0: no limit).",
+            _seconds,
+        ],
+        [
             "broker",
             None,
             "memory",
@@ -150,6 +157,8 @@ class Options(usage.Options):
     ]
     optFlags = [
         ["no-metrics", None, "Do not mount /metrics."],
+        ["deflate", None, "Accept permessage-deflate compression (costs ~30-90 KiB per active connection)."],
+        ["no-deflate", None, "Decline permessage-deflate (the default)."],
     ]
 
     def __init__(self) -> None:
@@ -217,6 +226,8 @@ class Options(usage.Options):
             )
         except ValueError as error:
             raise usage.UsageError(str(error)) from None
+        if self["deflate"] and self["no-deflate"]:
+            raise usage.UsageError("--deflate and --no-deflate contradict each other")
         if self["max-topics"] <= 0:
             raise usage.UsageError("--max-topics must be positive")
         broker = self["broker"]
@@ -272,6 +283,7 @@ def _resourceOptions(options: Options) -> dict[str, Any]:
         "closeTimeout": options["close-timeout"],
         "handshakeTimeout": options["handshake-timeout"],
         "maxWriteBuffer": options["max-write-buffer"],
+        "compression": bool(options["deflate"]) and not options["no-deflate"],
     }
 
 
@@ -374,7 +386,7 @@ def makeService(options: Options) -> service.MultiService:
     """
     registry = ConnectionRegistry()
     hub = Hub(makeBroker(options), maxTopicsPerConnection=options["max-topics"])
-    site = Site(buildRoot(options, registry, hub=hub))
+    site = WebSocketSite(buildRoot(options, registry, hub=hub), requestTimeout=options["request-timeout"])
     top = service.MultiService()
     _BrokerService(hub.broker).setServiceParent(top)
     # Added first, so it stops last: listeners close before connections do.
