@@ -25,6 +25,7 @@ from .exceptions import (
     WebSocketError,
 )
 from .resource import WebSocketResource
+from .site import WebSocketSite
 from .wire import WebSocketWire, WireOptions
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "WebSocketClientEndpoint",
     "WebSocketError",
     "WebSocketResource",
+    "WebSocketSite",
     "WebSocketWire",
     "WireOptions",
     "encode_frame",
