@@ -112,6 +112,13 @@ function append(item) {
   if (following) list.scrollTop = list.scrollHeight;
 }
 
+function beat() {
+  const dot = $("pulse");
+  dot.classList.remove("beat");
+  void dot.offsetWidth; // restart the animation
+  dot.classList.add("beat");
+}
+
 /** One event from the room (see the module comment). */
 function showEvent(event) {
   if (event === null || typeof event !== "object" || typeof event.name !== "string") return;
@@ -128,6 +135,7 @@ function showEvent(event) {
     return; // a newer server's event: nothing sensible to show
   }
   append(item);
+  beat();
 }
 
 /** A notice about this page's own connection (not from the room). */
@@ -179,7 +187,9 @@ function join(name, room) {
     // the server pings idle peers (twistd --ping-interval, 20 s) and drops
     // the ones that do not answer, the browser answers those pings by itself,
     // and a connection the server or the network closes still reaches
-    // `onclose` and is retried.
+    // `onclose` and is retried. The cost: pings are invisible to JavaScript,
+    // so a connection that vanishes without a close (a laptop waking up on
+    // another network) is noticed only when TCP gives up on it.
     silenceTimeout: 0,
     backoff,
   });
