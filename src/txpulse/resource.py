@@ -28,6 +28,7 @@ from .core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
 from .core.deflate import Deflate, DeflateSettings, parse_extension_header, server_negotiate
 from .core.handshake import UpgradeRequest, accept_key, check_origin, select_subprotocol, validate_request
 from .exceptions import HandshakeError, NegotiationError
+from .site import WebSocketChannel
 from .wire import DEFAULT_MAX_WRITE_BUFFER, ConnectionObserver, WebSocketProtocol, WebSocketWire, WireOptions
 
 __all__ = ["WebSocketResource", "WebSocketServerFactory", "AcceptHook"]
@@ -326,16 +327,21 @@ def takeOver(request: Request, wire: WebSocketWire, response: bytes) -> None:
     channel._networkProducer.unregisterProducer()
     buffered = b"".join(channel._dataBuffer)
     channel._dataBuffer = []
-    originalConnectionLost = channel.connectionLost
+    if isinstance(channel, WebSocketChannel):
+        # WebSocketSite's channels forward to the wire by design.
+        channel.upgradeTo(wire)
+    else:
+        # A plain Site's HTTPChannel: redirect its entry points.
+        originalConnectionLost = channel.connectionLost
 
-    def connectionLost(reason: Failure) -> None:
-        wire.connectionLost(reason)
-        originalConnectionLost(reason)
+        def connectionLost(reason: Failure) -> None:
+            wire.connectionLost(reason)
+            originalConnectionLost(reason)
 
-    channel.dataReceived = wire.dataReceived
-    # LineReceiver delivers the rest of the current read via rawDataReceived.
-    channel.rawDataReceived = wire.dataReceived
-    channel.connectionLost = connectionLost
+        channel.dataReceived = wire.dataReceived
+        # LineReceiver delivers the rest of the current read via rawDataReceived.
+        channel.rawDataReceived = wire.dataReceived
+        channel.connectionLost = connectionLost
     transport.write(response)
     wire.makeConnection(transport)
     # The channel pauses reading once it buffers too much while a request is
