@@ -33,9 +33,10 @@ allocating the rest (zlib's C{max_length}).
 
 from __future__ import annotations
 
+import sys
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..exceptions import NegotiationError
 
@@ -100,6 +101,9 @@ class DeflateParameters:
     client_no_context_takeover: bool = False
     server_max_window_bits: int = 15
     client_max_window_bits: int = 15
+    #: RFC 7692 §7.1.2.1: a server accepts an offered server_max_window_bits
+    #: by answering with it, even when the value is 15.
+    announce_server_bits: bool = field(default=False, compare=False)
 
     def header(self) -> str:
         """
@@ -110,7 +114,7 @@ class DeflateParameters:
             parts.append("server_no_context_takeover")
         if self.client_no_context_takeover:
             parts.append("client_no_context_takeover")
-        if self.server_max_window_bits != 15:
+        if self.server_max_window_bits != 15 or self.announce_server_bits:
             parts.append(f"server_max_window_bits={self.server_max_window_bits}")
         if self.client_max_window_bits != 15:
             parts.append(f"client_max_window_bits={self.client_max_window_bits}")
@@ -247,6 +251,7 @@ def server_negotiate(offers: list[Offer], settings: DeflateSettings) -> DeflateP
             or settings.client_no_context_takeover,
             server_max_window_bits=server_bits,
             client_max_window_bits=client_bits,
+            announce_server_bits="server_max_window_bits" in offer,
         )
     return None
 
@@ -324,6 +329,7 @@ class Deflate:
         "min_size",
         "_compressor",
         "_decompressor",
+        "_fed",
     )
 
     def __init__(
@@ -341,6 +347,8 @@ class Deflate:
         # Created on first use: an idle connection holds no zlib state.
         self._compressor: zlib._Compress | None = None
         self._decompressor: zlib._Decompress | None = None
+        # Whether the message being inflated has had bytes fed in already.
+        self._fed = False
 
     def compress(self, payload: bytes) -> bytes:
         """
@@ -367,10 +375,23 @@ class Deflate:
         decompressor = self._decompressor
         if decompressor is None:
             decompressor = self._decompressor = zlib.decompressobj(-max(self._recv_bits, 9))
+        if final and not fragment and not self._fed:
+            # An empty compressed message: feeding the 4-byte tail alone
+            # would leave the inflater inside a stored block.
+            return b""
+        self._fed = not final
         data = fragment + _TAIL if final else fragment
-        out = decompressor.decompress(data, limit + 1)
+        # max_length 0 means "no limit" to zlib (and it refuses huge values).
+        out = decompressor.decompress(data, 0 if limit >= sys.maxsize - 1 else limit + 1)
         if len(out) > limit or decompressor.unconsumed_tail:
             raise OverflowError("decompressed message too big")
         if final and self._recv_reset:
             self._decompressor = None
+        elif decompressor.eof:
+            # The sender ended the DEFLATE stream (BFINAL, RFC 7692 §7.2.3.3):
+            # go on with a new inflater primed with the recent output, so the
+            # next message is not silently lost (references further back
+            # than this message become a zlib error, i.e. 1007).
+            bits = max(self._recv_bits, 9)
+            self._decompressor = zlib.decompressobj(-bits, zdict=out[-(1 << bits) :]) if out else None
         return out

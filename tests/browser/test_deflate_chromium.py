@@ -1,0 +1,173 @@
+"""
+permessage-deflate with a real browser: Chromium offers it on every
+WebSocket; C{twistd -n txpulse} accepts it with C{--deflate} and declines it
+by default. The plugin's page must work either way.
+
+What the server answered is read from Chromium's DevTools protocol (the
+handshake response headers of each WebSocket, C{Network.webSocketHandshake
+ResponseReceived}) and from the page (C{WebSocket.extensions}).
+
+Skipped like the rest of the browser suite when Chromium or playwright is
+missing (a failure in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import TwistdServer, browser_missing, free_port
+
+_missing = browser_missing()
+if _missing is not None:
+    if os.environ.get("CI"):
+        pytest.fail(f"browser tests cannot run in CI: {_missing}", pytrace=False)
+    pytest.skip(_missing, allow_module_level=True)
+
+from playwright.sync_api import expect  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+
+#: Reconnect quickly in tests: the page reads these from its query string.
+TUNING = "?backoff=100&backoffMax=500"
+
+#: Opens a WebSocket to /echo from the page, echoes a compressible text and
+#: a binary message, and reports what was negotiated and what came back.
+ECHO_SCRIPT = """async () => {
+    const ws = new WebSocket(location.origin.replace(/^http/, "ws") + "/echo");
+    ws.binaryType = "arraybuffer";
+    const next = () => new Promise((resolve, reject) => {
+        ws.onmessage = (event) => resolve(event.data);
+        ws.onclose = (event) => reject(new Error("closed " + event.code));
+    });
+    await new Promise((resolve, reject) => {
+        ws.onopen = resolve;
+        ws.onerror = () => reject(new Error("the /echo connection failed"));
+    });
+    const text = "permessage-deflate from Chromium ".repeat(2000);
+    ws.send(text);
+    const textEcho = await next();
+    const bytes = new Uint8Array(70000).map((_, i) => (i * 7) % 251);
+    ws.send(bytes);
+    const bytesEcho = new Uint8Array(await next());
+    const result = {
+        extensions: ws.extensions,
+        textOk: textEcho === text,
+        bytesOk: bytesEcho.length === bytes.length && bytesEcho.every((b, i) => b === bytes[i]),
+    };
+    ws.close(1000);
+    return result;
+}"""
+
+
+class FlaggedTwistd(TwistdServer):
+    """
+    The conftest's L{TwistdServer} with extra C{txpulse} plugin options
+    (appended after its own, through a small C{exec} wrapper, so the process
+    it signals is still twistd itself).
+    """
+
+    def __init__(self, port: int, log: Path, options: list[str]) -> None:
+        super().__init__(port, log)
+        self._options = options
+
+    def _twistd(self) -> str:
+        real = super()._twistd()
+        if not self._options:
+            return real
+        wrapper = self._log.with_name("twistd-with-options")
+        wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(real)} "$@" {shlex.join(self._options)}\n')
+        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+        return str(wrapper)
+
+
+@pytest.fixture(params=[True, False], ids=["deflate", "no-deflate"])
+def deflate(request: pytest.FixtureRequest) -> bool:
+    """
+    Whether the server runs with C{--deflate}.
+    """
+    on: bool = request.param
+    return on
+
+
+@pytest.fixture
+def flagged_server(deflate: bool, tmp_path: Path) -> Iterator[TwistdServer]:
+    """
+    C{twistd -n txpulse}, with C{--deflate} or with the default (off).
+    """
+    twistd = FlaggedTwistd(free_port(), tmp_path / "twistd.log", ["--deflate"] if deflate else [])
+    twistd.start()
+    try:
+        yield twistd
+    finally:
+        twistd.stop()
+
+
+def record_handshakes(page: Any) -> dict[str, dict[str, str]]:
+    """
+    Record, through the DevTools protocol, the request and response headers
+    (lowercased names) of every WebSocket handshake the page makes, by URL
+    path: C{{"/ws": {"request:sec-websocket-extensions": ...,
+    "response:sec-websocket-extensions": ...}}}.
+    """
+    session = page.context.new_cdp_session(page)
+    paths: dict[str, str] = {}
+    handshakes: dict[str, dict[str, str]] = {}
+
+    def created(event: dict[str, Any]) -> None:
+        paths[event["requestId"]] = re.sub(r"^wss?://[^/]+", "", event["url"]).split("?")[0]
+
+    def headers(kind: str, event: dict[str, Any]) -> None:
+        path = paths.get(event["requestId"], "?")
+        record = handshakes.setdefault(path, {})
+        for name, value in event[kind]["headers"].items():
+            record[f"{kind}:{name.lower()}"] = value
+
+    session.on("Network.webSocketCreated", created)
+    session.on("Network.webSocketWillSendHandshakeRequest", lambda event: headers("request", event))
+    session.on("Network.webSocketHandshakeResponseReceived", lambda event: headers("response", event))
+    session.send("Network.enable")
+    return handshakes
+
+
+def test_page_works_with_and_without_deflate(flagged_server: TwistdServer, page: Any, deflate: bool) -> None:
+    """
+    The plugin's page shows heartbeats and answers replies whether the
+    server accepts Chromium's permessage-deflate offer (C{--deflate}) or
+    declines it (the default); the server's 101 carries the extension
+    exactly when it is on, and an /echo connection from the page echoes a
+    64 KiB text and a 70 kB binary message either way.
+    """
+    handshakes = record_handshakes(page)
+    page.goto(flagged_server.url + TUNING)
+    expect(page.locator("#status")).to_have_attribute("data-state", "open")
+    page.wait_for_function("document.querySelectorAll('#log li.msg').length >= 2")
+    message = f"hello {uuid.uuid4().hex[:8]}"
+    page.fill("#message", message)
+    page.click("#send")
+    expect(page.locator("#reply")).to_have_text(f"reply to {message}")
+
+    result = page.evaluate(ECHO_SCRIPT)
+    assert result["textOk"] and result["bytesOk"], result
+    if deflate:
+        assert result["extensions"].startswith("permessage-deflate"), result
+    else:
+        assert result["extensions"] == "", result
+
+    # What the server answered, as Chromium saw it on the wire.
+    for path in ("/ws", "/echo"):
+        record = handshakes.get(path, {})
+        assert "permessage-deflate" in record.get("request:sec-websocket-extensions", ""), (path, handshakes)
+        answer = record.get("response:sec-websocket-extensions")
+        if deflate:
+            assert answer == "permessage-deflate", (path, handshakes)
+        else:
+            assert answer is None, (path, handshakes)
