@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8080
 
-.PHONY: install serve test lint typecheck clean
+.PHONY: install serve test lint bench clean
 
 $(VENV)/.deps-stamp: pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: install
 	$(VENV)/bin/ruff check src tests twisted examples
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
+
+# The benchmark suite (issue 7): txpulse and its peers side by side, ~7 minutes.
+bench: install
+	$(PY) -m pip install -q -r bench/requirements.txt
+	$(PY) bench/run.py
 
 lint: install
 	$(VENV)/bin/ruff check src tests twisted examples

@@ -91,7 +91,7 @@ def build_loadgen() -> Path:
     if LOADGEN.exists() and LOADGEN.stat().st_mtime >= LOADGEN_SRC.stat().st_mtime:
         return LOADGEN
     cc = os.environ.get("CC", "gcc")
-    command = [cc, "-O2", "-Wall", "-o", str(LOADGEN), str(LOADGEN_SRC)]
+    command = [cc, "-O2", "-Wall", "-o", str(LOADGEN), str(LOADGEN_SRC), "-lz", "-lm"]
     print("building the load generator:", " ".join(command), file=sys.stderr)
     subprocess.run(command, check=True)
     return LOADGEN
@@ -192,12 +192,23 @@ class Server:
     context manager, it is stopped on exit.
     """
 
-    def __init__(self, kind: str, prefix: list[str], python: str = sys.executable, timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        kind: str,
+        prefix: list[str],
+        python: str = sys.executable,
+        timeout: float = 20.0,
+        args: list[str] | tuple[str, ...] = (),
+    ) -> None:
+        """
+        @param args: more options for echo_server.py (C{--app pubsub},
+            C{--heartbeat 10}, C{--deflate}).
+        """
         self.kind = kind
         self.port = free_port()
         self._log = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(
-            [*prefix, python, str(SERVER), kind, str(self.port)],
+            [*prefix, python, str(SERVER), kind, str(self.port), *args],
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,
@@ -270,6 +281,7 @@ def run_loadgen(
     server_pid: int | None = None,
     server_core: int | None = None,
     on_measure_start: Callable[[], None] | None = None,
+    extra: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """
     Run the load generator once against C{127.0.0.1:port}; return its JSON
@@ -280,6 +292,7 @@ def run_loadgen(
     one core: other processes competing with the benchmark) and
     C{steal_percent} (time the hypervisor took away).
     C{on_measure_start} is called when the measured window opens.
+    C{extra}: more generator options (C{--mode rate --rate 10000}, ...).
     """
     command = [
         *prefix,
@@ -292,6 +305,7 @@ def run_loadgen(
         "--warmup", str(params.warmup),
         "--duration", str(params.duration),
         "--marks",
+        *extra,
     ]  # fmt: skip
     if params.binary:
         command.append("--binary")
@@ -336,6 +350,8 @@ def measure(
     loadgen_prefix: list[str],
     server_core: int | None = None,
     profile_to: Path | None = None,
+    server_args: list[str] | tuple[str, ...] = (),
+    extra: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """
     Start a fresh C{kind} server, load it once, stop it; return the result.
@@ -343,8 +359,9 @@ def measure(
     C{profile_to}, py-spy samples the server over the measured window (on the
     generator's core) and writes collapsed stacks there; py-spy pauses the
     server to sample it, so that run's figures are not comparable.
+    C{server_args} go to echo_server.py, C{extra} to the generator.
     """
-    with Server(kind, server_prefix) as server:
+    with Server(kind, server_prefix, args=server_args) as server:
         profiler: list[subprocess.Popen[bytes]] = []
 
         def startProfiler() -> None:
@@ -368,6 +385,7 @@ def measure(
             server.pid,
             server_core,
             startProfiler if profile_to is not None else None,
+            extra,
         )
         for process in profiler:
             _, err = process.communicate(timeout=params.duration + 30)

@@ -1,38 +1,93 @@
 """
-A WebSocket echo server for the benchmarks: one implementation, one process.
+A WebSocket server for the benchmarks: one implementation, one process.
 
     python bench/echo_server.py KIND PORT [--host 127.0.0.1] [--path /echo]
+                                [--app echo|pubsub] [--heartbeat SECONDS] [--deflate]
 
-serves ws://HOST:PORT/echo (text back as text, bytes back as bytes) and
-prints C{ready} on stdout (flushed) once it listens. KIND is one of
-L{SERVERS}:
+serves ws://HOST:PORT/PATH and prints C{ready} on stdout (flushed) once it
+listens. KIND is one of L{SERVERS}:
 
   - C{txpulse}: C{txpulse.WebSocketResource(EchoFactory(), pingInterval=None)}
-    in a C{twisted.web} C{Site};
+    in a L{txpulse.WebSocketSite} (what C{twistd txpulse} serves with: a
+    C{twisted.web} C{Site} whose channels hand over to the WebSocket without
+    per-connection patching); with C{--app pubsub}, the hub
+    (C{PubSubFactory(Hub(MemoryBroker()))}, what C{twistd txpulse} mounts at
+    C{/pubsub}); C{txpulse-stock-site}: the same in a stock C{Site};
   - C{twisted}: Twisted's own C{twisted.web.websocket.WebSocketResource}
-    (wsproto underneath) with the same echo protocol, in a C{Site}.
+    (wsproto underneath) with the same echo protocol, in a C{Site};
+  - C{autobahn}: autobahn's C{WebSocketServerProtocol} on Twisted (NVX,
+    its C masking and UTF-8 validation, when built);
+  - C{websockets}: C{websockets.asyncio.server.serve} (asyncio);
+  - C{aiohttp}: an C{aiohttp.web} application with a C{WebSocketResponse};
+  - C{picows}: C{picows.ws_create_server} with a C{WSListener} (asyncio; it
+    uses aiofastnet when that is installed, as picows does by default).
+
+C{--app echo} (the default) echoes every message (text back as text, bytes
+back as bytes). C{--app pubsub} speaks the txpulse hub's JSON protocol
+(C{{"action":"subscribe","topic":T}}, C{{"action":"publish","topic":T,
+"data":D}}; every subscriber of T receives C{{"topic":T,"data":D}}): for the
+peers, which have no hub, a minimal broadcast server written the way each
+library's documentation suggests (parse the request with C{json}, serialize
+the envelope once, then C{websockets.broadcast} / autobahn's
+C{prepareMessage} + C{sendPreparedMessage} / a loop of sends).
+
+C{--heartbeat SECONDS} turns keepalive pings on (default: off, so the
+throughput benchmarks measure the message path only): txpulse's
+C{pingInterval}, autobahn's C{autoPingInterval}, websockets' C{ping_interval},
+aiohttp's C{heartbeat}, picows' C{enable_auto_ping}; Twisted's
+C{twisted.web.websocket} has no keepalive of its own, so there each
+connection runs a C{LoopingCall} of C{transport.ping()} (what an application
+would write). C{--deflate} (txpulse only) accepts permessage-deflate.
+Compression is off for every peer (websockets and aiohttp enable it by
+default; it is turned off so all compare alike).
 
 txpulse is imported from this checkout's C{src/} (not from the copy installed
-in the virtualenv, which may be stale). Both run on the epoll reactor with keepalive pings off, so the benchmark
-measures the message path only. Warnings and errors are logged to stderr;
-informational events are dropped.
+in the virtualenv, which may be stale). Twisted-based servers run on the
+epoll reactor, asyncio ones on the default asyncio loop. Warnings and errors
+are logged to stderr; informational events are dropped. The soft open-files
+limit is raised to the hard one (the idle benchmark holds 10,000 sockets).
 
-To add a peer, write a C{serve_KIND(host, port, path)} function that listens,
-calls L{ready}, and runs until killed, and register it in L{SERVERS}.
-Twisted-based peers only need a resource builder (see L{twistedSite}).
+To add a peer, write a C{serve_KIND(host, port, path, options)} function that
+listens, calls L{ready}, and runs until killed, and register it in
+L{SERVERS}. Twisted-based peers only need a resource builder (see
+L{twistedSite}).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import resource
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported late at run time: the reactor must be chosen first
     from twisted.python.failure import Failure
     from twisted.web.server import Request
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """
+    What a server serves: C{app} is C{"echo"} or C{"pubsub"}; C{heartbeat}
+    is the keepalive ping interval in seconds (C{None}: off); C{deflate}
+    accepts permessage-deflate (txpulse only).
+    """
+
+    app: str = "echo"
+    heartbeat: float | None = None
+    deflate: bool = False
+    backlog: int = 1024
+
+
+#: Largest message the servers accept (all alike).
+MAX_MESSAGE = 1 << 20
+#: Seconds a peer has to answer a keepalive ping (all alike).
+PING_TIMEOUT = 20.0
 
 
 def ready() -> None:
@@ -58,6 +113,21 @@ def _startTwistedLogging() -> None:
     )
 
 
+def _envelope(request: Any) -> tuple[str, str] | None:
+    """
+    The pub/sub peers' common request handling: for a publish request, its
+    topic and the JSON envelope every subscriber gets (as txpulse's hub
+    builds it); C{None} for anything else.
+    """
+    if request.get("action") != "publish" or "data" not in request:
+        return None
+    topic = request.get("topic")
+    return topic, json.dumps({"topic": topic, "data": request["data"]}, ensure_ascii=False, separators=(",", ":"))
+
+
+# -- txpulse and Twisted's twisted.web.websocket ---------------------------------------
+
+
 class TwistedEcho:
     """
     Echo, written against C{twisted.web.websocket.WebSocketProtocol}.
@@ -66,12 +136,20 @@ class TwistedEcho:
     """
 
     transport: Any = None
+    heartbeat: float | None = None
+    _pinger: Any = None
 
     def negotiationStarted(self, transport: Any) -> None:
         self.transport = transport
 
     def negotiationFinished(self) -> None:
-        pass
+        if self.heartbeat:
+            # twisted.web.websocket has no keepalive: ping on a timer, the
+            # way an application would.
+            from twisted.internet.task import LoopingCall
+
+            self._pinger = LoopingCall(self.transport.ping)
+            self._pinger.start(self.heartbeat, now=False)
 
     def textMessageReceived(self, message: str) -> None:
         self.transport.sendTextMessage(message)
@@ -83,12 +161,55 @@ class TwistedEcho:
         pass
 
     def connectionLost(self, reason: Failure) -> None:
+        if self._pinger is not None and self._pinger.running:
+            self._pinger.stop()
+
+
+class TwistedPubSub(TwistedEcho):
+    """
+    The minimal broadcast server on C{twisted.web.websocket}: a dict of
+    topic -> protocols; a publish sends the envelope to each one's transport
+    (Twisted's API has no way to encode a frame once for many connections).
+    """
+
+    def __init__(self, topics: dict[str, set[TwistedPubSub]]) -> None:
+        self.topics = topics
+        self.subscribed: set[str] = set()
+
+    def textMessageReceived(self, message: str) -> None:
+        try:
+            request = json.loads(message)
+        except ValueError:
+            return
+        if request.get("action") == "subscribe":
+            topic = request.get("topic")
+            self.topics.setdefault(topic, set()).add(self)
+            self.subscribed.add(topic)
+            return
+        publish = _envelope(request)
+        if publish is not None:
+            topic, envelope = publish
+            for subscriber in list(self.topics.get(topic, ())):
+                subscriber.transport.sendTextMessage(envelope)
+
+    def bytesMessageReceived(self, data: bytes | bytearray) -> None:
         pass
+
+    def connectionLost(self, reason: Failure) -> None:
+        super().connectionLost(reason)
+        for topic in self.subscribed:
+            self.topics.get(topic, set()).discard(self)
 
 
 class TwistedEchoFactory:
+    def __init__(self, options: ServerOptions = ServerOptions()) -> None:
+        self.options = options
+        self.topics: dict[str, set[TwistedPubSub]] = {}
+
     def buildProtocol(self, request: Request) -> TwistedEcho:
-        return TwistedEcho()
+        protocol = TwistedPubSub(self.topics) if self.options.app == "pubsub" else TwistedEcho()
+        protocol.heartbeat = self.options.heartbeat
+        return protocol
 
 
 #: The working tree's sources, so a benchmark measures the code being edited
@@ -96,32 +217,61 @@ class TwistedEchoFactory:
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 
-def _txpulseResource() -> Any:
+def _txpulseResource(options: ServerOptions = ServerOptions()) -> Any:
     if (SRC / "txpulse" / "__init__.py").exists():
         sys.path.insert(0, str(SRC))
     import txpulse
     import txpulse.apps
 
-    return txpulse.WebSocketResource(txpulse.apps.EchoFactory(), pingInterval=None)
+    settings = {"pingInterval": options.heartbeat, "pingTimeout": PING_TIMEOUT, "compression": options.deflate}
+    if options.app == "pubsub":
+        from txpulse.broker.memory import MemoryBroker
+        from txpulse.hub import Hub, PubSubFactory
+
+        # What `twistd txpulse` mounts at /pubsub (tap.buildRoot).
+        return txpulse.WebSocketResource(
+            PubSubFactory(Hub(MemoryBroker()), maxPublishSize=MAX_MESSAGE), maxMessageSize=MAX_MESSAGE, **settings
+        )
+    return txpulse.WebSocketResource(txpulse.apps.EchoFactory(), maxMessageSize=MAX_MESSAGE, **settings)
 
 
-def _twistedResource() -> Any:
+def _twistedResource(options: ServerOptions = ServerOptions()) -> Any:
     from twisted.web.websocket import WebSocketResource
 
-    return WebSocketResource(TwistedEchoFactory())
+    return WebSocketResource(TwistedEchoFactory(options))
 
 
-def twistedSite(makeResource: Callable[[], Any]) -> Callable[[str, int, str], None]:
+def _installEpoll() -> Any:
+    from twisted.internet import epollreactor
+
+    epollreactor.install()
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def _txpulseSite(root: Any) -> Any:
     """
-    A server function that mounts C{makeResource()} at C{path} in a
-    C{twisted.web} C{Site} on the epoll reactor.
+    What C{twistd txpulse} serves with: a L{txpulse.WebSocketSite} (its
+    first-request deadline at the plugin's default, 10 s).
+    """
+    if (SRC / "txpulse" / "__init__.py").exists():
+        sys.path.insert(0, str(SRC))
+    from txpulse.site import WebSocketSite
+
+    return WebSocketSite(root, requestTimeout=10.0)
+
+
+def twistedSite(
+    makeResource: Callable[[ServerOptions], Any], makeSite: Callable[[Any], Any] | None = None
+) -> Callable[[str, int, str, ServerOptions], None]:
+    """
+    A server function that mounts C{makeResource(options)} at C{path} in a
+    C{twisted.web} C{Site} (or C{makeSite(root)}) on the epoll reactor.
     """
 
-    def serve(host: str, port: int, path: str) -> None:
-        from twisted.internet import epollreactor
-
-        epollreactor.install()
-        from twisted.internet import reactor
+    def serve(host: str, port: int, path: str, options: ServerOptions = ServerOptions()) -> None:
+        reactor = _installEpoll()
         from twisted.web.resource import Resource
         from twisted.web.server import Site
 
@@ -133,31 +283,303 @@ def twistedSite(makeResource: Callable[[], Any]) -> Callable[[str, int, str], No
             child = Resource()
             parent.putChild(segment, child)
             parent = child
-        parent.putChild(segments[-1], makeResource())
-        site = Site(root)
+        parent.putChild(segments[-1], makeResource(options))
+        site = Site(root) if makeSite is None else makeSite(root)
         site.noisy = False
-        reactor.listenTCP(port, site, backlog=1024, interface=host)  # type: ignore[arg-type]
+        reactor.listenTCP(port, site, backlog=options.backlog, interface=host)
         reactor.callWhenRunning(ready)
         reactor.run()
 
     return serve
 
 
-#: KIND -> serve(host, port, path), which blocks until the process is killed.
-SERVERS: dict[str, Callable[[str, int, str], None]] = {
-    "txpulse": twistedSite(_txpulseResource),
+# -- autobahn on Twisted ------------------------------------------------------------
+
+
+def serve_autobahn(host: str, port: int, path: str, options: ServerOptions = ServerOptions()) -> None:
+    reactor = _installEpoll()
+    from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+
+    _startTwistedLogging()
+
+    class Echo(WebSocketServerProtocol):  # type: ignore[misc]
+        def onMessage(self, payload: bytes, isBinary: bool) -> None:
+            self.sendMessage(payload, isBinary)
+
+    topics: dict[str, set[Any]] = {}
+
+    class PubSub(WebSocketServerProtocol):  # type: ignore[misc]
+        subscribed: set[str] = frozenset()  # type: ignore[assignment]
+
+        def onMessage(self, payload: bytes, isBinary: bool) -> None:
+            try:
+                request = json.loads(payload)
+            except ValueError:
+                return
+            if request.get("action") == "subscribe":
+                topic = request.get("topic")
+                topics.setdefault(topic, set()).add(self)
+                self.subscribed = self.subscribed | {topic}
+                return
+            publish = _envelope(request)
+            if publish is not None:
+                topic, envelope = publish
+                # autobahn's broadcast API: the frame is built once.
+                prepared = self.factory.prepareMessage(envelope.encode("utf-8"))
+                for peer in list(topics.get(topic, ())):
+                    peer.sendPreparedMessage(prepared)
+
+        def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+            for topic in self.subscribed:
+                topics.get(topic, set()).discard(self)
+
+    factory = WebSocketServerFactory(f"ws://{host}:{port}")
+    factory.protocol = PubSub if options.app == "pubsub" else Echo
+    protocolOptions: dict[str, Any] = {"maxMessagePayloadSize": MAX_MESSAGE, "maxFramePayloadSize": MAX_MESSAGE}
+    if options.heartbeat:
+        protocolOptions |= {"autoPingInterval": options.heartbeat, "autoPingTimeout": PING_TIMEOUT}
+    factory.setProtocolOptions(**protocolOptions)
+    reactor.listenTCP(port, factory, backlog=options.backlog, interface=host)
+    reactor.callWhenRunning(ready)
+    reactor.run()
+
+
+# -- asyncio peers -------------------------------------------------------------------
+
+
+def _asyncioLogging() -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+
+def serve_websockets(host: str, port: int, path: str, options: ServerOptions = ServerOptions()) -> None:
+    import asyncio
+
+    import websockets
+    from websockets.asyncio.server import serve
+
+    _asyncioLogging()
+    topics: dict[str, set[Any]] = {}
+
+    async def echo(ws: Any) -> None:
+        try:
+            async for message in ws:
+                await ws.send(message)
+        except websockets.ConnectionClosed:
+            pass
+
+    async def pubsub(ws: Any) -> None:
+        subscribed: set[str] = set()
+        try:
+            async for message in ws:
+                try:
+                    request = json.loads(message)
+                except ValueError:
+                    continue
+                if request.get("action") == "subscribe":
+                    topic = request.get("topic")
+                    topics.setdefault(topic, set()).add(ws)
+                    subscribed.add(topic)
+                    continue
+                publish = _envelope(request)
+                if publish is not None:
+                    topic, envelope = publish
+                    websockets.broadcast(topics.get(topic, ()), envelope)
+        finally:
+            for topic in subscribed:
+                topics.get(topic, set()).discard(ws)
+
+    async def main() -> None:
+        async with serve(
+            pubsub if options.app == "pubsub" else echo,
+            host,
+            port,
+            ping_interval=options.heartbeat,
+            ping_timeout=PING_TIMEOUT if options.heartbeat else None,
+            compression=None,
+            max_size=MAX_MESSAGE,
+            backlog=options.backlog,
+        ):
+            ready()
+            await asyncio.Future()
+
+    asyncio.run(main())
+
+
+def serve_aiohttp(host: str, port: int, path: str, options: ServerOptions = ServerOptions()) -> None:
+    import asyncio
+
+    from aiohttp import WSMsgType, web
+
+    _asyncioLogging()
+    topics: dict[str, set[Any]] = {}
+
+    def response() -> Any:
+        return web.WebSocketResponse(
+            heartbeat=options.heartbeat, compress=False, max_msg_size=MAX_MESSAGE, autoping=True
+        )
+
+    async def echo(request: Any) -> Any:
+        ws = response()
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                await ws.send_str(message.data)
+            elif message.type == WSMsgType.BINARY:
+                await ws.send_bytes(message.data)
+        return ws
+
+    async def pubsub(request: Any) -> Any:
+        ws = response()
+        await ws.prepare(request)
+        subscribed: set[str] = set()
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    parsed = json.loads(message.data)
+                except ValueError:
+                    continue
+                if parsed.get("action") == "subscribe":
+                    topic = parsed.get("topic")
+                    topics.setdefault(topic, set()).add(ws)
+                    subscribed.add(topic)
+                    continue
+                publish = _envelope(parsed)
+                if publish is not None:
+                    topic, envelope = publish
+                    for peer in list(topics.get(topic, ())):
+                        await peer.send_str(envelope)
+        finally:
+            for topic in subscribed:
+                topics.get(topic, set()).discard(ws)
+        return ws
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get(path, pubsub if options.app == "pubsub" else echo)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port, backlog=options.backlog).start()
+        ready()
+        await asyncio.Future()
+
+    asyncio.run(main())
+
+
+def serve_picows(host: str, port: int, path: str, options: ServerOptions = ServerOptions()) -> None:
+    import asyncio
+
+    from picows import WSListener, WSMsgType, ws_create_server
+
+    _asyncioLogging()
+    subscribers: dict[str, set[Any]] = {}
+
+    class Echo(WSListener):  # type: ignore[misc]
+        # picows hands over frames, not messages: echo each frame as it is
+        # (the generator sends single-frame messages).
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type == WSMsgType.CLOSE:
+                transport.send_close(frame.get_close_code(), frame.get_close_message())
+                transport.disconnect()
+            elif frame.msg_type in (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION):
+                transport.send(frame.msg_type, frame.get_payload_as_memoryview(), frame.fin)
+
+    class PubSub(WSListener):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.subscribed: set[str] = set()
+            self.transport: Any = None
+
+        def on_ws_connected(self, transport: Any) -> None:
+            self.transport = transport
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            if frame.msg_type == WSMsgType.CLOSE:
+                transport.send_close(frame.get_close_code(), frame.get_close_message())
+                transport.disconnect()
+                return
+            if frame.msg_type != WSMsgType.TEXT:
+                return
+            try:
+                request = json.loads(frame.get_payload_as_bytes())
+            except ValueError:
+                return
+            if request.get("action") == "subscribe":
+                topic = request.get("topic")
+                subscribers.setdefault(topic, set()).add(transport)
+                self.subscribed.add(topic)
+                return
+            publish = _envelope(request)
+            if publish is not None:
+                topic, envelope = publish
+                data = envelope.encode("utf-8")
+                for peer in list(subscribers.get(topic, ())):
+                    peer.send(WSMsgType.TEXT, data)
+
+        def on_ws_disconnected(self, transport: Any) -> None:
+            for topic in self.subscribed:
+                subscribers.get(topic, set()).discard(transport)
+
+    listener = PubSub if options.app == "pubsub" else Echo
+
+    async def main() -> None:
+        server = await ws_create_server(
+            lambda request: listener(),
+            host,
+            port,
+            enable_auto_ping=bool(options.heartbeat),
+            auto_ping_idle_timeout=options.heartbeat or 20,
+            # picows requires reply timeout <= idle timeout
+            auto_ping_reply_timeout=min(PING_TIMEOUT, options.heartbeat or 20),
+            max_frame_size=MAX_MESSAGE,
+            backlog=options.backlog,
+        )
+        ready()
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+#: KIND -> serve(host, port, path, options), which blocks until the process is killed.
+SERVERS: dict[str, Callable[[str, int, str, ServerOptions], None]] = {
+    "txpulse": twistedSite(_txpulseResource, _txpulseSite),
+    # the same resource in a stock Site (what bench/echo.py measured before)
+    "txpulse-stock-site": twistedSite(_txpulseResource),
     "twisted": twistedSite(_twistedResource),
+    "autobahn": serve_autobahn,
+    "websockets": serve_websockets,
+    "aiohttp": serve_aiohttp,
+    "picows": serve_picows,
 }
 
 
+def raiseOpenFilesLimit() -> None:
+    """
+    Raise the soft limit on open files to the hard limit.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="WebSocket echo server for the benchmarks")
+    parser = argparse.ArgumentParser(description="WebSocket server for the benchmarks")
     parser.add_argument("kind", choices=sorted(SERVERS))
     parser.add_argument("port", type=int)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--path", default="/echo")
+    parser.add_argument("--path", default=None, help="default /echo, or /pubsub with --app pubsub")
+    parser.add_argument("--app", choices=("echo", "pubsub"), default="echo")
+    parser.add_argument("--heartbeat", type=float, default=0, help="keepalive ping interval in seconds (0: off)")
+    parser.add_argument("--deflate", action="store_true", help="accept permessage-deflate (txpulse only)")
+    parser.add_argument("--backlog", type=int, default=1024)
     args = parser.parse_args(argv)
-    SERVERS[args.kind](args.host, args.port, args.path)
+    if args.deflate and not args.kind.startswith("txpulse"):
+        parser.error("--deflate is only wired up for txpulse")
+    raiseOpenFilesLimit()
+    options = ServerOptions(app=args.app, heartbeat=args.heartbeat or None, deflate=args.deflate, backlog=args.backlog)
+    path = args.path or ("/pubsub" if args.app == "pubsub" else "/echo")
+    SERVERS[args.kind](args.host, args.port, path, options)
 
 
 if __name__ == "__main__":

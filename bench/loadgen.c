@@ -1,45 +1,90 @@
 /*
- * loadgen: a WebSocket echo load generator (RFC 6455 client side).
+ * loadgen: a WebSocket load generator (RFC 6455 client side) for bench/.
  *
  * One thread, non-blocking sockets, level-triggered epoll. It opens N
  * connections to ws://HOST:PORT/PATH (HTTP/1.1 upgrade; anything but a
- * "HTTP/1.x 101" status line is an error), then keeps K masked messages of
- * S bytes in flight on every connection: K are sent at once, and each
- * complete message the server sends back is answered with one more. After a
- * warm-up of W seconds it counts complete messages received for D seconds and
- * prints one JSON line on stdout:
+ * "HTTP/1.x 101" status line is an error), then, depending on --mode:
+ *
+ *   echo (the default): keeps K masked messages of S bytes in flight on
+ *       every connection: K are sent at once, and each complete message the
+ *       server sends back is answered with one more. After a warm-up of W
+ *       seconds it counts complete messages received for D seconds.
+ *
+ *   rate: sends --rate messages per second in all (spread round-robin over
+ *       the connections, paced by a timerfd, not in bursts) and times every
+ *       round trip: echoes come back in order on a connection, so each one
+ *       is matched with the send time of the oldest message outstanding
+ *       there. Reports p50/p90/p99/p99.9/max round-trip times of the echoes
+ *       received during the measured window.
+ *
+ *   idle: opens N connections (--concurrency at a time) and times it
+ *       (handshakes/s); optionally sends --idle-messages messages on each
+ *       and waits for their echoes (e.g. to make a server allocate its
+ *       permessage-deflate state); then holds them for --hold seconds,
+ *       answering the server's pings. With --marks it prints "OPEN" on
+ *       stderr once all are open, then "TICK <seconds> <pings> <open>" every
+ *       second of the hold, so a driver can sample the server meanwhile.
+ *
+ *   fanout: N subscribers and one publisher on a pub/sub endpoint speaking
+ *       {"action":"subscribe","topic":T} / {"action":"publish","topic":T,
+ *       "data":D} (D: S bytes of text). After every subscriber has seen a
+ *       message (sync) and the line is quiet, it sends --bursts bursts of
+ *       --burst publishes (one send() each) and times, per burst, how long
+ *       until the FIRST subscriber receives the first message and until
+ *       every subscriber has received every message. Then it keeps K
+ *       publishes in flight (a publish completes when every subscriber has
+ *       it) and counts deliveries (messages received by subscribers) for D
+ *       seconds after W seconds of warm-up.
+ *
+ * and prints one JSON line on stdout, e.g. for echo:
  *
  *   {"messages_per_s":..., "connections":N, "inflight":K, "size":S,
  *    "duration":D, "errors":..., "loadgen_cpu_percent":..., ...}
  *
  * loadgen_cpu_percent is getrusage(RUSAGE_SELF) user+sys over the measured
- * window divided by its wall time: near 100 means the generator itself is the
- * bottleneck and the figure is a lower bound for the server.
+ * window (the hold, in idle mode) divided by its wall time: near 100 means
+ * the generator itself is the bottleneck and the figure is a lower bound for
+ * the server.
  *
  * Frames from the server are parsed properly: 2/4/10-byte headers (a masking
  * key is skipped, but counted as an error: servers must not mask), data
  * frames and fragmented messages (only a complete text or binary message
- * counts, and its size is checked against S), pings answered with a masked
- * pong, pongs ignored, a close frame counted as an error (the server should
- * not close during the run) and the connection dropped.
+ * counts, and in echo/rate/idle mode its size is checked against S), pings
+ * answered with a masked pong, pongs ignored, a close frame counted as an
+ * error (the server should not close during the run) and the connection
+ * dropped.
+ *
+ * --deflate offers permessage-deflate (RFC 7692) with client_no_context_takeover:
+ * every message sent is the same compressed frame (compressed once at
+ * start-up), while the server's replies are inflated per connection (zlib,
+ * raw deflate, context kept unless the server negotiated
+ * server_no_context_takeover) and checked like uncompressed ones. A server
+ * that does not accept the offer is an error.
  *
  * Cheap by construction, so that it can drive a Python server from one core:
- *   - payloads are not buffered: a data frame's payload is skipped as it
- *     streams in, only an incomplete header or control frame (at most 139
- *     bytes) is carried over to the next read, in a small per-connection
- *     buffer; reads go to one shared buffer;
+ *   - payloads are not buffered: a data frame's payload is skipped (or
+ *     inflated and compared) as it streams in (without --verify, the middle
+ *     of a large payload is discarded in the kernel: recv(MSG_TRUNC), no
+ *     copy), only an incomplete header or
+ *     control frame (at most 139 bytes) is carried over to the next read, in
+ *     a small per-connection buffer; reads go to one shared buffer;
  *   - every message is the same masked frame (one random masking key chosen
  *     at start-up: the server still unmasks every byte), prebuilt K times
  *     back to back, so sending n messages is one send() of a slice of it.
  *
- * Build: gcc -O2 -o bench/loadgen bench/loadgen.c
+ * Build: gcc -O2 -o bench/loadgen bench/loadgen.c -lz
  * Usage: bench/loadgen --port 8080 [--host 127.0.0.1] [--path /echo]
- *            [--connections 64] [--inflight 32] [--size 32] [--warmup 2]
- *            [--duration 5] [--binary] [--connect-timeout 10] [--marks] [--verify]
+ *            [--mode echo|rate|idle|fanout] [--connections 64] [--inflight 32]
+ *            [--size 32] [--warmup 2] [--duration 5] [--binary]
+ *            [--connect-timeout 10] [--marks] [--verify] [--deflate]
+ *            [--rate 10000] [--concurrency 32] [--hold 10] [--idle-messages 0]
+ *            [--burst 100] [--bursts 5] [--topic bench]
  * --verify compares every echoed payload byte with what was sent (costs
  * generator CPU; without it only the message's type and size are checked).
  * --marks prints "MEASURE_START" and "MEASURE_END" lines on stderr at the
  * window's edges (so a driver can sample the server's CPU time there).
+ * The soft open-files limit is raised to the hard one (idle mode holds
+ * thousands of sockets).
  * Exit status: 0 on success (even with errors, which the JSON reports),
  * 1 on bad arguments, 2 when no connection could be opened.
  */
@@ -49,6 +94,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -61,16 +107,22 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define READ_BUF_SIZE (1 << 20)
 #define CARRY_MAX 160      /* > 14-byte header + 125-byte control payload */
-#define CTRL_MAX 1024      /* queued pongs */
+#define CTRL_MAX 1024      /* queued pongs (and a subscriber's subscribe frame) */
 #define HS_MAX 4096        /* the server's handshake response */
 #define MAX_ERRORS_SHOWN 10
+#define TS_RING 4096       /* rate mode: send times of messages in flight, per connection */
+#define INFLATE_CHUNK 65536
 
 enum phase { P_CONNECTING, P_HANDSHAKE, P_OPEN, P_CLOSED };
+enum mode { M_ECHO, M_RATE, M_IDLE, M_FANOUT };
+enum fanout_phase { F_WAIT, F_SYNC, F_DRAIN, F_BURST, F_GAP, F_RUN };
 
 struct conn {
     int fd;
@@ -87,13 +139,22 @@ struct conn {
     int in_message;        /* a fragmented message has started */
     uint64_t msg_len;      /* bytes of the current message so far (headers seen) */
     uint64_t msg_pos;      /* payload bytes of the current message consumed */
+    uint64_t msg_out;      /* --deflate: inflated bytes of the current message */
     int msg_bad;           /* --verify: the payload differs from what was sent */
+    int msg_compressed;    /* --deflate: RSV1 was set on the message's first frame */
+    int no_ctx;            /* --deflate: the server negotiated server_no_context_takeover */
+    z_stream *inf;         /* --deflate: inflater for the server's messages (lazy) */
+    uint64_t rx;           /* complete messages received (since the fan-out reset) */
+    int is_pub;            /* fanout: the publisher */
     /* send side */
     uint64_t pend_frames;  /* data frames not yet fully written */
     size_t pend_off;       /* bytes of the first of them already written */
     unsigned char ctrl[CTRL_MAX]; /* control frames, written at a frame boundary */
     size_t ctrl_len, ctrl_off;
     int want_out;          /* EPOLLOUT currently requested */
+    /* rate mode */
+    double *ts;            /* ring of send times of messages in flight */
+    uint32_t ts_head, ts_tail;
 };
 
 /* -- options ------------------------------------------------------------ */
@@ -109,22 +170,58 @@ static double opt_connect_timeout = 10.0;
 static int opt_binary = 0;
 static int opt_marks = 0;
 static int opt_verify = 0;
+static int opt_mode = M_ECHO;
+static double opt_rate = 10000;
+static long opt_concurrency = 32;
+static double opt_hold = 10.0;
+static long opt_idle_messages = 0;
+static int opt_deflate = 0;
+static long opt_burst = 100;
+static long opt_bursts = 5;
+static const char *opt_topic = "bench";
 
 /* -- global state ------------------------------------------------------- */
 static int ep;
 static struct conn *conns;
-static unsigned char *batch;      /* opt_inflight copies of the masked frame */
+static long n_conns;              /* opt_conns, plus the publisher in fanout mode */
+static unsigned char *batch;      /* copies of the masked frame */
 static unsigned char *expected;   /* the unmasked payload (for --verify) */
 static size_t frame_len;          /* bytes of one masked frame */
 static size_t batch_frames;       /* frames in `batch` */
 static unsigned char *rbuf;       /* shared read buffer */
+static unsigned char *zbuf;       /* shared inflate output buffer */
 static char request[1024];
 static size_t request_len;
 static uint64_t received;         /* complete messages received, all connections */
 static uint64_t errors;
+static uint64_t pings;            /* pings received */
 static long n_open, n_pending;    /* open connections; still connecting/handshaking */
-static int running;               /* messages received get answered */
+static int running;               /* messages received get answered (echo mode) */
 static int shutting_down;         /* results printed; closing politely */
+static int stage;                 /* 0 connecting, 1 warm-up, 2 measuring, 3 idle hold */
+/* rate mode */
+static double *lat;               /* round-trip times (s) received while measuring */
+static size_t lat_n, lat_cap;
+static uint64_t rate_sent, rate_skipped;
+static double rate_t0;
+static long rate_next;            /* round-robin cursor */
+static int timer_fd = -1;
+static int timer_tag;             /* epoll data.ptr of the timer */
+/* idle mode */
+static long idle_done;            /* connections that got all their idle-message echoes */
+/* fanout mode */
+static struct conn *pub;
+static int fan_phase = F_WAIT;
+static long subs_open, subs_ready;
+static uint64_t deliveries;       /* messages received by subscribers */
+static uint64_t pub_sent;         /* publishes queued since the reset */
+static uint64_t ring_base, oldest;
+static uint32_t *ring;            /* deliveries per publish in flight (opt_inflight slots) */
+static double last_delivery;
+static double burst_t0, burst_first;
+static uint64_t burst_target;
+static double *burst_first_ms, *burst_all_ms;
+static long bursts_done;
 
 static double now(void)
 {
@@ -201,6 +298,36 @@ static size_t build_frame(unsigned char *out, int first, const unsigned char *pa
     return h + 4 + len;
 }
 
+/* Raw deflate of one message from a fresh stream (client_no_context_takeover),
+ * with the 00 00 ff ff tail of the sync flush removed (RFC 7692 §7.2.1). */
+static unsigned char *deflate_message(const unsigned char *in, size_t len, size_t *out_len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        fprintf(stderr, "loadgen: deflateInit2 failed\n");
+        exit(1);
+    }
+    size_t cap = deflateBound(&z, len) + 16;
+    unsigned char *out = malloc(cap);
+    z.next_in = (unsigned char *)in;
+    z.avail_in = (uInt)len;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    if (deflate(&z, Z_SYNC_FLUSH) != Z_OK || z.avail_in) {
+        fprintf(stderr, "loadgen: deflate failed\n");
+        exit(1);
+    }
+    size_t n = cap - z.avail_out;
+    deflateEnd(&z);
+    if (n < 4 || memcmp(out + n - 4, "\x00\x00\xff\xff", 4)) {
+        fprintf(stderr, "loadgen: unexpected deflate output\n");
+        exit(1);
+    }
+    *out_len = n - 4;
+    return out;
+}
+
 static void watch(struct conn *c, int op, uint32_t events)
 {
     struct epoll_event ev = {.events = events, .data.ptr = c};
@@ -210,19 +337,36 @@ static void watch(struct conn *c, int op, uint32_t events)
     }
 }
 
+static void fanout_advance(void);
+
 static void close_conn(struct conn *c)
 {
     if (c->phase == P_CLOSED)
         return;
-    if (c->phase == P_OPEN)
+    if (c->phase == P_OPEN) {
         n_open--;
-    else
+        if (opt_mode == M_FANOUT && !c->is_pub) {
+            subs_open--;
+            if (c->rx && subs_ready)
+                subs_ready--;
+        }
+    } else {
         n_pending--;
+    }
     c->phase = P_CLOSED;
     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     free(c->hs);
     c->hs = NULL;
+    if (c->inf) {
+        inflateEnd(c->inf);
+        free(c->inf);
+        c->inf = NULL;
+    }
+    free(c->ts);
+    c->ts = NULL;
+    if (opt_mode == M_FANOUT && fan_phase == F_RUN && !shutting_down)
+        fanout_advance();                 /* one subscriber fewer to wait for */
 }
 
 /* -- sending ------------------------------------------------------------- */
@@ -231,6 +375,8 @@ static void close_conn(struct conn *c)
  * frames, then whole data frames. Returns -1 if the connection died. */
 static int flush(struct conn *c)
 {
+    if (c->phase != P_OPEN)
+        return -1;
     for (;;) {
         const unsigned char *p;
         size_t n;
@@ -279,25 +425,150 @@ static int flush(struct conn *c)
     return 0;
 }
 
+/* -- fan-out bookkeeping -------------------------------------------------- */
+
+/* Queue n more publishes on the publisher. */
+static void publish(uint64_t n)
+{
+    if (!pub || pub->phase != P_OPEN)
+        return;
+    pub->pend_frames += n;
+    pub_sent += n;
+    flush(pub);
+}
+
+/* Retire the publishes every open subscriber has received and keep
+ * opt_inflight of them in flight. */
+static void fanout_advance(void)
+{
+    uint64_t k = (uint64_t)opt_inflight;
+    while (oldest < pub_sent && ring[(oldest - ring_base) % k] >= (uint32_t)(subs_open > 0 ? subs_open : 1)) {
+        ring[(oldest - ring_base) % k] = 0;
+        oldest++;
+    }
+    if (running && pub_sent - oldest < k)
+        publish(k - (pub_sent - oldest));
+}
+
+static void fanout_delivery(struct conn *c)
+{
+    uint64_t g = c->rx++;                 /* index of this message since the reset */
+    deliveries++;
+    switch (fan_phase) {
+    case F_SYNC:
+    case F_DRAIN:
+        last_delivery = now();
+        if (g == 0)
+            subs_ready++;
+        break;
+    case F_BURST:
+        if (burst_first == 0)
+            burst_first = now();
+        break;
+    case F_RUN:
+        if (g >= ring_base) {
+            uint64_t k = (uint64_t)opt_inflight;
+            ring[(g - ring_base) % k]++;
+            if (g == oldest)
+                fanout_advance();
+        }
+        break;
+    default:
+        break;
+    }
+}
+
 /* -- receiving ----------------------------------------------------------- */
 
-/* The last byte of a data frame arrived. */
-static void frame_done(struct conn *c)
+/* Inflate len bytes of a compressed message's payload (or its 00 00 ff ff
+ * tail) and compare the output with what was sent. */
+static int inflate_chunk(struct conn *c, const unsigned char *in, size_t len)
+{
+    if (!c->inf) {
+        c->inf = calloc(1, sizeof *c->inf);
+        if (inflateInit2(c->inf, -15) != Z_OK) {
+            error(c, "inflateInit2 failed");
+            return -1;
+        }
+    }
+    z_stream *z = c->inf;
+    z->next_in = (unsigned char *)in;
+    z->avail_in = (uInt)len;
+    do {
+        z->next_out = zbuf;
+        z->avail_out = INFLATE_CHUNK;
+        int r = inflate(z, Z_SYNC_FLUSH);
+        if (r != Z_OK && r != Z_BUF_ERROR) {
+            error(c, "inflate: %s", z->msg ? z->msg : "error");
+            return -1;
+        }
+        size_t produced = INFLATE_CHUNK - z->avail_out;
+        if (opt_verify && !c->msg_bad && produced && opt_mode != M_FANOUT) {
+            if (c->msg_out + produced > (uint64_t)opt_size || memcmp(zbuf, expected + c->msg_out, produced))
+                c->msg_bad = 1;
+        }
+        c->msg_out += produced;
+        if (r == Z_BUF_ERROR)
+            break;
+    } while (z->avail_in || z->avail_out == 0);
+    return 0;
+}
+
+/* The last byte of a data frame arrived. Returns -1 if the connection died. */
+static int frame_done(struct conn *c)
 {
     if (!c->frame_fin) {
         c->in_message = 1;
-        return;
+        return 0;
     }
     c->in_message = 0;
-    if (c->msg_len != (uint64_t)opt_size)
-        error(c, "echoed message of %llu bytes, expected %ld", (unsigned long long)c->msg_len, opt_size);
-    else if (c->msg_bad)
-        error(c, "echoed message differs from the one sent");
-    c->msg_len = c->msg_pos = 0;
+    uint64_t size = c->msg_len;
+    if (c->msg_compressed) {
+        static const unsigned char tail[4] = {0x00, 0x00, 0xff, 0xff};
+        if (inflate_chunk(c, tail, 4) < 0) {
+            close_conn(c);
+            return -1;
+        }
+        size = c->msg_out;
+        if (c->no_ctx)
+            inflateReset(c->inf);
+    }
+    if (opt_mode == M_FANOUT) {
+        if (c->is_pub)
+            error(c, "the publisher received a message (%llu bytes; an error reply?)", (unsigned long long)size);
+        else
+            fanout_delivery(c);
+    } else {
+        if (size != (uint64_t)opt_size)
+            error(c, "echoed message of %llu bytes, expected %ld", (unsigned long long)size, opt_size);
+        else if (c->msg_bad)
+            error(c, "echoed message differs from the one sent");
+        c->rx++;
+        if (opt_mode == M_RATE && c->ts) {
+            if (c->ts_head == c->ts_tail) {
+                error(c, "an echo nobody asked for");
+            } else {
+                double sent = c->ts[c->ts_tail % TS_RING];
+                c->ts_tail++;
+                if (stage == 2) {
+                    if (lat_n == lat_cap) {
+                        lat_cap = lat_cap ? lat_cap * 2 : 65536;
+                        lat = realloc(lat, lat_cap * sizeof *lat);
+                    }
+                    lat[lat_n++] = now() - sent;
+                }
+            }
+        } else if (opt_mode == M_IDLE && c->rx == (uint64_t)opt_idle_messages) {
+            idle_done++;
+        }
+    }
+    c->msg_len = c->msg_pos = c->msg_out = 0;
     c->msg_bad = 0;
+    c->msg_compressed = 0;
     received++;
-    if (running)
+    if (running && opt_mode == M_ECHO)
         c->pend_frames++;                     /* keep K in flight */
+    return 0;
 }
 
 /* Parse server frames out of b[0..len). Returns -1 if the connection died. */
@@ -308,15 +579,20 @@ static int parse(struct conn *c, const unsigned char *b, size_t len)
         if (c->skip) {
             size_t avail = len - p;
             size_t take = c->skip < avail ? (size_t)c->skip : avail;
-            if (opt_verify && !c->msg_bad) {
+            if (c->msg_compressed) {
+                if (inflate_chunk(c, b + p, take) < 0) {
+                    close_conn(c);
+                    return -1;
+                }
+            } else if (opt_verify && !c->msg_bad && opt_mode != M_FANOUT) {
                 if (c->msg_pos + take > (uint64_t)opt_size || memcmp(b + p, expected + c->msg_pos, take))
                     c->msg_bad = 1;
             }
             c->msg_pos += take;
             p += take;
             c->skip -= take;
-            if (!c->skip)
-                frame_done(c);
+            if (!c->skip && frame_done(c) < 0)
+                return -1;
             continue;
         }
         if (len - p < 2)
@@ -346,7 +622,10 @@ static int parse(struct conn *c, const unsigned char *b, size_t len)
             h += 4;
             error(c, "masked frame from the server");
         }
-        if (b0 & 0x70) {
+        /* RSV1 is allowed on the first frame of a data message when
+         * permessage-deflate is in use; nothing else may set RSV bits. */
+        int rsv1_ok = opt_deflate && (opcode == 0x1 || opcode == 0x2);
+        if (b0 & (rsv1_ok ? 0x30 : 0x70)) {
             error(c, "reserved bits set (%#x) without an extension", b0);
             close_conn(c);
             return -1;
@@ -360,6 +639,8 @@ static int parse(struct conn *c, const unsigned char *b, size_t len)
             if (len - p < h + plen)
                 break;                         /* wait for the whole control frame */
             const unsigned char *payload = b + p + h;
+            if (opcode == 0x9)
+                pings++;
             if (opcode == 0x9 && !shutting_down) { /* ping: answer with a masked pong */
                 unsigned char pl[125];
                 for (uint64_t i = 0; i < plen; i++)
@@ -397,10 +678,11 @@ static int parse(struct conn *c, const unsigned char *b, size_t len)
                 close_conn(c);
                 return -1;
             }
-            if (opcode != (opt_binary ? 0x2 : 0x1))
-                error(c, "echo came back as %s", opcode == 0x1 ? "text" : "binary");
-            c->msg_len = c->msg_pos = 0;
+            if (opcode != (opt_binary && opt_mode != M_FANOUT ? 0x2 : 0x1))
+                error(c, "message came back as %s", opcode == 0x1 ? "text" : "binary");
+            c->msg_len = c->msg_pos = c->msg_out = 0;
             c->msg_bad = 0;
+            c->msg_compressed = (b0 & 0x40) != 0;
         } else {
             error(c, "unknown data opcode %#x", opcode);
             close_conn(c);
@@ -410,8 +692,8 @@ static int parse(struct conn *c, const unsigned char *b, size_t len)
         c->frame_fin = fin != 0;
         c->msg_len += plen;
         c->skip = plen;
-        if (!plen)
-            frame_done(c);
+        if (!plen && frame_done(c) < 0)
+            return -1;
     }
     size_t rest = len - p;
     if (rest > CARRY_MAX) {
@@ -426,6 +708,26 @@ static int parse(struct conn *c, const unsigned char *b, size_t len)
 
 static int do_read(struct conn *c)
 {
+    if (!opt_verify && c->skip >= 4096 && c->carry_len == 0 && !c->msg_compressed) {
+        /* The middle of a large payload nobody looks at: let the kernel
+         * discard it without copying it out (TCP honours MSG_TRUNC). */
+        ssize_t r = recv(c->fd, NULL, c->skip < READ_BUF_SIZE ? (size_t)c->skip : READ_BUF_SIZE, MSG_TRUNC);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return 0;
+            error(c, "recv: %s", strerror(errno));
+            close_conn(c);
+            return -1;
+        }
+        if (r == 0) {
+            error(c, "the server closed the connection");
+            close_conn(c);
+            return -1;
+        }
+        c->msg_pos += (uint64_t)r;
+        c->skip -= (uint64_t)r;
+        return c->skip ? 0 : frame_done(c);
+    }
     memcpy(rbuf, c->carry, c->carry_len);
     ssize_t r = recv(c->fd, rbuf + c->carry_len, READ_BUF_SIZE - c->carry_len, 0);
     if (r < 0) {
@@ -446,10 +748,14 @@ static int do_read(struct conn *c)
 /* -- connecting ---------------------------------------------------------- */
 
 static struct addrinfo *server_addr;
+static unsigned char sub_frame[512];      /* fanout: a subscriber's subscribe frame */
+static size_t sub_frame_len;
 
 static void start_connect(struct conn *c)
 {
+    int is_pub = c->is_pub;
     memset(c, 0, sizeof *c);
+    c->is_pub = is_pub;
     c->fd = socket(server_addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         perror("loadgen: socket");
@@ -535,6 +841,21 @@ static void read_response(struct conn *c)
         close_conn(c);
         return;
     }
+    if (opt_deflate) {
+        *end = 0;                         /* search the headers only */
+        if (!strcasestr(c->hs, "permessage-deflate")) {
+            error(c, "the server did not accept permessage-deflate");
+            close_conn(c);
+            return;
+        }
+        c->no_ctx = strcasestr(c->hs, "server_no_context_takeover") != NULL;
+        char *bits = strcasestr(c->hs, "client_max_window_bits=");
+        if (bits && atoi(bits + 23) < 15 && opt_size > (1L << atoi(bits + 23))) {
+            error(c, "the server limits client_max_window_bits to %d (unsupported here)", atoi(bits + 23));
+            close_conn(c);
+            return;
+        }
+    }
     /* Upgraded. Bytes after the response already belong to the WebSocket. */
     size_t head = (size_t)(end + 4 - c->hs);
     size_t extra = c->hs_len - head;
@@ -545,7 +866,21 @@ static void read_response(struct conn *c)
     c->phase = P_OPEN;
     n_pending--;
     n_open++;
-    c->pend_frames = (uint64_t)opt_inflight;
+    if (opt_mode == M_ECHO)
+        c->pend_frames = (uint64_t)opt_inflight;
+    if (opt_mode == M_RATE) {
+        c->ts = malloc(TS_RING * sizeof *c->ts);
+        c->ts_head = c->ts_tail = 0;
+    }
+    if (opt_mode == M_FANOUT) {
+        if (c->is_pub) {
+            pub = c;
+        } else {
+            subs_open++;
+            memcpy(c->ctrl, sub_frame, sub_frame_len);
+            c->ctrl_len = sub_frame_len;
+        }
+    }
     if (extra && parse(c, tmp, extra) < 0)
         return;
     flush(c);
@@ -577,6 +912,68 @@ static void handle_event(struct conn *c, uint32_t ev)
     }
 }
 
+/* -- rate mode ------------------------------------------------------------ */
+
+static void start_timer(double period)
+{
+    timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (timer_fd < 0) {
+        perror("loadgen: timerfd_create");
+        exit(1);
+    }
+    struct itimerspec its;
+    its.it_interval.tv_sec = (time_t)period;
+    its.it_interval.tv_nsec = (long)((period - (double)(time_t)period) * 1e9);
+    its.it_value = its.it_interval;
+    timerfd_settime(timer_fd, 0, &its, NULL);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &timer_tag};
+    epoll_ctl(ep, EPOLL_CTL_ADD, timer_fd, &ev);
+}
+
+/* Send the messages due by now, one per connection in turn. */
+static void rate_tick(void)
+{
+    uint64_t expirations;
+    if (read(timer_fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
+        perror("loadgen: timerfd read");
+    if (!running)
+        return;
+    double t = now();
+    uint64_t due = (uint64_t)((t - rate_t0) * opt_rate);
+    while (rate_sent < due && n_open > 0) {
+        struct conn *c;
+        do {
+            c = &conns[rate_next];
+            rate_next = (rate_next + 1) % opt_conns;
+        } while (c->phase != P_OPEN);
+        rate_sent++;
+        if (c->ts_head - c->ts_tail >= TS_RING) {
+            rate_skipped++;               /* the server is far behind */
+            continue;
+        }
+        c->ts[c->ts_head % TS_RING] = t;
+        c->ts_head++;
+        c->pend_frames++;
+        flush(c);
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double percentile(const double *sorted, size_t n, double q)
+{
+    if (!n)
+        return 0;
+    size_t rank = (size_t)ceil(q * (double)n);
+    if (rank < 1)
+        rank = 1;
+    return sorted[rank - 1];
+}
+
 /* After the measurement: stop sending data, send a close frame (1000) on
  * every open connection and give the server up to a second to finish the
  * closing handshake, so servers do not log aborted connections. */
@@ -585,7 +982,7 @@ static void close_politely(void)
     static const unsigned char going[2] = {0x03, 0xE8};
     running = 0;
     shutting_down = 1;
-    for (long i = 0; i < opt_conns; i++) {
+    for (long i = 0; i < n_conns; i++) {
         struct conn *c = &conns[i];
         if (c->phase != P_OPEN)
             continue;
@@ -607,8 +1004,21 @@ static void close_politely(void)
         if (n < 0 && errno != EINTR)
             break;
         for (int i = 0; i < n; i++)
-            handle_event(events[i].data.ptr, events[i].events);
+            if (events[i].data.ptr != &timer_tag)
+                handle_event(events[i].data.ptr, events[i].events);
     }
+}
+
+static void mark(const char *fmt, ...)
+{
+    if (!opt_marks)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
 }
 
 /* -- main ---------------------------------------------------------------- */
@@ -616,9 +1026,11 @@ static void close_politely(void)
 static void usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s --port PORT [--host HOST] [--path PATH] [--connections N]\n"
-            "          [--inflight K] [--size BYTES] [--warmup SECONDS] [--duration SECONDS]\n"
-            "          [--binary] [--connect-timeout SECONDS] [--marks] [--verify]\n",
+            "usage: %s --port PORT [--host HOST] [--path PATH] [--mode echo|rate|idle|fanout]\n"
+            "          [--connections N] [--inflight K] [--size BYTES] [--warmup SECONDS]\n"
+            "          [--duration SECONDS] [--binary] [--connect-timeout SECONDS] [--marks]\n"
+            "          [--verify] [--deflate] [--rate MSG_PER_S] [--concurrency N] [--hold SECONDS]\n"
+            "          [--idle-messages N] [--burst N] [--bursts N] [--topic T]\n",
             argv0);
     exit(1);
 }
@@ -638,11 +1050,20 @@ int main(int argc, char **argv)
         {"connect-timeout", required_argument, 0, 't'},
         {"marks", no_argument, 0, 'm'},
         {"verify", no_argument, 0, 'v'},
+        {"mode", required_argument, 0, 'M'},
+        {"rate", required_argument, 0, 'r'},
+        {"concurrency", required_argument, 0, 'C'},
+        {"hold", required_argument, 0, 'o'},
+        {"idle-messages", required_argument, 0, 'i'},
+        {"deflate", no_argument, 0, 'z'},
+        {"burst", required_argument, 0, 'B'},
+        {"bursts", required_argument, 0, 'n'},
+        {"topic", required_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int o;
-    while ((o = getopt_long(argc, argv, "H:p:u:c:k:s:w:d:bt:mvh", longopts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "H:p:u:c:k:s:w:d:bt:mvM:r:C:o:i:zB:n:T:h", longopts, NULL)) != -1) {
         switch (o) {
         case 'H': opt_host = optarg; break;
         case 'p': opt_port = optarg; break;
@@ -656,12 +1077,35 @@ int main(int argc, char **argv)
         case 't': opt_connect_timeout = atof(optarg); break;
         case 'm': opt_marks = 1; break;
         case 'v': opt_verify = 1; break;
+        case 'M':
+            if (!strcmp(optarg, "echo")) opt_mode = M_ECHO;
+            else if (!strcmp(optarg, "rate")) opt_mode = M_RATE;
+            else if (!strcmp(optarg, "idle")) opt_mode = M_IDLE;
+            else if (!strcmp(optarg, "fanout")) opt_mode = M_FANOUT;
+            else usage(argv[0]);
+            break;
+        case 'r': opt_rate = atof(optarg); break;
+        case 'C': opt_concurrency = atol(optarg); break;
+        case 'o': opt_hold = atof(optarg); break;
+        case 'i': opt_idle_messages = atol(optarg); break;
+        case 'z': opt_deflate = 1; break;
+        case 'B': opt_burst = atol(optarg); break;
+        case 'n': opt_bursts = atol(optarg); break;
+        case 'T': opt_topic = optarg; break;
         default: usage(argv[0]);
         }
     }
     if (!opt_port || opt_conns < 1 || opt_inflight < 1 || opt_size < 0 || opt_warmup < 0 ||
-        opt_duration <= 0 || optind != argc)
+        opt_duration <= 0 || optind != argc || opt_rate <= 0 || opt_concurrency < 1 || opt_hold < 0 ||
+        opt_idle_messages < 0 || opt_burst < 1 || opt_bursts < 0 || strlen(opt_topic) > 200)
         usage(argv[0]);
+
+    /* Idle mode holds thousands of sockets. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     int gai = getaddrinfo(opt_host, opt_port, &hints, &server_addr);
@@ -671,21 +1115,46 @@ int main(int argc, char **argv)
     }
 
     /* The message, masked, opt_inflight times back to back (capped at
-     * 16 MiB: flush() loops when more frames are pending than it holds). */
+     * 16 MiB: flush() loops when more frames are pending than it holds).
+     * In fanout mode the message is a publish and the batch holds a burst. */
     unsigned char *payload = malloc((size_t)opt_size + 1);
     for (long i = 0; i < opt_size; i++)
         payload[i] = (unsigned char)('a' + i % 26);
-    unsigned char *one = malloc((size_t)opt_size + 14);
-    frame_len = build_frame(one, opt_binary ? 0x82 : 0x81, payload, (uint64_t)opt_size);
+    const unsigned char *wire = payload;  /* what goes into the frame */
+    size_t wire_len = (size_t)opt_size;
+    unsigned char *publish_json = NULL;
+    if (opt_mode == M_FANOUT) {
+        publish_json = malloc((size_t)opt_size + 300);
+        wire_len = (size_t)sprintf((char *)publish_json, "{\"action\":\"publish\",\"topic\":\"%s\",\"data\":\"%.*s\"}",
+                                   opt_topic, (int)opt_size, (const char *)payload);
+        wire = publish_json;
+        char sub[300];
+        int n = snprintf(sub, sizeof sub, "{\"action\":\"subscribe\",\"topic\":\"%s\"}", opt_topic);
+        sub_frame_len = build_frame(sub_frame, 0x81, (const unsigned char *)sub, (uint64_t)n);
+    }
+    int first = (opt_binary && opt_mode != M_FANOUT) ? 0x82 : 0x81;
+    unsigned char *compressed = NULL;
+    if (opt_deflate) {
+        compressed = deflate_message(wire, wire_len, &wire_len);
+        wire = compressed;
+        first |= 0x40;                    /* RSV1: a compressed message */
+    }
+    unsigned char *one = malloc(wire_len + 14);
+    frame_len = build_frame(one, first, wire, (uint64_t)wire_len);
     batch_frames = (size_t)opt_inflight;
+    if (opt_mode == M_FANOUT && (size_t)opt_burst > batch_frames)
+        batch_frames = (size_t)opt_burst;
     if (batch_frames * frame_len > (16u << 20))
         batch_frames = (16u << 20) / frame_len ? (16u << 20) / frame_len : 1;
     batch = malloc(batch_frames * frame_len);
     for (size_t i = 0; i < batch_frames; i++)
         memcpy(batch + i * frame_len, one, frame_len);
     free(one);
+    free(compressed);
+    free(publish_json);
     expected = payload;
     rbuf = malloc(READ_BUF_SIZE);
+    zbuf = malloc(INFLATE_CHUNK);
 
     unsigned char nonce[16];
     fill_random(nonce, sizeof nonce);
@@ -702,79 +1171,216 @@ int main(int argc, char **argv)
     request_len = (size_t)snprintf(request, sizeof request,
                                    "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\n"
                                    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                                   "Sec-WebSocket-Version: 13\r\n\r\n",
-                                   opt_path, opt_host, opt_port, key);
+                                   "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                                   opt_path, opt_host, opt_port, key,
+                                   opt_deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                                 "client_no_context_takeover; client_max_window_bits\r\n"
+                                               : "");
 
     ep = epoll_create1(EPOLL_CLOEXEC);
-    conns = calloc((size_t)opt_conns, sizeof *conns);
-    for (long i = 0; i < opt_conns; i++)
+    n_conns = opt_conns + (opt_mode == M_FANOUT ? 1 : 0);
+    conns = calloc((size_t)n_conns, sizeof *conns);
+    for (long i = 0; i < n_conns; i++)
         conns[i].phase = P_CLOSED;
+    if (opt_mode == M_FANOUT) {
+        conns[opt_conns].is_pub = 1;      /* the publisher connects last */
+        ring = calloc((size_t)opt_inflight, sizeof *ring);
+        burst_first_ms = calloc((size_t)opt_bursts + 1, sizeof(double));
+        burst_all_ms = calloc((size_t)opt_bursts + 1, sizeof(double));
+    }
 
-    /* Connect in waves of at most 32 so a small listen backlog never drops
-     * SYNs (which would cost a one-second retransmit). */
-    const long wave = 32;
+    /* Connect in waves of at most --concurrency (32) so a small listen
+     * backlog never drops SYNs (which would cost a one-second retransmit). */
+    const long wave = opt_concurrency;
     long next = 0;
-    double deadline = now() + opt_connect_timeout;
+    double t_connect0 = now();
+    double deadline = t_connect0 + opt_connect_timeout;
+    double t_all_open = 0;
     struct epoll_event events[256];
     running = 1;
     double t_warm = 0, t_start = 0, t_end = 0, cpu_start = 0, cpu_end = 0;
-    uint64_t rx_start = 0, rx_end = 0;
-    int stage = 0; /* 0 connecting, 1 warm-up, 2 measuring */
+    uint64_t rx_start = 0, rx_end = 0, pub_start = 0, pub_end = 0;
+    double t_hold = 0, next_tick = 0;
+    double t_phase = 0, next_sync = 0;
+    long open_after_connect = 0;
+    int idle_msgs_sent = 0;
+    stage = 0;
 
     for (;;) {
-        while (stage == 0 && next < opt_conns && n_pending < wave)
+        while (stage == 0 && next < n_conns && n_pending < wave)
             start_connect(&conns[next++]);
         double t = now();
-        if (stage == 0 && ((next == opt_conns && n_pending == 0) || t >= deadline)) {
+        if (stage == 0 && ((next == n_conns && n_pending == 0) || t >= deadline)) {
             if (n_pending) {
-                for (long i = 0; i < opt_conns; i++)
+                for (long i = 0; i < n_conns; i++)
                     if (conns[i].phase == P_CONNECTING || conns[i].phase == P_HANDSHAKE) {
                         error(&conns[i], "not open after %.0f s", opt_connect_timeout);
                         close_conn(&conns[i]);
                     }
-                for (; next < opt_conns; next++)
+                for (; next < n_conns; next++)
                     error(&conns[next], "never attempted (connect timeout)");
             }
             if (n_open == 0) {
                 fprintf(stderr, "loadgen: no connection could be opened\n");
                 return 2;
             }
+            t_all_open = t;
+            open_after_connect = n_open;
             stage = 1;
             t_warm = t;
+            if (opt_mode == M_RATE) {
+                rate_t0 = t;
+                double period = 1.0 / opt_rate;
+                start_timer(period < 50e-6 ? 50e-6 : period);
+            }
+            if (opt_mode == M_FANOUT) {
+                if (!pub || pub->phase != P_OPEN || subs_open == 0) {
+                    fprintf(stderr, "loadgen: the publisher or every subscriber failed to connect\n");
+                    return 2;
+                }
+                fan_phase = F_SYNC;
+                t_phase = t;
+                next_sync = t;
+            }
         }
-        if (stage == 1 && t >= t_warm + opt_warmup) {
+        /* -- idle mode: echo the idle messages, then hold -- */
+        if (opt_mode == M_IDLE && stage == 1) {
+            if (opt_idle_messages && !idle_msgs_sent) {
+                idle_msgs_sent = 1;
+                for (long i = 0; i < n_conns; i++)
+                    if (conns[i].phase == P_OPEN) {
+                        conns[i].pend_frames = (uint64_t)opt_idle_messages;
+                        flush(&conns[i]);
+                    }
+            }
+            if (!opt_idle_messages || idle_done >= n_open || t >= t_warm + opt_connect_timeout) {
+                if (opt_idle_messages && idle_done < n_open)
+                    error(NULL, "only %ld of %ld connections got their idle-message echoes", idle_done, n_open);
+                stage = 3;
+                t_hold = t;
+                next_tick = t + 1.0;
+                cpu_start = cpu_seconds();
+                mark("OPEN %.1f %.3f %ld", (t_all_open - t_connect0) > 0 ? open_after_connect / (t_all_open - t_connect0) : 0.0,
+                     t_all_open - t_connect0, n_open);
+            }
+        }
+        if (opt_mode == M_IDLE && stage == 3) {
+            if (t >= next_tick) {
+                mark("TICK %.0f %llu %ld", next_tick - t_hold, (unsigned long long)pings, n_open);
+                next_tick += 1.0;
+            }
+            if (t >= t_hold + opt_hold) {
+                cpu_end = cpu_seconds();
+                t_end = t;
+                break;
+            }
+        }
+        /* -- fanout mode: sync, drain, bursts, then the measured run -- */
+        if (opt_mode == M_FANOUT && stage >= 1 && (subs_open == 0 || !pub || pub->phase != P_OPEN)) {
+            fprintf(stderr, "loadgen: the publisher or every subscriber was lost\n");
+            return 2;
+        }
+        if (opt_mode == M_FANOUT && stage >= 1 && fan_phase != F_RUN) {
+            if (fan_phase == F_SYNC) {
+                if (subs_ready >= subs_open) {
+                    fan_phase = F_DRAIN;
+                    t_phase = t;
+                } else if (t >= t_warm + opt_connect_timeout) {
+                    fprintf(stderr, "loadgen: only %ld of %ld subscribers received anything\n", subs_ready, subs_open);
+                    return 2;
+                } else if (t >= next_sync) {
+                    publish(1);
+                    next_sync = t + 0.02;
+                }
+            }
+            if (fan_phase == F_DRAIN && t >= t_phase + 0.2 && t >= last_delivery + 0.2) {
+                /* Every subscriber is subscribed and nothing is in flight:
+                 * from now on each one receives every publish, in order. */
+                for (long i = 0; i < opt_conns; i++)
+                    conns[i].rx = 0;
+                pub_sent = 0;
+                deliveries = 0;
+                bursts_done = 0;
+                fan_phase = F_GAP;        /* then the bursts, if any, then the run */
+                t_phase = t;
+            }
+            if (fan_phase == F_BURST) {
+                if (deliveries >= burst_target) {
+                    burst_first_ms[bursts_done] = (burst_first - burst_t0) * 1e3;
+                    burst_all_ms[bursts_done] = (t - burst_t0) * 1e3;
+                    bursts_done++;
+                    fan_phase = F_GAP;
+                    t_phase = t;
+                } else if (t >= burst_t0 + 10.0) {
+                    error(NULL, "burst %ld: only %llu of %llu deliveries after 10 s", bursts_done + 1,
+                          (unsigned long long)deliveries, (unsigned long long)burst_target);
+                    bursts_done = opt_bursts;
+                    fan_phase = F_GAP;
+                    t_phase = t;
+                }
+            }
+            if (fan_phase == F_GAP && t >= t_phase + 0.1) {
+                if (bursts_done < opt_bursts) {
+                    fan_phase = F_BURST;
+                    burst_first = 0;
+                    burst_target = deliveries + (uint64_t)opt_burst * (uint64_t)subs_open;
+                    burst_t0 = now();
+                    publish((uint64_t)opt_burst);
+                } else {
+                    fan_phase = F_RUN;
+                    ring_base = oldest = pub_sent;
+                    t_warm = t;
+                    fanout_advance();     /* the first K publishes */
+                }
+            }
+        }
+        /* -- echo, rate and fanout: warm-up, then the measured window -- */
+        int measuring_mode = opt_mode == M_ECHO || opt_mode == M_RATE || (opt_mode == M_FANOUT && fan_phase == F_RUN);
+        if (measuring_mode && stage == 1 && t >= t_warm + opt_warmup) {
             stage = 2;
             t_start = t;
             cpu_start = cpu_seconds();
-            rx_start = received;
-            if (opt_marks) {
-                fputs("MEASURE_START\n", stderr);
-                fflush(stderr);
-            }
+            rx_start = opt_mode == M_FANOUT ? deliveries : received;
+            pub_start = oldest;
+            mark("MEASURE_START");
         }
-        if (stage == 2 && t >= t_start + opt_duration) {
-            rx_end = received;
+        if (measuring_mode && stage == 2 && t >= t_start + opt_duration) {
+            rx_end = opt_mode == M_FANOUT ? deliveries : received;
+            pub_end = oldest;
             cpu_end = cpu_seconds();
             t_end = now();
-            if (opt_marks) {
-                fputs("MEASURE_END\n", stderr);
-                fflush(stderr);
-            }
+            mark("MEASURE_END");
             break;
         }
         if (stage >= 1 && n_open == 0) {
             fprintf(stderr, "loadgen: every connection was lost\n");
-            rx_end = received;
+            rx_end = opt_mode == M_FANOUT ? deliveries : received;
+            pub_end = oldest;
             cpu_end = cpu_seconds();
             t_end = now();
             if (stage == 1) {
                 t_start = t_end;
                 cpu_start = cpu_end;
                 rx_start = rx_end;
+                pub_start = pub_end;
             }
+            if (stage == 3 && t_hold == 0)
+                t_hold = t_end;
             break;
         }
-        double wake = stage == 0 ? deadline : stage == 1 ? t_warm + opt_warmup : t_start + opt_duration;
+        double wake;
+        if (stage == 0)
+            wake = deadline;
+        else if (stage == 3)
+            wake = next_tick < t_hold + opt_hold ? next_tick : t_hold + opt_hold;
+        else if (opt_mode == M_IDLE)
+            wake = t + 0.05;
+        else if (opt_mode == M_FANOUT && fan_phase != F_RUN)
+            wake = t + 0.005;
+        else if (stage == 1)
+            wake = t_warm + opt_warmup;
+        else
+            wake = t_start + opt_duration;
         int timeout = (int)((wake - t) * 1000) + 1;
         if (timeout < 0)
             timeout = 0;
@@ -785,21 +1391,82 @@ int main(int argc, char **argv)
             perror("loadgen: epoll_wait");
             return 1;
         }
-        for (int i = 0; i < n; i++)
-            handle_event(events[i].data.ptr, events[i].events);
+        for (int i = 0; i < n; i++) {
+            if (events[i].data.ptr == &timer_tag)
+                rate_tick();
+            else
+                handle_event(events[i].data.ptr, events[i].events);
+        }
     }
 
-    double wall = t_end - t_start;
-    uint64_t msgs = rx_end - rx_start;
-    double rate = wall > 0 ? msgs / wall : 0;
-    double cpu = wall > 0 ? (cpu_end - cpu_start) / wall * 100 : 0;
-    printf("{\"messages_per_s\": %.1f, \"connections\": %ld, \"connections_open\": %ld, "
-           "\"inflight\": %ld, \"size\": %ld, \"binary\": %s, \"duration\": %.3f, \"warmup\": %.3f, "
-           "\"messages\": %llu, \"payload_mb_per_s\": %.2f, \"errors\": %llu, "
-           "\"loadgen_cpu_percent\": %.1f}\n",
-           rate, opt_conns, n_open, opt_inflight, opt_size, opt_binary ? "true" : "false", wall,
-           opt_warmup, (unsigned long long)msgs, rate * (double)opt_size / 1e6,
-           (unsigned long long)errors, cpu);
+    double cpu;
+    if (opt_mode == M_IDLE) {
+        double wall = t_end - t_hold;
+        double connect = t_all_open - t_connect0;
+        cpu = wall > 0 ? (cpu_end - cpu_start) / wall * 100 : 0;
+        printf("{\"mode\": \"idle\", \"connections\": %ld, \"connections_open\": %ld, \"opened\": %ld, "
+               "\"connect_seconds\": %.3f, \"handshakes_per_s\": %.1f, \"concurrency\": %ld, "
+               "\"idle_messages\": %ld, \"deflate\": %s, \"hold\": %.3f, \"pings\": %llu, "
+               "\"errors\": %llu, \"loadgen_cpu_percent\": %.1f}\n",
+               opt_conns, n_open, open_after_connect, connect, connect > 0 ? open_after_connect / connect : 0.0,
+               opt_concurrency, opt_idle_messages, opt_deflate ? "true" : "false", wall,
+               (unsigned long long)pings, (unsigned long long)errors, cpu);
+    } else if (opt_mode == M_FANOUT) {
+        double wall = t_end - t_start;
+        uint64_t d = rx_end - rx_start;
+        cpu = wall > 0 ? (cpu_end - cpu_start) / wall * 100 : 0;
+        double first_sorted[opt_bursts + 1], all_sorted[opt_bursts + 1];
+        long nb = bursts_done < opt_bursts ? bursts_done : opt_bursts;
+        memcpy(first_sorted, burst_first_ms, sizeof(double) * (size_t)nb);
+        memcpy(all_sorted, burst_all_ms, sizeof(double) * (size_t)nb);
+        qsort(first_sorted, (size_t)nb, sizeof(double), cmp_double);
+        qsort(all_sorted, (size_t)nb, sizeof(double), cmp_double);
+        printf("{\"mode\": \"fanout\", \"deliveries_per_s\": %.1f, \"messages_per_s\": %.1f, "
+               "\"publishes_per_s\": %.1f, \"subscribers\": %ld, \"subscribers_open\": %ld, "
+               "\"connections\": %ld, \"connections_open\": %ld, \"inflight\": %ld, \"size\": %ld, "
+               "\"duration\": %.3f, \"warmup\": %.3f, \"deliveries\": %llu, \"burst\": %ld, \"bursts\": %ld, "
+               "\"burst_first_delivery_ms\": [",
+               wall > 0 ? d / wall : 0.0, wall > 0 ? d / wall : 0.0,
+               wall > 0 ? (pub_end - pub_start) / wall : 0.0, opt_conns, subs_open, n_conns, n_open,
+               opt_inflight, opt_size, wall, opt_warmup, (unsigned long long)d, opt_burst, nb);
+        for (long i = 0; i < nb; i++)
+            printf("%s%.3f", i ? ", " : "", burst_first_ms[i]);
+        printf("], \"burst_all_delivered_ms\": [");
+        for (long i = 0; i < nb; i++)
+            printf("%s%.3f", i ? ", " : "", burst_all_ms[i]);
+        printf("], \"burst_first_delivery_ms_median\": %.3f, \"burst_all_delivered_ms_median\": %.3f, "
+               "\"errors\": %llu, \"loadgen_cpu_percent\": %.1f}\n",
+               nb ? percentile(first_sorted, (size_t)nb, 0.5) : -1.0,
+               nb ? percentile(all_sorted, (size_t)nb, 0.5) : -1.0, (unsigned long long)errors, cpu);
+    } else {
+        double wall = t_end - t_start;
+        uint64_t msgs = rx_end - rx_start;
+        double rate = wall > 0 ? msgs / wall : 0;
+        cpu = wall > 0 ? (cpu_end - cpu_start) / wall * 100 : 0;
+        printf("{\"messages_per_s\": %.1f, \"connections\": %ld, \"connections_open\": %ld, "
+               "\"inflight\": %ld, \"size\": %ld, \"binary\": %s, \"duration\": %.3f, \"warmup\": %.3f, "
+               "\"messages\": %llu, \"payload_mb_per_s\": %.2f, \"errors\": %llu, "
+               "\"loadgen_cpu_percent\": %.1f",
+               rate, opt_conns, n_open, opt_inflight, opt_size, opt_binary ? "true" : "false", wall,
+               opt_warmup, (unsigned long long)msgs, rate * (double)opt_size / 1e6,
+               (unsigned long long)errors, cpu);
+        if (opt_deflate)
+            printf(", \"deflate\": true");
+        if (opt_mode == M_RATE) {
+            qsort(lat, lat_n, sizeof *lat, cmp_double);
+            double sum = 0;
+            for (size_t i = 0; i < lat_n; i++)
+                sum += lat[i];
+            printf(", \"mode\": \"rate\", \"rate_target\": %.1f, \"sends_skipped\": %llu, \"latency_samples\": %zu, "
+                   "\"latency_us\": {\"p50\": %.1f, \"p90\": %.1f, \"p99\": %.1f, \"p999\": %.1f, "
+                   "\"max\": %.1f, \"mean\": %.1f}",
+                   opt_rate, (unsigned long long)rate_skipped, lat_n, percentile(lat, lat_n, 0.5) * 1e6,
+                   percentile(lat, lat_n, 0.9) * 1e6, percentile(lat, lat_n, 0.99) * 1e6,
+                   percentile(lat, lat_n, 0.999) * 1e6, lat_n ? lat[lat_n - 1] * 1e6 : 0.0,
+                   lat_n ? sum / lat_n * 1e6 : 0.0);
+        }
+        printf("}\n");
+    }
     fflush(stdout);
     close_politely();
     return 0;

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol
 from twisted.web.server import Site
+from zope.interface import implementer
 
 __all__ = ["WebSocketSite", "WebSocketChannel", "DEFAULT_REQUEST_TIMEOUT"]
 
@@ -93,6 +94,31 @@ class WebSocketChannel(HTTPChannel):
         self._cancelDeadline()
         super().allContentReceived()
 
+    def lineLengthExceeded(self, line: bytes) -> None:
+        # LineReceiver's default drops the connection without an answer.
+        self._respondToBadRequestAndDisconnect()
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        transport = self.transport
+        if transport is not None:
+            _log.info(
+                "Bad request from {peer}: malformed, or over the request line / header limits (400)",
+                peer=_peer(transport.getPeer()),
+            )
+        super()._respondToBadRequestAndDisconnect()
+
+    def readConnectionLost(self) -> None:
+        """
+        The peer half-closed: finish writing what is queued, then close.
+        """
+        if self._wire is not None:
+            self._wire.readConnectionLost()
+        elif self.transport is not None:
+            self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
     def upgradeTo(self, wire: Any) -> None:
         """
         From now on every byte of this connection goes to C{wire}, and so
@@ -121,8 +147,24 @@ class WebSocketChannel(HTTPChannel):
         super().connectionLost(reason)
 
 
+@implementer(IHalfCloseableProtocol)
+class _HalfCloseableChannelProtocol(_GenericHTTPChannelProtocol):
+    """
+    Lets a peer's half-close (EOF on read) reach the channel, so what was
+    already written to the peer is still sent before the connection closes.
+    """
+
+    def readConnectionLost(self) -> None:
+        channel: Any = self._channel
+        channel.readConnectionLost()
+
+    def writeConnectionLost(self) -> None:
+        channel: Any = self._channel
+        channel.writeConnectionLost()
+
+
 def _channelFactory(factory: Any) -> _GenericHTTPChannelProtocol:
-    return _GenericHTTPChannelProtocol(WebSocketChannel())
+    return _HalfCloseableChannelProtocol(WebSocketChannel())
 
 
 class WebSocketSite(Site):

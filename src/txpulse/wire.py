@@ -276,6 +276,16 @@ class WebSocketWire:
             )
         self._flush()
 
+    def readConnectionLost(self) -> None:
+        """
+        The peer half-closed (EOF): it will send nothing more. What was
+        already written still goes out, then the transport closes.
+        """
+        self._conn.receive_eof()
+        if self.transport is not None:
+            self.transport.unregisterProducer()  # type: ignore[attr-defined]
+            self.transport.loseConnection()
+
     def connectionLost(self, reason: Failure | None = None) -> None:
         """
         The transport is gone: tell the application, with the close code and

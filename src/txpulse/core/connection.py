@@ -181,6 +181,7 @@ class Connection:
         "_discard",
         "_eof",
         "_reply_pending",
+        "_fail_pending",
         "hold_close_reply",
         "close_received",
         "close_sent",
@@ -228,6 +229,7 @@ class Connection:
         self._discard = False
         self._eof = False
         self._reply_pending = False
+        self._fail_pending: Close | None = None
         self.hold_close_reply = False
         self.close_received: Close | None = None
         self.close_sent: Close | None = None
@@ -253,6 +255,13 @@ class Connection:
         C{hold_close_reply} is set (the I/O layer sets it while the
         application is still busy with messages that came before the close).
         """
+        failed = self._fail_pending
+        if failed is not None:
+            # Queued after whatever the application sent while handling the
+            # messages that preceded the violation.
+            self._fail_pending = None
+            if self.close_sent is None:
+                self._queue_close(failed, failed.code, failed.reason)
         if self._reply_pending and not self.hold_close_reply:
             self._reply_pending = False
             received = self.close_received
@@ -277,7 +286,7 @@ class Connection:
         Whether data may still be sent: the connection is open, or the peer's
         close arrived and our reply has not been queued yet.
         """
-        return self.state is State.OPEN or self._reply_pending
+        return self.state is State.OPEN or self._reply_pending or self._fail_pending is not None
 
     def close_expected(self) -> bool:
         """
@@ -511,7 +520,7 @@ class Connection:
         else:
             self._frag_opcode = opcode
             self._frag_size = len(payload)
-            self._frag_parts = []
+            self._frag_parts = bytearray()  # type: ignore[assignment]
             if opcode == Opcode.TEXT:
                 self._decoder = Utf8Decoder()
             if rsv1:
@@ -532,19 +541,19 @@ class Connection:
         decoder = self._decoder
         if decoder is not None:
             try:
-                text = decoder.decode(payload, fin)
+                decoder.decode(payload, fin)
             except UnicodeDecodeError:
                 # Fail fast: the fragment that breaks UTF-8 ends the
                 # connection, the rest of the message is never buffered.
                 self._fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
                 return
-            parts.append(text)  # type: ignore[arg-type]
+            parts += payload  # type: ignore[operator]
             if fin:
-                self._events.append("".join(parts))  # type: ignore[arg-type]
+                self._events.append(parts.decode("utf-8"))
         else:
-            parts.append(payload)  # type: ignore[arg-type]
+            parts += payload  # type: ignore[operator]
             if fin:
-                self._events.append(b"".join(parts))  # type: ignore[arg-type]
+                self._events.append(bytes(parts))
         if fin:
             self._frag_opcode = 0
             self._frag_size = 0
@@ -627,7 +636,7 @@ class Connection:
         else:
             self.error = ProtocolError(message, code)
         if self.close_sent is None and self.can_send():
-            self._queue_close(Close(code, message), code, message)
+            self._fail_pending = Close(code, message)
         self._reply_pending = False
         self.state = State.CLOSED
         self._discard = True
@@ -657,7 +666,7 @@ class Connection:
         self.close_sent = record
 
     def _require_open(self) -> None:
-        if self.state is not State.OPEN and not self._reply_pending:
+        if self.state is not State.OPEN and not self._reply_pending and self._fail_pending is None:
             raise InvalidState(f"cannot send in state {self.state.name}")
 
     def send_text(self, text: str) -> None:
@@ -743,6 +752,8 @@ class Connection:
             peer's close was already answered.
         """
         self._require_open()
+        if self._fail_pending is not None:
+            raise InvalidState("the connection failed")
         payload = encode_close_payload(code, reason)
         self._queue_frame(0x80 | Opcode.CLOSE, payload)
         self.close_sent = Close(CloseCode.NO_STATUS_RCVD if code is None else code, reason)
