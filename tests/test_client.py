@@ -16,7 +16,7 @@ from twisted.web.client import readBody
 from txpulse.client import HandshakeTimeout, InvalidURL, WebSocketClientEndpoint, parseURL
 from txpulse.core.connection import Connection, Side
 from txpulse.core.frames import Opcode, encode_frame
-from txpulse.core.handshake import accept_key, parse_response_head, validate_request
+from txpulse.core.handshake import accept_key, validate_request
 from txpulse.exceptions import ConnectionRejected, NegotiationError
 
 from .helpers import CountingTransport, RecordingApp
@@ -279,10 +279,3 @@ def test_response_head_too_large_is_refused() -> None:
     opened = protocol.whenOpened()
     protocol.dataReceived(b"HTTP/1.1 101 OK\r\n" + b"X: y\r\n" * 20_000)
     assert isinstance(opened.result.value, NegotiationError)
-
-
-def test_parse_response_head_helper_matches() -> None:
-    """
-    The helper's answer is itself a valid response head.
-    """
-    assert parse_response_head(answer("k"))[0].status == 101  # type: ignore[index]

@@ -510,13 +510,16 @@ class WebSocketWire:
         if not self._dispatching:
             self._flush()
 
-    def _send(self, method: Any, payload: Any) -> None:
-        if not self._conn.can_send():
+    def _send(self, method: Any, payload: Any) -> bool:
+        # The same rule as the two methods above, for the less frequent sends.
+        try:
+            method(payload)
+        except InvalidState:
             _log.debug("Dropping a message sent after the WebSocket started closing")
-            return
-        method(payload)
+            return False
         if not self._dispatching:
             self._flush()
+        return True
 
     def sendFrame(self, frame: bytes) -> None:
         """
@@ -524,8 +527,8 @@ class WebSocketWire:
         (server side only): a broadcast encodes once and calls this on every
         receiver.
         """
-        self._send(self._conn.send_frame_bytes, frame)
-        self.messagesOut += 1
+        if self._send(self._conn.send_frame_bytes, frame):
+            self.messagesOut += 1
 
     def ping(self, payload: bytes = b"") -> None:
         """

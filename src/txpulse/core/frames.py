@@ -21,14 +21,12 @@ Wire layout (RFC 6455 §5.2)::
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 __all__ = [
     "Opcode",
     "CloseCode",
-    "Frame",
     "apply_mask",
     "encode_frame",
     "encode_close_payload",
@@ -59,8 +57,6 @@ class Opcode(IntEnum):
     PONG = 0xA
 
 
-DATA_OPCODES = frozenset((Opcode.CONT, Opcode.TEXT, Opcode.BINARY))
-CONTROL_OPCODES = frozenset((Opcode.CLOSE, Opcode.PING, Opcode.PONG))
 
 
 class CloseCode(IntEnum):
@@ -104,23 +100,6 @@ def is_valid_close_code(code: int) -> bool:
 
 #: A local endpoint may send exactly the codes a peer may send.
 is_sendable_close_code = is_valid_close_code
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """
-    One parsed frame, as the core's general (slow) path and tests see it.
-
-    @ivar opcode: the frame's opcode.
-    @ivar payload: the unmasked payload.
-    @ivar fin: whether this is the final fragment of a message.
-    @ivar rsv1: the RSV1 bit (permessage-deflate's "compressed" flag).
-    """
-
-    opcode: Opcode
-    payload: bytes
-    fin: bool = True
-    rsv1: bool = False
 
 
 def _mask_python(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
