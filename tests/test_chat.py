@@ -29,7 +29,7 @@ def join(
     wire = WebSocketWire(
         factory.buildProtocol(None),
         Connection(Side.SERVER),
-        clock=Clock(),
+        clock=factory.hub.clock,
         options=WireOptions(pingInterval=None),
         identity=identity,
     )
@@ -40,9 +40,13 @@ def join(
 
 
 def send(wire: WebSocketWire, message: Any) -> None:
+    """
+    One message from the client, in a reactor turn of its own.
+    """
     wire.dataReceived(
         client_frame(Opcode.TEXT, (message if isinstance(message, str) else json.dumps(message)).encode())
     )
+    wire._clock.advance(0)  # the turn ends: the hub flushes what it batched
 
 
 def received(transport: CountingTransport) -> list[Any]:
@@ -66,7 +70,7 @@ def test_join_say_and_leave_in_a_room() -> None:
     Everyone in the room sees joins, messages (with sender and time) and
     leaves, as hub envelopes on topic C{chat/ROOM}.
     """
-    factory = ChatFactory(Hub(), now=lambda: 1234.5)
+    factory = ChatFactory(Hub(clock=Clock()), now=lambda: 1234.5)
     alice, alices = join(factory, "lobby", "alice")
     bob, bobs = join(factory, "lobby", "bob")
     send(alice, {"action": "say", "text": "<b>hi</b> bob"})
@@ -88,7 +92,7 @@ def test_rooms_are_separate() -> None:
     """
     A message in one room does not reach another.
     """
-    factory = ChatFactory(Hub())
+    factory = ChatFactory(Hub(clock=Clock()))
     alice, alices = join(factory, "lobby", "alice")
     carol, carols = join(factory, "kitchen", "carol")
     send(alice, {"action": "say", "text": "secret"})
@@ -116,7 +120,7 @@ def test_refusals_are_error_replies(messages: list[Any], error: str) -> None:
     """
     Bad requests get C{{"error": ...}} and the connection stays open.
     """
-    wire, transport = join(ChatFactory(Hub()), None, None)
+    wire, transport = join(ChatFactory(Hub(clock=Clock())), None, None)
     for message in messages:
         send(wire, message)
     assert any(kind == "error" and error in detail for kind, *rest in events(transport) for detail in rest[:1])
@@ -127,7 +131,7 @@ def test_joining_a_room_goes_through_the_hub_authorization() -> None:
     """
     The hub's per-topic hook decides who may join which room.
     """
-    hub = Hub(authorize=lambda identity, action, topic: topic == "chat/public" or identity == "admin")
+    hub = Hub(authorize=lambda identity, action, topic: topic == "chat/public" or identity == "admin", clock=Clock())
     factory = ChatFactory(hub)
     _, guests = join(factory, "staff", "guest", identity="guest")
     assert events(guests) == [("error", "not allowed to join 'staff'")]

@@ -28,11 +28,25 @@ class FakeSubscriber:
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
+        self.queued: list[bytes] = []
+        self.flushes = 0
         self.closed: tuple[int, str] | None = None
         self.writeBacklog = 0
 
     def sendFrame(self, frame: bytes) -> None:
+        self.flush()
         self.frames.append(frame)
+
+    def queueFrame(self, frame: bytes) -> bool:
+        if self.closed is not None:
+            return False
+        self.queued.append(frame)
+        return len(self.queued) == 1
+
+    def flush(self) -> None:
+        self.flushes += 1
+        self.frames += self.queued
+        self.queued = []
 
     def loseConnection(self, code: int = 1000, reason: str = "") -> None:
         self.closed = (code, reason)
@@ -52,7 +66,8 @@ def test_publish_reaches_every_subscriber_once_encoded_once() -> None:
     Every subscriber of the topic gets C{{"topic": T, "data": D}}, as the
     very same frame object (encoded once); others get nothing.
     """
-    hub = Hub()
+    clock = Clock()
+    hub = Hub(clock=clock)
     a, b, other = FakeSubscriber(), FakeSubscriber(), FakeSubscriber()
     hub.subscribe(a, "news")
     hub.subscribe(b, "news")
@@ -67,12 +82,38 @@ def test_order_is_preserved() -> None:
     """
     Messages arrive in the order they were published.
     """
-    hub = Hub()
+    clock = Clock()
+    hub = Hub(clock=clock)
     sub = FakeSubscriber()
     hub.subscribe(sub, "t")
     for i in range(100):
         hub.publish("t", i)
+        if i % 7 == 0:
+            clock.advance(0)  # some in their own reactor turn, some batched
+    clock.advance(0)
     assert [m["data"] for m in sub.messages()] == list(range(100))
+
+
+def test_a_burst_goes_out_at_once_then_in_one_batch() -> None:
+    """
+    In one reactor turn, the first message is written to every subscriber
+    at once; the rest are queued and written at the turn's end, one flush
+    per subscriber for the whole batch, in order.
+    """
+    clock = Clock()
+    hub = Hub(clock=clock)
+    a, b = FakeSubscriber(), FakeSubscriber()
+    hub.subscribe(a, "t")
+    hub.subscribe(b, "t")
+    for i in range(10):
+        hub.publish("t", i)
+    assert [m["data"] for m in a.messages()] == [m["data"] for m in b.messages()] == [0]
+    flushesBefore = a.flushes
+    clock.advance(0)
+    assert [m["data"] for m in a.messages()] == [m["data"] for m in b.messages()] == list(range(10))
+    assert a.flushes == flushesBefore + 1
+    hub.publish("t", 10)  # a new turn: at once again
+    assert [m["data"] for m in a.messages()][-1] == 10
 
 
 def test_unsubscribe_and_cleanup() -> None:
@@ -80,7 +121,8 @@ def test_unsubscribe_and_cleanup() -> None:
     Unsubscribing stops delivery; unsubscribeAll drops every topic and
     leaves no empty topic behind.
     """
-    hub = Hub()
+    clock = Clock()
+    hub = Hub(clock=clock)
     sub = FakeSubscriber()
     hub.subscribe(sub, "a")
     hub.subscribe(sub, "b")
@@ -115,7 +157,7 @@ def test_broker_is_told_about_first_and_last_subscriber_only() -> None:
         def stop(self) -> None:
             pass
 
-    hub = Hub(Recording())
+    hub = Hub(Recording(), clock=Clock())
     a, b = FakeSubscriber(), FakeSubscriber()
     hub.subscribe(a, "t")
     hub.subscribe(b, "t")
@@ -129,7 +171,7 @@ def test_limits_are_refused_with_hub_errors() -> None:
     """
     Too many topics, empty or too long names are refused.
     """
-    hub = Hub(maxTopicsPerConnection=2, maxTopicLength=5)
+    hub = Hub(maxTopicsPerConnection=2, maxTopicLength=5, clock=Clock())
     sub = FakeSubscriber()
     hub.subscribe(sub, "a")
     hub.subscribe(sub, "b")
@@ -146,19 +188,43 @@ def test_slow_subscriber_is_dropped_others_keep_receiving() -> None:
     A subscriber past the backlog limit is closed with 1008 and a log line;
     the others receive every message in order.
     """
-    hub = Hub(maxBacklog=1000)
+    clock = Clock()
+    hub = Hub(maxBacklog=1000, clock=clock)
     fast, slow = FakeSubscriber(), FakeSubscriber()
     hub.subscribe(fast, "t")
     hub.subscribe(slow, "t")
     hub.publish("t", 1)
+    clock.advance(0)
     slow.writeBacklog = 5000
     with captured_logs() as logs:
         hub.publish("t", 2)
+    clock.advance(0)
     hub.publish("t", 3)
+    clock.advance(0)
     assert slow.closed == (1008, "subscriber too slow")
     assert [m["data"] for m in slow.messages()] == [1]
     assert [m["data"] for m in fast.messages()] == [1, 2, 3]
     assert hub.topicsOf(slow) == frozenset()
+    assert any("too slow" in line for line in logs)
+
+
+def test_slow_subscriber_is_checked_before_its_batch_is_written() -> None:
+    """
+    A subscriber that falls behind while a batch is being queued is dropped
+    at the end of the turn; the others get the batch.
+    """
+    clock = Clock()
+    hub = Hub(maxBacklog=1000, clock=clock)
+    fast, slow = FakeSubscriber(), FakeSubscriber()
+    hub.subscribe(fast, "t")
+    hub.subscribe(slow, "t")
+    hub.publish("t", 1)
+    hub.publish("t", 2)
+    slow.writeBacklog = 5000
+    with captured_logs() as logs:
+        clock.advance(0)
+    assert slow.closed == (1008, "subscriber too slow")
+    assert [m["data"] for m in fast.messages()] == [1, 2]
     assert any("too slow" in line for line in logs)
 
 
@@ -171,7 +237,8 @@ def test_a_failing_subscriber_does_not_stop_the_fan_out() -> None:
         def sendFrame(self, frame: bytes) -> None:
             raise RuntimeError("broken pipe")
 
-    hub = Hub()
+    clock = Clock()
+    hub = Hub(clock=clock)
     broken, good = Broken(), FakeSubscriber()
     hub.subscribe(broken, "t")
     hub.subscribe(good, "t")
@@ -185,7 +252,8 @@ def test_closed_subscribers_are_skipped() -> None:
     """
     Fan-out skips subscribers whose connection is no longer open.
     """
-    hub = Hub()
+    clock = Clock()
+    hub = Hub(clock=clock)
     gone = FakeSubscriber()
     hub.subscribe(gone, "t")
     gone.closed = (1000, "")
@@ -201,7 +269,7 @@ def connect(factory: PubSubFactory, identity: object = None) -> tuple[WebSocketW
     wire = WebSocketWire(
         factory.buildProtocol(None),
         Connection(Side.SERVER),
-        clock=Clock(),
+        clock=factory.hub.clock,
         options=WireOptions(pingInterval=None),
         identity=identity,
     )
@@ -210,8 +278,12 @@ def connect(factory: PubSubFactory, identity: object = None) -> tuple[WebSocketW
 
 
 def send(wire: WebSocketWire, message: Any) -> None:
+    """
+    One message from the client, in a reactor turn of its own.
+    """
     text = message if isinstance(message, str) else json.dumps(message)
     wire.dataReceived(client_frame(Opcode.TEXT, text.encode()))
+    wire._clock.advance(0)  # the turn ends: the hub flushes what it batched
 
 
 def received(transport: CountingTransport) -> list[Any]:
@@ -223,7 +295,7 @@ def test_protocol_subscribe_publish_and_receive() -> None:
     Over the wire: subscribers of T (the publisher too, if subscribed) get
     C{{"topic": T, "data": D}}.
     """
-    factory = PubSubFactory(Hub())
+    factory = PubSubFactory(Hub(clock=Clock()))
     alice, alicesWire = connect(factory)
     bob, bobsWire = connect(factory)
     send(alice, {"action": "subscribe", "topic": "room"})
@@ -253,7 +325,7 @@ def test_bad_messages_get_an_error_and_the_connection_stays(message: Any, error:
     A bad request gets C{{"error": ...}} back and the connection stays
     open and usable.
     """
-    wire, transport = connect(PubSubFactory(Hub()))
+    wire, transport = connect(PubSubFactory(Hub(clock=Clock())))
     send(wire, message)
     (reply,) = received(transport)
     assert error in reply["error"]
@@ -267,7 +339,7 @@ def test_binary_messages_get_an_error() -> None:
     """
     The protocol is JSON text; binary gets an error, not a close.
     """
-    wire, transport = connect(PubSubFactory(Hub()))
+    wire, transport = connect(PubSubFactory(Hub(clock=Clock())))
     wire.dataReceived(client_frame(Opcode.BINARY, b"\x00"))
     assert "binary" in received(transport)[0]["error"]
 
@@ -276,7 +348,7 @@ def test_too_many_topics_is_an_error_reply() -> None:
     """
     The per-connection topic limit is an error reply.
     """
-    wire, transport = connect(PubSubFactory(Hub(maxTopicsPerConnection=1)))
+    wire, transport = connect(PubSubFactory(Hub(maxTopicsPerConnection=1, clock=Clock())))
     send(wire, {"action": "subscribe", "topic": "a"})
     send(wire, {"action": "subscribe", "topic": "b"})
     assert "too many topics" in received(transport)[0]["error"]
@@ -286,7 +358,8 @@ def test_connection_close_cleans_up_subscriptions() -> None:
     """
     When a connection closes, all its subscriptions go.
     """
-    hub = Hub()
+    clock = Clock()
+    hub = Hub(clock=clock)
     wire, transport = connect(PubSubFactory(hub))
     send(wire, {"action": "subscribe", "topic": "a"})
     send(wire, {"action": "subscribe", "topic": "b"})
@@ -305,7 +378,7 @@ def test_per_topic_authorization_sees_the_identity() -> None:
         seen.append((identity, action, topic))
         return topic.startswith(f"{identity}/") or (action == "subscribe" and topic == "public")
 
-    factory = PubSubFactory(Hub(authorize=authorize))
+    factory = PubSubFactory(Hub(authorize=authorize, clock=Clock()))
     wire, transport = connect(factory, identity="alice")
     send(wire, {"action": "subscribe", "topic": "alice/inbox"})
     send(wire, {"action": "subscribe", "topic": "bob/inbox"})
@@ -320,7 +393,8 @@ def test_server_code_can_publish() -> None:
     """
     C{hub.publish(topic, data)} from server code reaches WebSocket clients.
     """
-    hub = Hub()
+    clock = Clock()
+    hub = Hub(clock=clock)
     wire, transport = connect(PubSubFactory(hub))
     send(wire, {"action": "subscribe", "topic": "alerts"})
     hub.publish("alerts", {"level": "high"})
@@ -332,7 +406,8 @@ def test_slow_websocket_subscriber_is_closed_with_1008() -> None:
     Over a real wire: a subscriber whose transport stays full past the
     backlog limit gets close 1008.
     """
-    hub = Hub(maxBacklog=2000)
+    clock = Clock()
+    hub = Hub(maxBacklog=2000, clock=clock)
     slowWire, slowTransport = connect(PubSubFactory(hub))
     fastWire, fastTransport = connect(PubSubFactory(hub))
     for wire in (slowWire, fastWire):
@@ -341,6 +416,7 @@ def test_slow_websocket_subscriber_is_closed_with_1008() -> None:
     with captured_logs():
         for _ in range(50):
             hub.publish("t", "x" * 100)
+            clock.advance(0)
     frames = server_frames(slowTransport.value())
     assert frames[-1].payload == (1008, "subscriber too slow")
     assert len(received(fastTransport)) == 50

@@ -13,7 +13,7 @@ from twisted.internet.task import Clock
 from wsproto.frame_protocol import Opcode as WOpcode
 
 from txpulse.core.connection import Connection, Side
-from txpulse.core.frames import Opcode
+from txpulse.core.frames import Opcode, encode_frame
 from txpulse.exceptions import ConnectionClosed
 from txpulse.wire import WebSocketWire, WireOptions
 
@@ -150,6 +150,56 @@ def test_one_timer_per_connection() -> None:
     assert len(clock.getDelayedCalls()) == 1
     clock.advance(20)
     assert len(clock.getDelayedCalls()) == 1
+
+
+def test_heartbeat_timer_fires_once_per_cycle() -> None:
+    """
+    A pong moves the pending deadline to the next ping: the timer fires once
+    per heartbeat, not also at the (now moot) pong deadline.
+    """
+    wire, transport, app, clock = make_wire(RecordingApp(), pingInterval=20, pingTimeout=20)
+    clock.advance(20)
+    for cycle in range(3):
+        clock.advance(0.5)
+        wire.dataReceived(client_frame(Opcode.PONG, b""))
+        # The only pending call is the next ping, 20 s after the pong; none
+        # at the pong deadline (20 s after the ping).
+        (call,) = clock.getDelayedCalls()
+        assert call.getTime() == clock.seconds() + 20
+        clock.advance(19.9)
+        assert opcodes(transport) == [WOpcode.PING] * (cycle + 1)
+        clock.advance(0.1)
+    assert opcodes(transport) == [WOpcode.PING] * 4
+    assert not transport.disconnecting
+
+
+def test_queued_frames_go_out_in_one_write_on_flush() -> None:
+    """
+    C{queueFrame} queues without writing (and says when a batch starts);
+    C{flush} writes the whole batch at once, in order.
+    """
+    wire, transport, app, clock = make_wire(RecordingApp())
+    frames = [encode_frame(Opcode.TEXT, f"m{i}".encode()) for i in range(5)]
+    starts = [wire.queueFrame(frame) for frame in frames]
+    assert starts == [True, False, False, False, False]
+    assert transport.value() == b""
+    wire.flush()
+    assert transport.writeCalls == 1
+    assert [f.payload for f in server_frames(transport.value())] == [f"m{i}" for i in range(5)]
+    assert wire.messagesOut == 5
+    assert wire.queueFrame(frames[0]) is True
+
+
+def test_queued_frames_are_dropped_once_closing() -> None:
+    """
+    Like every send, C{queueFrame} after the close handshake started is
+    dropped, and starts no batch.
+    """
+    wire, transport, app, clock = make_wire(RecordingApp())
+    wire.loseConnection()
+    assert wire.queueFrame(encode_frame(Opcode.TEXT, b"late")) is False
+    wire.flush()
+    assert opcodes(transport) == [WOpcode.CLOSE]
 
 
 def test_idle_timeout_closes_with_1001() -> None:

@@ -17,6 +17,12 @@ across processes) calls L{Hub.deliver} in every process with subscribers,
 which serializes the frame I{once} and writes the same bytes to each local
 subscriber.
 
+Batching: the first message delivered in a reactor turn is written to every
+subscriber at once (so a burst's first message does not wait for the rest
+of the burst); the ones after it, in the same turn, are queued on each
+subscriber and written at the end of the turn, one write per subscriber
+for the whole batch. Order is kept per subscriber.
+
 Slow subscribers: a subscriber whose connection has more than
 C{maxBacklog} bytes queued behind a full transport buffer is disconnected
 with close code 1008 ("subscriber too slow") and a log line; the others
@@ -29,6 +35,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -55,6 +62,10 @@ class Subscriber(Protocol):
     """
 
     def sendFrame(self, frame: bytes) -> None: ...
+
+    def queueFrame(self, frame: bytes) -> bool: ...
+
+    def flush(self) -> None: ...
 
     def loseConnection(self, code: int = 1000, reason: str = "") -> None: ...
 
@@ -98,6 +109,7 @@ class Hub:
     Topics and their local subscribers.
 
     @ivar broker: the L{Broker} messages travel through.
+    @ivar clock: what schedules the end-of-turn flush of batched deliveries.
     """
 
     def __init__(
@@ -108,6 +120,7 @@ class Hub:
         maxTopicLength: int = 200,
         maxBacklog: int = 1 << 20,
         authorize: Authorize | None = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         """
         @param broker: default: an in-process L{MemoryBroker}.
@@ -116,6 +129,8 @@ class Hub:
         @param maxBacklog: bytes a subscriber may have queued behind a full
             transport buffer before it is disconnected (1008).
         @param authorize: per-topic authorization hook (default: allow all).
+        @param clock: schedules the end-of-turn flush of batched deliveries
+            (default: the global reactor).
         """
         if broker is None:
             from .broker.memory import MemoryBroker
@@ -126,6 +141,14 @@ class Hub:
         self.maxTopicLength = maxTopicLength
         self.maxBacklog = maxBacklog
         self.authorize = authorize
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor
+        self.clock: IReactorTime = clock
+        #: Subscribers with frames queued in this turn, flushed at its end;
+        #: C{None} until the turn's first delivery.
+        self._queued: list[Subscriber] | None = None
         self._topics: dict[str, set[Subscriber]] = {}
         self._subscriptions: dict[Subscriber, set[str]] = {}
         broker.start(self.deliver)
@@ -216,23 +239,51 @@ class Hub:
     def deliver(self, topic: str, payload: str) -> None:
         """
         Write C{payload} (a JSON envelope, from the broker) to every local
-        subscriber of C{topic}: encoded once, the same frame to all.
+        subscriber of C{topic}: encoded once, the same frame to all; the
+        turn's first delivery at once, later ones batched to the turn's end
+        (see the module docstring).
         """
         subscribers = self._topics.get(topic)
         if not subscribers:
             return
         frame = encode_frame(Opcode.TEXT, payload.encode("utf-8"))
-        for subscriber in list(subscribers):
+        queued = self._queued
+        if queued is None:
+            self._queued = []
+            self.clock.callLater(0, self._flushQueued)
+            for subscriber in list(subscribers):
+                try:
+                    if not subscriber.isOpen():
+                        continue
+                    if subscriber.writeBacklog > self.maxBacklog:
+                        self._dropSlow(subscriber)
+                        continue
+                    subscriber.sendFrame(frame)
+                except Exception:
+                    # One broken subscriber must not stop the fan-out.
+                    _log.failure("Delivering to a subscriber of {topic} failed", Failure(), topic=topic)
+            return
+        for subscriber in subscribers:
             try:
-                if not subscriber.isOpen():
-                    continue
+                if subscriber.queueFrame(frame):
+                    queued.append(subscriber)
+            except Exception:
+                _log.failure("Delivering to a subscriber of {topic} failed", Failure(), topic=topic)
+
+    def _flushQueued(self) -> None:
+        """
+        The end of the turn: write each subscriber's batch, dropping the
+        subscribers that fell too far behind.
+        """
+        queued = self._queued
+        self._queued = None
+        for subscriber in queued or ():
+            try:
                 if subscriber.writeBacklog > self.maxBacklog:
                     self._dropSlow(subscriber)
-                    continue
-                subscriber.sendFrame(frame)
+                subscriber.flush()
             except Exception:
-                # One broken subscriber must not stop the fan-out.
-                _log.failure("Delivering to a subscriber of {topic} failed", Failure(), topic=topic)
+                _log.failure("Flushing a subscriber failed", Failure())
 
     def _dropSlow(self, subscriber: Subscriber) -> None:
         _log.warn(

@@ -16,7 +16,8 @@ per connection keeps the per-connection memory small.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable
+import socket
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,6 +25,7 @@ from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IDelayedCall, IProtocol, IPushProducer, IReactorTime, ITransport
+from twisted.internet.tcp import Connection as TCPConnection
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -42,6 +44,18 @@ _log = Logger()
 #: Bytes the application may queue for a peer that has stopped reading,
 #: counted from the moment the transport's own buffer filled up.
 DEFAULT_MAX_WRITE_BUFFER = 8 << 20
+
+#: Read size once a connection has filled a whole read (Twisted reads 64 KiB
+#: at a time): a peer streaming large messages costs a quarter of the reads
+#: and parser passes. Idle and small-message connections never grow.
+LARGE_READ_SIZE = 256 << 10
+
+#: At most this many chunks go to one C{sendmsg}; more are joined first
+#: (small frames: one copy is cheaper than a long I/O vector, and IOV_MAX
+#: is 1024).
+_MAX_IOV = 16
+
+_DEFAULT_READ_SIZE: int = FileDescriptor.bufferSize
 
 
 class WebSocketProtocol(Protocol):
@@ -166,6 +180,8 @@ class WebSocketWire:
         "_closing",
         "_writePaused",
         "_bufferedWhilePaused",
+        "_queuedAtPause",
+        "_socket",
         "_producer",
         "_connected",
         "_transportClosing",
@@ -209,6 +225,8 @@ class WebSocketWire:
         self._closing = False
         self._writePaused = False
         self._bufferedWhilePaused = 0
+        self._queuedAtPause = 0
+        self._socket: socket.socket | None = None
         self._producer: IPushProducer | None = None
         self._connected = False
         self._transportClosing = False
@@ -227,6 +245,9 @@ class WebSocketWire:
         """
         self.transport = transport
         self._connected = True
+        if isinstance(transport, TCPConnection):
+            # Plain TCP: writes may go straight to the socket (see _write).
+            self._socket = transport.socket
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
         now = self._clock.seconds()
         self.openedAt = self._lastReceived = self._lastMessage = now
@@ -258,6 +279,9 @@ class WebSocketWire:
         """
         conn = self._conn
         self.bytesIn += len(data)
+        if len(data) == _DEFAULT_READ_SIZE and self._socket is not None:
+            # A full read: the peer is streaming, read more per turn.
+            self.transport.bufferSize = LARGE_READ_SIZE  # type: ignore[union-attr]
         if self._timer is not None:
             self._lastReceived = self._clock.seconds()
         conn.receive_data(data)
@@ -413,7 +437,16 @@ class WebSocketWire:
         sentAt = self._pingSentAt
         if sentAt is not None:
             self._pingSentAt = None
-            self.pingRoundTrip = rtt = self._clock.seconds() - sentAt
+            now = self._clock.seconds()
+            self.pingRoundTrip = rtt = now - sentAt
+            timer = self._timer
+            if timer is not None and not self._closing:
+                # Move the pong deadline to the next ping, so the timer fires
+                # once per heartbeat rather than twice (at the pong deadline
+                # only to find the next ping a few milliseconds away).
+                delay = self._timerDelay(now)
+                if delay is not None:
+                    timer.reset(delay)
             observer = self._options.observer
             if observer is not None:
                 observer.pingRoundTrip(self, rtt)
@@ -442,19 +475,20 @@ class WebSocketWire:
         if transport is None or not self._connected:
             return
         if chunks:
-            # Count only what is written while already paused: the write that
-            # fills the buffer (e.g. one large message) is not the peer's fault.
             wasPaused = self._writePaused
-            transport.writeSequence(chunks)
-            self.bytesOut += sum(map(len, chunks))
+            written = self._write(transport, chunks)
+            self.bytesOut += written
             if wasPaused:
-                self._bufferedWhilePaused += sum(map(len, chunks))
-                if self._bufferedWhilePaused > self._options.maxWriteBuffer:
+                # Only what is written while already paused counts: the write
+                # that filled the buffer (e.g. one large message) is not the
+                # peer's fault.
+                self._bufferedWhilePaused += written
+                if self.writeBacklog > self._options.maxWriteBuffer:
                     _log.warn(
                         "WebSocket peer {peer} is not reading: {size} bytes queued, over the "
                         "{limit}-byte write buffer limit; dropping the connection",
                         peer=_peerOf(transport),
-                        size=self._bufferedWhilePaused,
+                        size=self.writeBacklog,
                         limit=self._options.maxWriteBuffer,
                     )
                     transport.abortConnection()  # type: ignore[attr-defined]
@@ -478,6 +512,45 @@ class WebSocketWire:
                 self._resumeReading()
             else:
                 transport.loseConnection()
+
+    def _write(self, transport: ITransport, chunks: list[bytes]) -> int:
+        """
+        Write C{chunks} and return their size.
+
+        On plain TCP with nothing queued in Twisted's buffer, the bytes go
+        straight to the socket: Twisted would otherwise hold them until the
+        reactor's next write phase, which comes only after everything read in
+        this turn has been processed (a burst of publishes would reach the
+        first subscriber only after the last one was handled), and would
+        register and unregister the socket for writability with the poller
+        on every message. What the kernel does not take goes to Twisted's
+        buffer, which keeps order and back-pressure as before.
+        """
+        size = sum(map(len, chunks))
+        sock = self._socket
+        if (
+            sock is None
+            or transport._tempDataLen  # type: ignore[attr-defined]
+            or transport.dataBuffer  # type: ignore[attr-defined]
+            or transport.disconnecting  # type: ignore[attr-defined]
+            or not transport.connected  # type: ignore[attr-defined]
+        ):
+            transport.writeSequence(chunks)
+            return size
+        try:
+            if len(chunks) == 1:
+                sent = sock.send(chunks[0])
+            elif len(chunks) <= _MAX_IOV:
+                sent = sock.sendmsg(chunks)
+            else:
+                sent = sock.send(b"".join(chunks))
+        except OSError:
+            # EAGAIN, or an error Twisted will find and report on its own
+            # next write: hand it all over.
+            sent = 0
+        if sent < size:
+            transport.writeSequence(_unsent(chunks, sent))
+        return size
 
     # Sending after the close handshake started is dropped, not an error: a
     # timer-driven sender cannot know the peer's close just arrived. The core
@@ -530,6 +603,31 @@ class WebSocketWire:
         if self._send(self._conn.send_frame_bytes, frame):
             self.messagesOut += 1
 
+    def queueFrame(self, frame: bytes) -> bool:
+        """
+        Queue a serialized message like L{sendFrame}, without writing it yet:
+        a broadcaster queues a batch of messages on each receiver and then
+        calls L{flush} once per receiver (one write instead of one per
+        message). Dropped, like every send, once the connection is closing.
+
+        @return: whether this frame started a new batch, i.e. the caller
+            must call L{flush} later.
+        """
+        try:
+            first = self._conn.send_frame_bytes(frame)
+        except InvalidState:
+            _log.debug("Dropping a message sent after the WebSocket started closing")
+            return False
+        self.messagesOut += 1
+        return first
+
+    def flush(self) -> None:
+        """
+        Write everything queued (by L{queueFrame}).
+        """
+        if not self._dispatching:
+            self._flush()
+
     def ping(self, payload: bytes = b"") -> None:
         """
         Send a ping; the pong arrives at the application's C{pongReceived}.
@@ -556,10 +654,19 @@ class WebSocketWire:
     @property
     def writeBacklog(self) -> int:
         """
-        Bytes written since the transport's buffer filled up (0 while the
-        peer keeps up): how far behind a slow reader is.
+        How far behind a slow reader is: the growth of the bytes queued for
+        it since the transport's buffer filled up (0 while the peer keeps
+        up). A peer that reads steadily, if not as fast as we write, keeps
+        this near 0 even while the buffer never fully drains.
         """
-        return self._bufferedWhilePaused if self._writePaused else 0
+        if not self._writePaused:
+            return 0
+        queued = _queuedBytes(self.transport)
+        if queued is None:
+            # A transport whose buffer we cannot see: count what was written
+            # since it filled.
+            return self._bufferedWhilePaused
+        return max(0, queued - self._queuedAtPause)
 
     def isOpen(self) -> bool:
         """
@@ -616,6 +723,7 @@ class WebSocketWire:
         if not self._writePaused:
             self._writePaused = True
             self._bufferedWhilePaused = 0
+            self._queuedAtPause = _queuedBytes(self.transport) or 0
             if self._producer is not None:
                 self._producer.pauseProducing()
 
@@ -637,29 +745,35 @@ class WebSocketWire:
 
     # -- timers ---------------------------------------------------------------
 
-    def _scheduleTimer(self, now: float) -> None:
+    def _timerDelay(self, now: float) -> float | None:
         """
-        (Re)arm the one timer this connection has, for the nearest deadline:
-        the close timeout while closing, else the next ping, pong or idle
-        deadline. Receiving data only records a timestamp; the timer reads it
-        when it fires, so a busy connection costs no timer work per message.
+        Seconds until the nearest deadline: the close timeout while closing,
+        else the next ping, pong or idle deadline; C{None} for none.
         """
         options = self._options
         if self._closing:
-            delay = options.closeTimeout
-        else:
-            deadlines = []
-            if options.pingInterval is not None:
-                if self._pingSentAt is not None:
-                    deadlines.append(self._pingSentAt + options.pingTimeout)
-                else:
-                    deadlines.append(self._lastReceived + options.pingInterval)
-            if options.idleTimeout is not None:
-                deadlines.append(self._lastMessage + options.idleTimeout)
-            if not deadlines:
-                return
-            delay = max(0.0, min(deadlines) - now)
-        self._timer = self._clock.callLater(delay, self._timerFired)
+            return options.closeTimeout
+        deadlines = []
+        if options.pingInterval is not None:
+            if self._pingSentAt is not None:
+                deadlines.append(self._pingSentAt + options.pingTimeout)
+            else:
+                deadlines.append(self._lastReceived + options.pingInterval)
+        if options.idleTimeout is not None:
+            deadlines.append(self._lastMessage + options.idleTimeout)
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - now)
+
+    def _scheduleTimer(self, now: float) -> None:
+        """
+        Arm the one timer this connection has, for the nearest deadline.
+        Receiving data only records a timestamp; the timer reads it when it
+        fires, so a busy connection costs no timer work per message.
+        """
+        delay = self._timerDelay(now)
+        if delay is not None:
+            self._timer = self._clock.callLater(delay, self._timerFired)
 
     def _cancelTimer(self) -> None:
         if self._timer is not None:
@@ -727,6 +841,34 @@ class WebSocketWire:
         self._cancelTimer()
         if self._connected:
             self._scheduleTimer(self._clock.seconds())
+
+
+def _unsent(chunks: Sequence[bytes], sent: int) -> list[bytes]:
+    """
+    What is left of C{chunks} after the first C{sent} bytes went out.
+    """
+    for index, chunk in enumerate(chunks):
+        if sent < len(chunk):
+            return [chunk[sent:], *chunks[index + 1 :]]
+        sent -= len(chunk)
+    return []
+
+
+def _queuedBytes(transport: object) -> int | None:
+    """
+    Bytes queued in user space for the peer: Twisted's write buffer, plus,
+    for TLS, the application data not yet encrypted. C{None} for a
+    transport that does not expose its buffer (tests' fakes, other
+    reactors).
+    """
+    if isinstance(transport, FileDescriptor):
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    inner = getattr(transport, "transport", None)
+    appBuffer = getattr(transport, "_appSendBuffer", None)
+    if isinstance(inner, FileDescriptor) and isinstance(appBuffer, list):
+        # twisted.protocols.tls.TLSMemoryBIOProtocol over TCP.
+        return len(inner.dataBuffer) - inner.offset + inner._tempDataLen + sum(map(len, appBuffer))
+    return None
 
 
 def _peerOf(transport: ITransport | None) -> str:

@@ -25,6 +25,7 @@ from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from tests.helpers import raw_frame
 from tests.integration.conftest import WAIT, Message, RawSocket, accept_key_for, close_payload, within
+from txpulse.wire import LARGE_READ_SIZE
 
 from .conftest import HardenedServer, LogLines, ObservedEcho, peer_of, retained_bytes, undisturbed, write_backlog
 
@@ -343,12 +344,13 @@ async def test_pinger_that_never_reads_pongs_is_dropped_at_the_write_buffer_limi
         sent, ended = await within(flooding)
         assert (failure.value.code, failure.value.clean) == (1006, False)
         assert ended in ("ConnectionResetError", "BrokenPipeError"), (sent, ended)
-        # What may be queued: up to Twisted's 64 KiB pause threshold plus the
-        # write that crossed it (before counting starts), then the limit plus
-        # the write that crossed it. One write answers one read (at most
-        # 64 KiB of pings, so less than 64 KiB of pongs).
-        batch = 64 << 10
-        assert largest <= (64 << 10) + batch + limit + batch, largest
+        # What may be queued: up to Twisted's pause threshold plus the write
+        # that crossed it (before counting starts), then the limit plus the
+        # write that crossed it. One write answers one read; a flooding peer
+        # fills every read, so the wire reads (and Twisted pauses at)
+        # LARGE_READ_SIZE: at most that much of pings, less of pongs.
+        batch = LARGE_READ_SIZE
+        assert largest <= LARGE_READ_SIZE + batch + limit + batch, largest
         await logs.expect(peer, "is not reading", "dropping the connection")
 
 

@@ -701,19 +701,24 @@ class Connection:
         else:
             self._queue_frame(0x82, payload)
 
-    def send_frame_bytes(self, frame: bytes) -> None:
+    def send_frame_bytes(self, frame: bytes) -> bool:
         """
         Queue a frame that was already serialized (by
         L{txpulse.core.frames.encode_frame}), so a broadcast encodes once.
 
         Only valid on the server side, whose frames are not masked.
 
+        @return: whether the output queue was empty before this frame (a
+            broadcaster batching frames knows which connections to flush).
         @raise InvalidState: after the close handshake started, or on a client.
         """
-        self._require_open()
+        if self.state is not State.OPEN:
+            self._require_open()
         if self._client:
             raise InvalidState("a client must mask each frame it sends")
-        self._out.append(frame)
+        out = self._out
+        out.append(frame)
+        return len(out) == 1
 
     def send_ping(self, payload: bytes = b"") -> None:
         """

@@ -134,14 +134,17 @@ def apply_mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
     n = len(data)
     if n < NATIVE_MASK_THRESHOLD or _nvx_lib is None:
         return _mask_python(data, key)
-    buf = bytearray(data)
+    # One copy, masked in place: bytes(memoryview(...)) always builds a new
+    # object, which nothing else references until it is returned (the
+    # usual way, bytearray then bytes(), copies a large payload twice).
+    buf = bytes(memoryview(data))
     masker = _nvx_lib.nvx_xormask_new(key)
     try:
         _nvx_lib.nvx_xormask_set_impl(masker, 2)  # SSE2 where available
         _nvx_lib.nvx_xormask_process(masker, _nvx_ffi.from_buffer(buf), n)
     finally:
         _nvx_lib.nvx_xormask_free(masker)
-    return bytes(buf)
+    return buf
 
 
 _pack_short = struct.Struct("!BBH").pack

@@ -1,0 +1,195 @@
+"""
+Tests for L{txpulse.wire.WebSocketWire} on a real TCP transport: Twisted's
+own L{twisted.internet.tcp.Connection} over a connected socket pair, with a
+L{MemoryReactorClock} so the test plays the reactor (calls C{doRead} and
+C{doWrite} itself). This checks the paths a L{StringTransport} cannot:
+writing straight to the socket, the handover of what the kernel did not
+take to Twisted's buffer, the measured write backlog and the read size.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+from twisted.internet.task import Clock
+from twisted.internet.tcp import Connection as TCPConnection
+from twisted.internet.testing import MemoryReactorClock
+from wsproto.frame_protocol import Opcode as WOpcode
+
+from txpulse.core.connection import Connection, Side
+from txpulse.core.frames import Opcode
+from txpulse.wire import LARGE_READ_SIZE, WebSocketWire, WireOptions
+
+from .helpers import RecordingApp, captured_logs, client_frame, server_frames
+
+
+class Pair:
+    """
+    A wire on a real TCP connection, and the peer's end of the socket.
+    """
+
+    def __init__(self, maxWriteBuffer: int = 1 << 20, sendBuffer: int | None = None) -> None:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        ours = socket.create_connection(listener.getsockname())
+        self.peer, _ = listener.accept()
+        listener.close()
+        if sendBuffer is not None:
+            ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sendBuffer)
+            self.peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sendBuffer)
+        self.reactor = MemoryReactorClock()
+        self.app = RecordingApp(echo=True)
+        self.wire = WebSocketWire(
+            self.app,
+            Connection(Side.SERVER, max_message_size=None),
+            clock=Clock(),
+            options=WireOptions(pingInterval=None, maxWriteBuffer=maxWriteBuffer),
+        )
+        self.transport = TCPConnection(ours, self.wire, self.reactor)  # type: ignore[arg-type]
+        self.transport.connected = True
+        self.wire.makeConnection(self.transport)
+
+    def queued(self) -> int:
+        """
+        Bytes waiting in Twisted's write buffer.
+        """
+        t = self.transport
+        return len(t.dataBuffer) - t.offset + t._tempDataLen
+
+    def readAll(self, limit: int | None = None) -> bytes:
+        """
+        Read what the peer can read now (at most C{limit} bytes).
+        """
+        self.peer.setblocking(False)
+        chunks = []
+        got = 0
+        while limit is None or got < limit:
+            try:
+                chunk = self.peer.recv(65536 if limit is None else min(65536, limit - got))
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        self.peer.close()
+        ours = getattr(self.transport, "socket", None)  # gone once the connection was lost
+        if ours is not None:
+            ours.close()
+
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    p = Pair()
+    yield p
+    p.close()
+
+
+def test_a_send_goes_straight_to_the_socket(pair: Pair) -> None:
+    """
+    With Twisted's buffer empty, a message is on the wire before the
+    reactor's write phase (nothing queued, no writer registered).
+    """
+    pair.app.transport.sendTextMessage("hello")
+    assert pair.queued() == 0
+    assert pair.transport not in pair.reactor.getWriters()
+    assert [f.payload for f in server_frames(pair.readAll())] == ["hello"]
+    assert pair.wire.bytesOut == 7
+
+
+def test_what_the_kernel_does_not_take_goes_to_twisted_in_order() -> None:
+    """
+    A message larger than the socket buffer is partly sent; the rest, and
+    every later message, queue in Twisted's buffer and arrive in order.
+    """
+    pair = Pair(sendBuffer=16 << 10)
+    try:
+        big = bytes(range(256)) * 4096  # 1 MiB
+        pair.app.transport.sendBytesMessage(big)
+        assert 0 < pair.queued() < len(big)
+        pair.app.transport.sendTextMessage("after")  # buffer not empty: queued behind
+        assert pair.transport in pair.reactor.getWriters()
+        received = bytearray()
+        while pair.queued():
+            received += pair.readAll()
+            pair.transport.doWrite()
+        received += pair.readAll()
+        frames = server_frames(bytes(received))
+        assert [f.opcode for f in frames] == [WOpcode.BINARY, WOpcode.TEXT]
+        assert frames[0].payload == big and frames[1].payload == "after"
+    finally:
+        pair.close()
+
+
+def test_many_small_messages_in_one_read_are_one_send(pair: Pair) -> None:
+    """
+    Echoes of a read with thousands of messages are joined into one send
+    (an I/O vector that long would exceed IOV_MAX).
+    """
+    batch = b"".join(client_frame(Opcode.TEXT, f"{i:04}".encode()) for i in range(3000))
+    pair.wire.dataReceived(batch)
+    frames = server_frames(pair.readAll())
+    assert [f.payload for f in frames] == [f"{i:04}" for i in range(3000)]
+
+
+def test_a_full_read_raises_the_read_size(pair: Pair) -> None:
+    """
+    Small reads keep Twisted's 64 KiB read size; once a read fills it, the
+    connection reads 256 KiB at a time.
+    """
+    pair.peer.sendall(client_frame(Opcode.TEXT, b"small"))
+    pair.transport.doRead()
+    assert pair.transport.bufferSize == 65536
+    pair.peer.sendall(client_frame(Opcode.BINARY, b"x" * (1 << 20)))
+    pair.transport.doRead()
+    assert pair.transport.bufferSize == LARGE_READ_SIZE
+
+
+def test_a_steady_reader_behind_a_never_empty_buffer_is_not_dropped() -> None:
+    """
+    The write backlog is the growth of what is queued since the buffer
+    filled, not everything written since: a reader that keeps pace, though
+    Twisted's buffer never fully drains (so the producer is never resumed),
+    stays connected well past C{maxWriteBuffer} bytes written.
+    """
+    pair = Pair(maxWriteBuffer=256 << 10, sendBuffer=16 << 10)
+    try:
+        send = pair.app.transport.sendBytesMessage
+        send(b"x" * (200 << 10))  # fills the buffer: paused from now on
+        assert pair.wire._writePaused
+        for _ in range(200):  # 200 x 8 KiB = 1.6 MiB written while paused
+            send(b"y" * (8 << 10))
+            pair.readAll(limit=(8 << 10) + 4)
+            pair.transport.doWrite()
+        assert pair.wire._writePaused, "the buffer should never have drained"
+        assert not pair.transport.disconnecting
+        assert pair.wire.writeBacklog < 64 << 10
+    finally:
+        pair.close()
+
+
+def test_a_peer_that_stops_reading_is_dropped_past_the_limit() -> None:
+    """
+    When nothing drains, the backlog grows with every write and the
+    connection is aborted past C{maxWriteBuffer}, with a log line.
+    """
+    pair = Pair(maxWriteBuffer=256 << 10, sendBuffer=16 << 10)
+    try:
+        send = pair.app.transport.sendBytesMessage
+        send(b"x" * (200 << 10))
+        with captured_logs() as logs:
+            for _ in range(40):
+                send(b"y" * (8 << 10))
+        assert pair.wire.writeBacklog > 256 << 10
+        assert any("not reading" in line for line in logs)
+        pair.reactor.advance(0)  # an abort completes in the next turn
+        assert pair.app.lost is not None
+        assert pair.app.lost.value.code == 1006
+    finally:
+        pair.close()
