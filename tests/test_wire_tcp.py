@@ -193,3 +193,13 @@ def test_a_peer_that_stops_reading_is_dropped_past_the_limit() -> None:
         assert pair.app.lost.value.code == 1006
     finally:
         pair.close()
+
+
+def test_nothing_reaches_the_socket_after_an_abort(pair: Pair) -> None:
+    """
+    An aborted connection stays connected until the next reactor turn;
+    a message sent meanwhile must not slip out through the direct path.
+    """
+    pair.wire.abortConnection()
+    pair.app.transport.sendTextMessage("too late")
+    assert pair.readAll() == b""

@@ -491,7 +491,7 @@ class WebSocketWire:
                         size=self.writeBacklog,
                         limit=self._options.maxWriteBuffer,
                     )
-                    transport.abortConnection()  # type: ignore[attr-defined]
+                    self.abortConnection()
                     return
         if not self._closing and conn.close_expected():
             self._startClosing()
@@ -679,6 +679,9 @@ class WebSocketWire:
         """
         Drop the TCP connection at once, without a close handshake.
         """
+        # An aborted TCP transport stays "connected" until the next turn:
+        # stop writing to its socket now.
+        self._socket = None
         if self.transport is not None:
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
