@@ -46,17 +46,24 @@ The parser reads straight out of the receive buffer. A complete, unfragmented
 text or binary frame (the overwhelmingly common case) is unmasked, validated
 and appended to the event queue in the loop itself; everything else takes the
 general path in L{Connection._receive_frame}.
+
+A data message in several frames (RFC 6455 §5.4) or compressed with
+permessage-deflate (RFC 7692) is put back together by a
+L{txpulse.core.assembly.MessageAssembler}: this module validates its frame
+headers and the size of what arrives on the wire, the assembler validates its
+UTF-8 and inflates it. A connection holds an assembler only while such a
+message is incomplete.
 """
 
 from __future__ import annotations
 
 import secrets
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
 from ..exceptions import InvalidPayload, InvalidState, PayloadTooBig, ProtocolError
+from .assembly import MessageAssembler
 from .deflate import Deflate
 from .frames import (
     MAX_CONTROL_PAYLOAD,
@@ -68,7 +75,6 @@ from .frames import (
     encode_header,
     is_valid_close_code,
 )
-from .utf8 import Utf8Decoder
 
 __all__ = [
     "Side",
@@ -171,13 +177,8 @@ class Connection:
         "_need",
         "_events",
         "_out",
-        "_frag_opcode",
-        "_frag_size",
-        "_frag_parts",
-        "_decoder",
+        "_message",
         "_deflate",
-        "_inflating",
-        "_inflated",
         "_discard",
         "_eof",
         "_reply_pending",
@@ -219,13 +220,9 @@ class Connection:
         self._need = 0
         self._events: list[Event] = []
         self._out: list[bytes] = []
-        self._frag_opcode = 0
-        self._frag_size = 0
-        self._frag_parts: list[bytes] | list[str] | None = None
-        self._decoder: Utf8Decoder | None = None
+        # The fragmented or compressed message being received, if any.
+        self._message: MessageAssembler | None = None
         self._deflate = deflate
-        self._inflating = False
-        self._inflated = 0
         self._discard = False
         self._eof = False
         self._reply_pending = False
@@ -388,7 +385,7 @@ class Connection:
             # A final text/binary frame outside a fragmented message, within
             # both limits, needs no further header check; anything else goes
             # through the full rules.
-            if not ((b0 == 0x81 or b0 == 0x82) and length <= self._max_single and not self._frag_opcode):
+            if not ((b0 == 0x81 or b0 == 0x82) and length <= self._max_single and self._message is None):
                 if not self._header_ok(b0, opcode, length):
                     return pos
             if masked:
@@ -479,16 +476,17 @@ class Connection:
             return False
         if opcode == Opcode.CONT:
             # RFC 6455 §5.4: a continuation needs a message to continue.
-            if not self._frag_opcode:
+            message = self._message
+            if message is None:
                 self._fail(CloseCode.PROTOCOL_ERROR, "continuation frame without a message")
                 return False
-            if self._frag_size + length > self.max_message_size:
+            if message.size + length > self.max_message_size:
                 self._fail(CloseCode.MESSAGE_TOO_BIG, "message too big")
                 return False
         else:
             # RFC 6455 §5.4: fragments of one message are not interleaved
             # with another message (only control frames may come between).
-            if self._frag_opcode:
+            if self._message is not None:
                 self._fail(CloseCode.PROTOCOL_ERROR, "new message inside a fragmented message")
                 return False
             if length > self.max_message_size:
@@ -499,7 +497,8 @@ class Connection:
     def _receive_frame(self, opcode: int, fin: bool, payload: bytes, rsv1: bool = False) -> None:
         """
         The general path: fragments, compressed messages and control frames.
-        The header was already validated by L{_header_ok}.
+        The header was already validated by L{_header_ok}; data frames go to
+        the L{MessageAssembler} of their message.
         """
         if opcode == Opcode.PING:
             # RFC 6455 §5.5.2: answer with a pong carrying the same payload.
@@ -510,73 +509,25 @@ class Connection:
             self._events.append(Pong(payload))
         elif opcode == Opcode.CLOSE:
             self._receive_close(payload)
-        elif opcode == Opcode.CONT:
-            self._frag_size += len(payload)
-            if self._inflating:
-                payload = self._inflate(payload, fin)
-                if self._discard:
-                    return
-            self._receive_fragment(payload, fin)
         else:
-            self._frag_opcode = opcode
-            self._frag_size = len(payload)
-            self._frag_parts = bytearray()  # type: ignore[assignment]
-            if opcode == Opcode.TEXT:
-                self._decoder = Utf8Decoder()
-            if rsv1:
-                self._inflating = True
-                self._inflated = 0
-                payload = self._inflate(payload, fin)
-                if self._discard:
-                    return
-            self._receive_fragment(payload, fin)
-
-    def _receive_fragment(self, payload: bytes, fin: bool) -> None:
-        """
-        Add one data fragment to the message being assembled; deliver the
-        message on its last fragment.
-        """
-        parts = self._frag_parts
-        assert parts is not None
-        decoder = self._decoder
-        if decoder is not None:
+            message = self._message
+            if message is None:
+                # The first frame of a data message (_header_ok made sure no
+                # other one is in progress).
+                message = self._message = MessageAssembler(
+                    opcode == Opcode.TEXT, self.max_message_size, self._deflate if rsv1 else None
+                )
             try:
-                decoder.decode(payload, fin)
-            except UnicodeDecodeError:
-                # Fail fast: the fragment that breaks UTF-8 ends the
-                # connection, the rest of the message is never buffered.
-                self._fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
+                data = message.receive(payload, fin)
+            except PayloadTooBig as error:
+                self._fail(CloseCode.MESSAGE_TOO_BIG, str(error))
                 return
-            parts += payload  # type: ignore[operator]
-            if fin:
-                self._events.append(parts.decode("utf-8"))
-        else:
-            parts += payload  # type: ignore[operator]
-            if fin:
-                self._events.append(bytes(parts))
-        if fin:
-            self._frag_opcode = 0
-            self._frag_size = 0
-            self._frag_parts = None
-            self._decoder = None
-            self._inflating = False
-
-    def _inflate(self, payload: bytes, fin: bool) -> bytes:
-        """
-        Inflate one fragment of a compressed message; the decompressed size
-        counts against C{max_message_size} while inflating.
-        """
-        assert self._deflate is not None
-        try:
-            data = self._deflate.decompress(payload, fin, self.max_message_size - self._inflated)
-        except OverflowError:
-            self._fail(CloseCode.MESSAGE_TOO_BIG, "decompressed message too big")
-            return b""
-        except zlib.error:
-            self._fail(CloseCode.INVALID_DATA, "invalid compressed data")
-            return b""
-        self._inflated += len(data)
-        return data
+            except InvalidPayload as error:
+                self._fail(CloseCode.INVALID_DATA, str(error))
+                return
+            if data is not None:
+                self._events.append(data)
+                self._message = None
 
     def _receive_close(self, payload: bytes) -> None:
         """
