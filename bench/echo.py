@@ -165,18 +165,18 @@ def core_busy_seconds(core: int) -> float:
     raise ValueError(f"no core {core}")
 
 
-def wait_for_quiet(max_wait: float, threshold: float) -> float:
+def wait_for_quiet(max_wait: float, threshold: float, interval: float = 0.5) -> float:
     """
     Wait (up to C{max_wait} seconds) until the machine spends less than
-    C{threshold}% of a core busy over half a second: other processes (test
-    suites, builds) running on the same cores distort the figures.
+    C{threshold}% of a core busy over C{interval} seconds: other processes
+    (test suites, builds) running on the same cores distort the figures.
 
     @return: the last busy percentage seen.
     """
     deadline = time.monotonic() + max_wait
     while True:
         t0, (b0, _) = time.monotonic(), machine_cpu_seconds()
-        time.sleep(0.5)
+        time.sleep(interval)
         t1, (b1, _) = time.monotonic(), machine_cpu_seconds()
         busy = (b1 - b0) / (t1 - t0) * 100
         if busy < threshold or t1 >= deadline:

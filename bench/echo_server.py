@@ -49,8 +49,10 @@ limit is raised to the hard one (the idle benchmark holds 10,000 sockets).
 
 To add a peer, write a C{serve_KIND(host, port, path, options)} function that
 listens, calls L{ready}, and runs until killed, and register it in
-L{SERVERS}. Twisted-based peers only need a resource builder (see
-L{twistedSite}).
+L{SERVERS} (with the package it needs; bench/run.py then measures it too).
+Twisted-based peers only need a resource builder (see L{twistedSite}),
+asyncio ones a coroutine that starts listening (see L{_runAsyncio}); the
+pub/sub ones share L{Topics}.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ import json
 import logging
 import resource
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,16 +115,44 @@ def _startTwistedLogging() -> None:
     )
 
 
-def _envelope(request: Any) -> tuple[str, str] | None:
+class Topics:
     """
-    The pub/sub peers' common request handling: for a publish request, its
-    topic and the JSON envelope every subscriber gets (as txpulse's hub
-    builds it); C{None} for anything else.
+    The pub/sub peers' common part: who subscribed to which topic, and the
+    requests of the hub's JSON protocol. A subscriber is whatever a peer
+    sends with (a protocol, a connection, a transport); how it sends the
+    envelope to a topic's subscribers is each peer's own.
     """
-    if request.get("action") != "publish" or "data" not in request:
-        return None
-    topic = request.get("topic")
-    return topic, json.dumps({"topic": topic, "data": request["data"]}, ensure_ascii=False, separators=(",", ":"))
+
+    def __init__(self) -> None:
+        self.subscribers: dict[Any, set[Any]] = {}
+        self._topicsOf: dict[Any, set[Any]] = {}
+
+    def request(self, subscriber: Any, message: str | bytes) -> tuple[set[Any], str] | None:
+        """
+        Handle one request from C{subscriber}: a subscribe is recorded; a
+        publish returns the topic's subscribers and the JSON envelope each
+        one gets (as txpulse's hub builds it). C{None} for anything else.
+        """
+        try:
+            request = json.loads(message)
+        except ValueError:
+            return None
+        topic = request.get("topic")
+        if request.get("action") == "subscribe":
+            self.subscribers.setdefault(topic, set()).add(subscriber)
+            self._topicsOf.setdefault(subscriber, set()).add(topic)
+            return None
+        if request.get("action") != "publish" or "data" not in request:
+            return None
+        envelope = json.dumps({"topic": topic, "data": request["data"]}, ensure_ascii=False, separators=(",", ":"))
+        return self.subscribers.get(topic, set()), envelope
+
+    def leave(self, subscriber: Any) -> None:
+        """
+        C{subscriber} is gone.
+        """
+        for topic in self._topicsOf.pop(subscriber, ()):
+            self.subscribers[topic].discard(subscriber)
 
 
 # -- txpulse and Twisted's twisted.web.websocket ---------------------------------------
@@ -172,24 +202,14 @@ class TwistedPubSub(TwistedEcho):
     (Twisted's API has no way to encode a frame once for many connections).
     """
 
-    def __init__(self, topics: dict[str, set[TwistedPubSub]]) -> None:
+    def __init__(self, topics: Topics) -> None:
         self.topics = topics
-        self.subscribed: set[str] = set()
 
     def textMessageReceived(self, message: str) -> None:
-        try:
-            request = json.loads(message)
-        except ValueError:
-            return
-        if request.get("action") == "subscribe":
-            topic = request.get("topic")
-            self.topics.setdefault(topic, set()).add(self)
-            self.subscribed.add(topic)
-            return
-        publish = _envelope(request)
+        publish = self.topics.request(self, message)
         if publish is not None:
-            topic, envelope = publish
-            for subscriber in list(self.topics.get(topic, ())):
+            subscribers, envelope = publish
+            for subscriber in list(subscribers):
                 subscriber.transport.sendTextMessage(envelope)
 
     def bytesMessageReceived(self, data: bytes | bytearray) -> None:
@@ -197,14 +217,13 @@ class TwistedPubSub(TwistedEcho):
 
     def connectionLost(self, reason: Failure) -> None:
         super().connectionLost(reason)
-        for topic in self.subscribed:
-            self.topics.get(topic, set()).discard(self)
+        self.topics.leave(self)
 
 
 class TwistedEchoFactory:
     def __init__(self, options: ServerOptions = ServerOptions()) -> None:
         self.options = options
-        self.topics: dict[str, set[TwistedPubSub]] = {}
+        self.topics = Topics()
 
     def buildProtocol(self, request: Request) -> TwistedEcho:
         protocol = TwistedPubSub(self.topics) if self.options.app == "pubsub" else TwistedEcho()
@@ -306,32 +325,20 @@ def serve_autobahn(host: str, port: int, path: str, options: ServerOptions = Ser
         def onMessage(self, payload: bytes, isBinary: bool) -> None:
             self.sendMessage(payload, isBinary)
 
-    topics: dict[str, set[Any]] = {}
+    topics = Topics()
 
     class PubSub(WebSocketServerProtocol):  # type: ignore[misc]
-        subscribed: set[str] = frozenset()  # type: ignore[assignment]
-
         def onMessage(self, payload: bytes, isBinary: bool) -> None:
-            try:
-                request = json.loads(payload)
-            except ValueError:
-                return
-            if request.get("action") == "subscribe":
-                topic = request.get("topic")
-                topics.setdefault(topic, set()).add(self)
-                self.subscribed = self.subscribed | {topic}
-                return
-            publish = _envelope(request)
+            publish = topics.request(self, payload)
             if publish is not None:
-                topic, envelope = publish
+                subscribers, envelope = publish
                 # autobahn's broadcast API: the frame is built once.
                 prepared = self.factory.prepareMessage(envelope.encode("utf-8"))
-                for peer in list(topics.get(topic, ())):
+                for peer in list(subscribers):
                     peer.sendPreparedMessage(prepared)
 
         def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-            for topic in self.subscribed:
-                topics.get(topic, set()).discard(self)
+            topics.leave(self)
 
     factory = WebSocketServerFactory(f"ws://{host}:{port}")
     factory.protocol = PubSub if options.app == "pubsub" else Echo
@@ -347,18 +354,28 @@ def serve_autobahn(host: str, port: int, path: str, options: ServerOptions = Ser
 # -- asyncio peers -------------------------------------------------------------------
 
 
-def _asyncioLogging() -> None:
+def _runAsyncio(listen: Callable[[], Awaitable[Any]]) -> None:
+    """
+    On a new asyncio loop: await C{listen()} (which starts listening), call
+    L{ready}, and serve until killed.
+    """
+    import asyncio
+
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+    async def main() -> None:
+        server = await listen()  # noqa: F841 (referenced for as long as it serves)
+        ready()
+        await asyncio.Future()
+
+    asyncio.run(main())
 
 
 def serve_websockets(host: str, port: int, path: str, options: ServerOptions = ServerOptions()) -> None:
-    import asyncio
-
     import websockets
     from websockets.asyncio.server import serve
 
-    _asyncioLogging()
-    topics: dict[str, set[Any]] = {}
+    topics = Topics()
 
     async def echo(ws: Any) -> None:
         try:
@@ -368,28 +385,17 @@ def serve_websockets(host: str, port: int, path: str, options: ServerOptions = S
             pass
 
     async def pubsub(ws: Any) -> None:
-        subscribed: set[str] = set()
         try:
             async for message in ws:
-                try:
-                    request = json.loads(message)
-                except ValueError:
-                    continue
-                if request.get("action") == "subscribe":
-                    topic = request.get("topic")
-                    topics.setdefault(topic, set()).add(ws)
-                    subscribed.add(topic)
-                    continue
-                publish = _envelope(request)
+                publish = topics.request(ws, message)
                 if publish is not None:
-                    topic, envelope = publish
-                    websockets.broadcast(topics.get(topic, ()), envelope)
+                    subscribers, envelope = publish
+                    websockets.broadcast(subscribers, envelope)
         finally:
-            for topic in subscribed:
-                topics.get(topic, set()).discard(ws)
+            topics.leave(ws)
 
-    async def main() -> None:
-        async with serve(
+    _runAsyncio(
+        lambda: serve(
             pubsub if options.app == "pubsub" else echo,
             host,
             port,
@@ -398,20 +404,14 @@ def serve_websockets(host: str, port: int, path: str, options: ServerOptions = S
             compression=None,
             max_size=MAX_MESSAGE,
             backlog=options.backlog,
-        ):
-            ready()
-            await asyncio.Future()
-
-    asyncio.run(main())
+        )
+    )
 
 
 def serve_aiohttp(host: str, port: int, path: str, options: ServerOptions = ServerOptions()) -> None:
-    import asyncio
-
     from aiohttp import WSMsgType, web
 
-    _asyncioLogging()
-    topics: dict[str, set[Any]] = {}
+    topics = Topics()
 
     def response() -> Any:
         return web.WebSocketResponse(
@@ -431,49 +431,32 @@ def serve_aiohttp(host: str, port: int, path: str, options: ServerOptions = Serv
     async def pubsub(request: Any) -> Any:
         ws = response()
         await ws.prepare(request)
-        subscribed: set[str] = set()
         try:
             async for message in ws:
-                if message.type != WSMsgType.TEXT:
-                    continue
-                try:
-                    parsed = json.loads(message.data)
-                except ValueError:
-                    continue
-                if parsed.get("action") == "subscribe":
-                    topic = parsed.get("topic")
-                    topics.setdefault(topic, set()).add(ws)
-                    subscribed.add(topic)
-                    continue
-                publish = _envelope(parsed)
+                publish = topics.request(ws, message.data) if message.type == WSMsgType.TEXT else None
                 if publish is not None:
-                    topic, envelope = publish
-                    for peer in list(topics.get(topic, ())):
+                    subscribers, envelope = publish
+                    for peer in list(subscribers):
                         await peer.send_str(envelope)
         finally:
-            for topic in subscribed:
-                topics.get(topic, set()).discard(ws)
+            topics.leave(ws)
         return ws
 
-    async def main() -> None:
+    async def listen() -> Any:
         app = web.Application()
         app.router.add_get(path, pubsub if options.app == "pubsub" else echo)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, host, port, backlog=options.backlog).start()
-        ready()
-        await asyncio.Future()
+        return runner
 
-    asyncio.run(main())
+    _runAsyncio(listen)
 
 
 def serve_picows(host: str, port: int, path: str, options: ServerOptions = ServerOptions()) -> None:
-    import asyncio
-
     from picows import WSListener, WSMsgType, ws_create_server
 
-    _asyncioLogging()
-    subscribers: dict[str, set[Any]] = {}
+    topics = Topics()
 
     class Echo(WSListener):  # type: ignore[misc]
         # picows hands over frames, not messages: echo each frame as it is
@@ -486,13 +469,6 @@ def serve_picows(host: str, port: int, path: str, options: ServerOptions = Serve
                 transport.send(frame.msg_type, frame.get_payload_as_memoryview(), frame.fin)
 
     class PubSub(WSListener):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self.subscribed: set[str] = set()
-            self.transport: Any = None
-
-        def on_ws_connected(self, transport: Any) -> None:
-            self.transport = transport
-
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
             if frame.msg_type == WSMsgType.CLOSE:
                 transport.send_close(frame.get_close_code(), frame.get_close_message())
@@ -500,30 +476,19 @@ def serve_picows(host: str, port: int, path: str, options: ServerOptions = Serve
                 return
             if frame.msg_type != WSMsgType.TEXT:
                 return
-            try:
-                request = json.loads(frame.get_payload_as_bytes())
-            except ValueError:
-                return
-            if request.get("action") == "subscribe":
-                topic = request.get("topic")
-                subscribers.setdefault(topic, set()).add(transport)
-                self.subscribed.add(topic)
-                return
-            publish = _envelope(request)
+            publish = topics.request(transport, frame.get_payload_as_bytes())
             if publish is not None:
-                topic, envelope = publish
+                subscribers, envelope = publish
                 data = envelope.encode("utf-8")
-                for peer in list(subscribers.get(topic, ())):
+                for peer in list(subscribers):
                     peer.send(WSMsgType.TEXT, data)
 
         def on_ws_disconnected(self, transport: Any) -> None:
-            for topic in self.subscribed:
-                subscribers.get(topic, set()).discard(transport)
+            topics.leave(transport)
 
     listener = PubSub if options.app == "pubsub" else Echo
-
-    async def main() -> None:
-        server = await ws_create_server(
+    _runAsyncio(
+        lambda: ws_create_server(
             lambda request: listener(),
             host,
             port,
@@ -534,23 +499,35 @@ def serve_picows(host: str, port: int, path: str, options: ServerOptions = Serve
             max_frame_size=MAX_MESSAGE,
             backlog=options.backlog,
         )
-        ready()
-        async with server:
-            await server.serve_forever()
-
-    asyncio.run(main())
+    )
 
 
-#: KIND -> serve(host, port, path, options), which blocks until the process is killed.
-SERVERS: dict[str, Callable[[str, int, str, ServerOptions], None]] = {
-    "txpulse": twistedSite(_txpulseResource, _txpulseSite),
+@dataclass(frozen=True)
+class Kind:
+    """
+    A server kind: C{serve(host, port, path, options)} serves both apps
+    (echo and pubsub) and blocks until the process is killed; C{package} is
+    the import it needs (bench/run.py skips a kind whose package is
+    missing); C{deflate}: it accepts C{--deflate}; C{suite}: bench/run.py
+    measures it unless C{--servers} says otherwise.
+    """
+
+    serve: Callable[[str, int, str, ServerOptions], None]
+    package: str
+    deflate: bool = False
+    suite: bool = True
+
+
+#: Every server kind, txpulse first (the suite's order).
+SERVERS: dict[str, Kind] = {
+    "txpulse": Kind(twistedSite(_txpulseResource, _txpulseSite), "twisted", deflate=True),
     # the same resource in a stock Site (what bench/echo.py measured before)
-    "txpulse-stock-site": twistedSite(_txpulseResource),
-    "twisted": twistedSite(_twistedResource),
-    "autobahn": serve_autobahn,
-    "websockets": serve_websockets,
-    "aiohttp": serve_aiohttp,
-    "picows": serve_picows,
+    "txpulse-stock-site": Kind(twistedSite(_txpulseResource), "twisted", deflate=True, suite=False),
+    "twisted": Kind(twistedSite(_twistedResource), "wsproto"),
+    "autobahn": Kind(serve_autobahn, "autobahn"),
+    "websockets": Kind(serve_websockets, "websockets"),
+    "aiohttp": Kind(serve_aiohttp, "aiohttp"),
+    "picows": Kind(serve_picows, "picows"),
 }
 
 
@@ -574,12 +551,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--deflate", action="store_true", help="accept permessage-deflate (txpulse only)")
     parser.add_argument("--backlog", type=int, default=1024)
     args = parser.parse_args(argv)
-    if args.deflate and not args.kind.startswith("txpulse"):
+    kind = SERVERS[args.kind]
+    if args.deflate and not kind.deflate:
         parser.error("--deflate is only wired up for txpulse")
     raiseOpenFilesLimit()
     options = ServerOptions(app=args.app, heartbeat=args.heartbeat or None, deflate=args.deflate, backlog=args.backlog)
     path = args.path or ("/pubsub" if args.app == "pubsub" else "/echo")
-    SERVERS[args.kind](args.host, args.port, path, options)
+    kind.serve(args.host, args.port, path, options)
 
 
 if __name__ == "__main__":

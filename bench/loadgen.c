@@ -237,21 +237,46 @@ static double cpu_seconds(void)
     return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
-static void error(struct conn *c, const char *fmt, ...)
+/* x per second over `wall` seconds (0 for an empty window) */
+static double per_s(double x, double wall)
+{
+    return wall > 0 ? x / wall : 0;
+}
+
+static void verror(struct conn *c, const char *fmt, va_list ap)
 {
     if (shutting_down)
         return;                           /* the results are already out */
     errors++;
     if (errors <= MAX_ERRORS_SHOWN) {
-        va_list ap;
-        va_start(ap, fmt);
         fprintf(stderr, "loadgen: connection %ld: ", c ? (long)(c - conns) : -1L);
         vfprintf(stderr, fmt, ap);
         fputc('\n', stderr);
-        va_end(ap);
         if (errors == MAX_ERRORS_SHOWN)
             fprintf(stderr, "loadgen: (further errors only counted)\n");
     }
+}
+
+/* Count an error (the first few are shown on stderr). */
+static void __attribute__((format(printf, 2, 3))) error(struct conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verror(c, fmt, ap);
+    va_end(ap);
+}
+
+static void close_conn(struct conn *c);
+
+/* An error that ends the connection: count it, drop the connection, return -1. */
+static int __attribute__((format(printf, 2, 3))) fail(struct conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verror(c, fmt, ap);
+    va_end(ap);
+    close_conn(c);
+    return -1;
 }
 
 static void fill_random(unsigned char *p, size_t n)
@@ -371,6 +396,21 @@ static void close_conn(struct conn *c)
 
 /* -- sending ------------------------------------------------------------- */
 
+/* send() what the socket takes of p[0..n): the bytes written, 0 if its
+ * buffer is full, -1 if the connection died (it is closed). */
+static ssize_t send_some(struct conn *c, const void *p, size_t n)
+{
+    for (;;) {
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+        if (w >= 0)
+            return w;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        if (errno != EINTR)
+            return fail(c, "send: %s", strerror(errno));
+    }
+}
+
 /* Write what is queued: the rest of a partly written frame, then control
  * frames, then whole data frames. Returns -1 if the connection died. */
 static int flush(struct conn *c)
@@ -395,16 +435,11 @@ static int flush(struct conn *c)
         } else {
             break;
         }
-        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            if (errno == EINTR)
-                continue;
-            error(c, "send: %s", strerror(errno));
-            close_conn(c);
+        ssize_t w = send_some(c, p, n);
+        if (w < 0)
             return -1;
-        }
+        if (w == 0)
+            break;                            /* the socket buffer is full */
         if (is_ctrl) {
             c->ctrl_off += w;
             if (c->ctrl_off == c->ctrl_len)
@@ -479,6 +514,17 @@ static void fanout_delivery(struct conn *c)
 }
 
 /* -- receiving ----------------------------------------------------------- */
+
+/* recv() returned r <= 0: 0 if that only means "nothing more for now", -1 if
+ * the connection is gone (it is closed; `during` goes into the message). */
+static int recv_trouble(struct conn *c, ssize_t r, const char *during)
+{
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    if (r < 0)
+        return fail(c, "recv%s: %s", during, strerror(errno));
+    return fail(c, "the server closed the connection%s", during);
+}
 
 /* Inflate len bytes of a compressed message's payload (or its 00 00 ff ff
  * tail) and compare the output with what was sent. */
@@ -625,17 +671,11 @@ static int parse(struct conn *c, const unsigned char *b, size_t len)
         /* RSV1 is allowed on the first frame of a data message when
          * permessage-deflate is in use; nothing else may set RSV bits. */
         int rsv1_ok = opt_deflate && (opcode == 0x1 || opcode == 0x2);
-        if (b0 & (rsv1_ok ? 0x30 : 0x70)) {
-            error(c, "reserved bits set (%#x) without an extension", b0);
-            close_conn(c);
-            return -1;
-        }
+        if (b0 & (rsv1_ok ? 0x30 : 0x70))
+            return fail(c, "reserved bits set (%#x) without an extension", b0);
         if (opcode >= 0x8) {
-            if (plen > 125 || !fin) {
-                error(c, "bad control frame (opcode %#x, %llu bytes)", opcode, (unsigned long long)plen);
-                close_conn(c);
-                return -1;
-            }
+            if (plen > 125 || !fin)
+                return fail(c, "bad control frame (opcode %#x, %llu bytes)", opcode, (unsigned long long)plen);
             if (len - p < h + plen)
                 break;                         /* wait for the whole control frame */
             const unsigned char *payload = b + p + h;
@@ -654,39 +694,27 @@ static int parse(struct conn *c, const unsigned char *b, size_t len)
                 unsigned code = plen >= 2 ? ((unsigned)payload[0] ^ (key ? key[0] : 0)) << 8 |
                                                 ((unsigned)payload[1] ^ (key ? key[1] : 0))
                                           : 1005;
-                error(c, "server sent a close frame (code %u)", code);
-                close_conn(c);
-                return -1;
+                return fail(c, "server sent a close frame (code %u)", code);
             } else if (opcode != 0xA && opcode != 0x9) {
-                error(c, "unknown control opcode %#x", opcode);
-                close_conn(c);
-                return -1;
+                return fail(c, "unknown control opcode %#x", opcode);
             }
             p += h + plen;
             continue;
         }
         /* A data frame. */
         if (opcode == 0x0) {
-            if (!c->in_message) {
-                error(c, "continuation frame without a message");
-                close_conn(c);
-                return -1;
-            }
+            if (!c->in_message)
+                return fail(c, "continuation frame without a message");
         } else if (opcode == 0x1 || opcode == 0x2) {
-            if (c->in_message) {
-                error(c, "new message inside a fragmented message");
-                close_conn(c);
-                return -1;
-            }
+            if (c->in_message)
+                return fail(c, "new message inside a fragmented message");
             if (opcode != (opt_binary && opt_mode != M_FANOUT ? 0x2 : 0x1))
                 error(c, "message came back as %s", opcode == 0x1 ? "text" : "binary");
             c->msg_len = c->msg_pos = c->msg_out = 0;
             c->msg_bad = 0;
             c->msg_compressed = (b0 & 0x40) != 0;
         } else {
-            error(c, "unknown data opcode %#x", opcode);
-            close_conn(c);
-            return -1;
+            return fail(c, "unknown data opcode %#x", opcode);
         }
         p += h;
         c->frame_fin = fin != 0;
@@ -696,11 +724,8 @@ static int parse(struct conn *c, const unsigned char *b, size_t len)
             return -1;
     }
     size_t rest = len - p;
-    if (rest > CARRY_MAX) {
-        error(c, "internal: %zu bytes to carry over", rest);
-        close_conn(c);
-        return -1;
-    }
+    if (rest > CARRY_MAX)
+        return fail(c, "internal: %zu bytes to carry over", rest);
     memmove(c->carry, b + p, rest);
     c->carry_len = rest;
     return 0;
@@ -712,36 +737,16 @@ static int do_read(struct conn *c)
         /* The middle of a large payload nobody looks at: let the kernel
          * discard it without copying it out (TCP honours MSG_TRUNC). */
         ssize_t r = recv(c->fd, NULL, c->skip < READ_BUF_SIZE ? (size_t)c->skip : READ_BUF_SIZE, MSG_TRUNC);
-        if (r < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                return 0;
-            error(c, "recv: %s", strerror(errno));
-            close_conn(c);
-            return -1;
-        }
-        if (r == 0) {
-            error(c, "the server closed the connection");
-            close_conn(c);
-            return -1;
-        }
+        if (r <= 0)
+            return recv_trouble(c, r, "");
         c->msg_pos += (uint64_t)r;
         c->skip -= (uint64_t)r;
         return c->skip ? 0 : frame_done(c);
     }
     memcpy(rbuf, c->carry, c->carry_len);
     ssize_t r = recv(c->fd, rbuf + c->carry_len, READ_BUF_SIZE - c->carry_len, 0);
-    if (r < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return 0;
-        error(c, "recv: %s", strerror(errno));
-        close_conn(c);
-        return -1;
-    }
-    if (r == 0) {
-        error(c, "the server closed the connection");
-        close_conn(c);
-        return -1;
-    }
+    if (r <= 0)
+        return recv_trouble(c, r, "");
     return parse(c, rbuf, c->carry_len + (size_t)r);
 }
 
@@ -782,8 +787,7 @@ static void on_connected(struct conn *c)
     socklen_t el = sizeof err;
     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
     if (err) {
-        error(c, "connect: %s", strerror(err));
-        close_conn(c);
+        fail(c, "connect: %s", strerror(err));
         return;
     }
     c->phase = P_HANDSHAKE;
@@ -795,67 +799,53 @@ static void on_connected(struct conn *c)
 static void send_request(struct conn *c)
 {
     while (c->req_off < request_len) {
-        ssize_t w = send(c->fd, request + c->req_off, request_len - c->req_off, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
-            error(c, "send: %s", strerror(errno));
-            close_conn(c);
+        ssize_t w = send_some(c, request + c->req_off, request_len - c->req_off);
+        if (w <= 0)
             return;
-        }
         c->req_off += w;
     }
     c->want_out = 0;
     watch(c, EPOLL_CTL_MOD, EPOLLIN);
 }
 
+/* The server's complete handshake response is in c->hs (its headers end at
+ * `end`): 0 if it upgraded the connection as asked, else -1 (it is closed). */
+static int check_response(struct conn *c, char *end)
+{
+    if (strncmp(c->hs, "HTTP/1.1 101", 12) && strncmp(c->hs, "HTTP/1.0 101", 12)) {
+        char *eol = strstr(c->hs, "\r\n");
+        *eol = 0;
+        return fail(c, "handshake refused: %s", c->hs);
+    }
+    if (opt_deflate) {
+        *end = 0;                         /* search the headers only */
+        if (!strcasestr(c->hs, "permessage-deflate"))
+            return fail(c, "the server did not accept permessage-deflate");
+        c->no_ctx = strcasestr(c->hs, "server_no_context_takeover") != NULL;
+        char *bits = strcasestr(c->hs, "client_max_window_bits=");
+        if (bits && atoi(bits + 23) < 15 && opt_size > (1L << atoi(bits + 23)))
+            return fail(c, "the server limits client_max_window_bits to %d (unsupported here)", atoi(bits + 23));
+    }
+    return 0;
+}
+
 static void read_response(struct conn *c)
 {
     ssize_t r = recv(c->fd, c->hs + c->hs_len, HS_MAX - c->hs_len, 0);
-    if (r < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return;
-        error(c, "recv during the handshake: %s", strerror(errno));
-        close_conn(c);
-        return;
-    }
-    if (r == 0) {
-        error(c, "the server closed the connection during the handshake");
-        close_conn(c);
+    if (r <= 0) {
+        recv_trouble(c, r, " during the handshake");
         return;
     }
     c->hs_len += r;
     c->hs[c->hs_len] = 0;
     char *end = strstr(c->hs, "\r\n\r\n");
     if (!end) {
-        if (c->hs_len == HS_MAX) {
-            error(c, "handshake response longer than %d bytes", HS_MAX);
-            close_conn(c);
-        }
+        if (c->hs_len == HS_MAX)
+            fail(c, "handshake response longer than %d bytes", HS_MAX);
         return;
     }
-    if (strncmp(c->hs, "HTTP/1.1 101", 12) && strncmp(c->hs, "HTTP/1.0 101", 12)) {
-        char *eol = strstr(c->hs, "\r\n");
-        *eol = 0;
-        error(c, "handshake refused: %s", c->hs);
-        close_conn(c);
+    if (check_response(c, end) < 0)
         return;
-    }
-    if (opt_deflate) {
-        *end = 0;                         /* search the headers only */
-        if (!strcasestr(c->hs, "permessage-deflate")) {
-            error(c, "the server did not accept permessage-deflate");
-            close_conn(c);
-            return;
-        }
-        c->no_ctx = strcasestr(c->hs, "server_no_context_takeover") != NULL;
-        char *bits = strcasestr(c->hs, "client_max_window_bits=");
-        if (bits && atoi(bits + 23) < 15 && opt_size > (1L << atoi(bits + 23))) {
-            error(c, "the server limits client_max_window_bits to %d (unsupported here)", atoi(bits + 23));
-            close_conn(c);
-            return;
-        }
-    }
     /* Upgraded. Bytes after the response already belong to the WebSocket. */
     size_t head = (size_t)(end + 4 - c->hs);
     size_t extra = c->hs_len - head;
@@ -974,6 +964,35 @@ static double percentile(const double *sorted, size_t n, double q)
     return sorted[rank - 1];
 }
 
+/* Handle the events that come within `timeout` ms. Returns -1 if epoll_wait
+ * failed (errno tells why). */
+static int dispatch(int timeout)
+{
+    struct epoll_event events[256];
+    int n = epoll_wait(ep, events, 256, timeout);
+    if (n < 0)
+        return errno == EINTR ? 0 : -1;
+    for (int i = 0; i < n; i++) {
+        if (events[i].data.ptr == &timer_tag)
+            rate_tick();
+        else
+            handle_event(events[i].data.ptr, events[i].events);
+    }
+    return n;
+}
+
+/* Handle the events that come until `wake` (t is now). */
+static void dispatch_until(double wake, double t)
+{
+    int timeout = (int)((wake - t) * 1000) + 1;
+    if (timeout < 0)
+        timeout = 0;
+    if (dispatch(timeout) < 0) {
+        perror("loadgen: epoll_wait");
+        exit(1);
+    }
+}
+
 /* After the measurement: stop sending data, send a close frame (1000) on
  * every open connection and give the server up to a second to finish the
  * closing handshake, so servers do not log aborted connections. */
@@ -995,17 +1014,10 @@ static void close_politely(void)
         flush(c);
     }
     double deadline = now() + 1.0;
-    struct epoll_event events[256];
     while (n_open > 0) {
         int timeout = (int)((deadline - now()) * 1000);
-        if (timeout <= 0)
+        if (timeout <= 0 || dispatch(timeout) < 0)
             break;
-        int n = epoll_wait(ep, events, 256, timeout);
-        if (n < 0 && errno != EINTR)
-            break;
-        for (int i = 0; i < n; i++)
-            if (events[i].data.ptr != &timer_tag)
-                handle_event(events[i].data.ptr, events[i].events);
     }
 }
 
@@ -1019,6 +1031,391 @@ static void mark(const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     fflush(stderr);
+}
+
+/* -- setting up ------------------------------------------------------------ */
+
+/* What the connections send: the message, masked, opt_inflight times back
+ * to back in `batch` (capped at 16 MiB: flush() loops when more frames are
+ * pending than it holds), and the payload --verify expects back. In fanout
+ * mode the message is a publish, the batch holds a burst, and subscribers
+ * send `sub_frame`. */
+static void build_frames(void)
+{
+    unsigned char *payload = malloc((size_t)opt_size + 1);
+    for (long i = 0; i < opt_size; i++)
+        payload[i] = (unsigned char)('a' + i % 26);
+    const unsigned char *wire = payload;  /* what goes into the frame */
+    size_t wire_len = (size_t)opt_size;
+    unsigned char *publish_json = NULL;
+    if (opt_mode == M_FANOUT) {
+        publish_json = malloc((size_t)opt_size + 300);
+        wire_len = (size_t)sprintf((char *)publish_json, "{\"action\":\"publish\",\"topic\":\"%s\",\"data\":\"%.*s\"}",
+                                   opt_topic, (int)opt_size, (const char *)payload);
+        wire = publish_json;
+        char sub[300];
+        int n = snprintf(sub, sizeof sub, "{\"action\":\"subscribe\",\"topic\":\"%s\"}", opt_topic);
+        sub_frame_len = build_frame(sub_frame, 0x81, (const unsigned char *)sub, (uint64_t)n);
+    }
+    int first = (opt_binary && opt_mode != M_FANOUT) ? 0x82 : 0x81;
+    unsigned char *compressed = NULL;
+    if (opt_deflate) {
+        compressed = deflate_message(wire, wire_len, &wire_len);
+        wire = compressed;
+        first |= 0x40;                    /* RSV1: a compressed message */
+    }
+    unsigned char *one = malloc(wire_len + 14);
+    frame_len = build_frame(one, first, wire, (uint64_t)wire_len);
+    batch_frames = (size_t)opt_inflight;
+    if (opt_mode == M_FANOUT && (size_t)opt_burst > batch_frames)
+        batch_frames = (size_t)opt_burst;
+    if (batch_frames * frame_len > (16u << 20))
+        batch_frames = (16u << 20) / frame_len ? (16u << 20) / frame_len : 1;
+    batch = malloc(batch_frames * frame_len);
+    for (size_t i = 0; i < batch_frames; i++)
+        memcpy(batch + i * frame_len, one, frame_len);
+    free(one);
+    free(compressed);
+    free(publish_json);
+    expected = payload;
+}
+
+/* The HTTP upgrade request every connection sends. */
+static void build_request(void)
+{
+    unsigned char nonce[16];
+    fill_random(nonce, sizeof nonce);
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char key[25];
+    for (int i = 0, j = 0; i < 16; i += 3) {
+        uint32_t v = nonce[i] << 16 | (i + 1 < 16 ? nonce[i + 1] << 8 : 0) | (i + 2 < 16 ? nonce[i + 2] : 0);
+        key[j++] = b64[v >> 18 & 63];
+        key[j++] = b64[v >> 12 & 63];
+        key[j++] = i + 1 < 16 ? b64[v >> 6 & 63] : '=';
+        key[j++] = i + 2 < 16 ? b64[v & 63] : '=';
+    }
+    key[24] = 0;
+    request_len = (size_t)snprintf(request, sizeof request,
+                                   "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\n"
+                                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                                   "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                                   opt_path, opt_host, opt_port, key,
+                                   opt_deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                                 "client_no_context_takeover; client_max_window_bits\r\n"
+                                               : "");
+}
+
+/* -- the run: connecting, then each mode's phases ---------------------------- */
+
+static double t_connect0, t_all_open;    /* connecting began; it ended */
+static long open_after_connect;          /* connections open when it ended */
+static double t_warm;                    /* the warm-up began (fanout: the measured run's) */
+static double t_start, t_end;            /* the measured window (idle mode: the hold ended at t_end) */
+static double cpu_start, cpu_end;        /* the generator's CPU time at its edges */
+static uint64_t rx_start, rx_end;        /* messages received (fanout: deliveries) at its edges */
+static uint64_t pub_start, pub_end;      /* fanout: publishes completed at its edges */
+static double t_hold, next_tick;         /* idle mode: the hold began; the next TICK */
+static double t_phase, next_sync;        /* fanout mode: the phase began; the next sync publish */
+
+/* Open every connection (all modes alike), in waves of at most --concurrency
+ * so a small listen backlog never drops SYNs (which would cost a one-second
+ * retransmit); give up on those not open after --connect-timeout. In echo
+ * mode a connection starts echoing as soon as it is open. Returns how many
+ * are open. */
+static long open_connections(void)
+{
+    long next = 0;
+    t_connect0 = now();
+    double deadline = t_connect0 + opt_connect_timeout;
+    for (;;) {
+        while (next < n_conns && n_pending < opt_concurrency)
+            start_connect(&conns[next++]);
+        double t = now();
+        if ((next == n_conns && n_pending == 0) || t >= deadline) {
+            if (n_pending) {
+                for (long i = 0; i < n_conns; i++)
+                    if (conns[i].phase == P_CONNECTING || conns[i].phase == P_HANDSHAKE)
+                        fail(&conns[i], "not open after %.0f s", opt_connect_timeout);
+                for (; next < n_conns; next++)
+                    error(&conns[next], "never attempted (connect timeout)");
+            }
+            t_all_open = t;
+            open_after_connect = n_open;
+            return n_open;
+        }
+        dispatch_until(deadline, t);
+    }
+}
+
+/* The measured window's edges (echo, rate and fanout mode). */
+static void window_start(double t)
+{
+    stage = 2;
+    t_start = t;
+    cpu_start = cpu_seconds();
+    rx_start = opt_mode == M_FANOUT ? deliveries : received;
+    pub_start = oldest;
+    mark("MEASURE_START");
+}
+
+static void window_end(void)
+{
+    rx_end = opt_mode == M_FANOUT ? deliveries : received;
+    pub_end = oldest;
+    cpu_end = cpu_seconds();
+    t_end = now();
+}
+
+/* idle mode: send each connection its --idle-messages and wait for the
+ * echoes, then hold the connections (stage 3), with a TICK mark every
+ * second. Returns 1 when the hold is over. */
+static int idle_step(double t)
+{
+    static int idle_msgs_sent;
+    if (stage == 1) {
+        if (opt_idle_messages && !idle_msgs_sent) {
+            idle_msgs_sent = 1;
+            for (long i = 0; i < n_conns; i++)
+                if (conns[i].phase == P_OPEN) {
+                    conns[i].pend_frames = (uint64_t)opt_idle_messages;
+                    flush(&conns[i]);
+                }
+        }
+        if (!opt_idle_messages || idle_done >= n_open || t >= t_warm + opt_connect_timeout) {
+            if (opt_idle_messages && idle_done < n_open)
+                error(NULL, "only %ld of %ld connections got their idle-message echoes", idle_done, n_open);
+            stage = 3;
+            t_hold = t;
+            next_tick = t + 1.0;
+            cpu_start = cpu_seconds();
+            double connect = t_all_open - t_connect0;
+            mark("OPEN %.1f %.3f %ld", per_s(open_after_connect, connect), connect, n_open);
+        }
+    }
+    if (stage == 3) {
+        if (t >= next_tick) {
+            mark("TICK %.0f %llu %ld", next_tick - t_hold, (unsigned long long)pings, n_open);
+            next_tick += 1.0;
+        }
+        if (t >= t_hold + opt_hold) {
+            cpu_end = cpu_seconds();
+            t_end = t;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* fanout mode: sync (publish until every subscriber has had a message),
+ * drain, the bursts, then F_RUN: the measured run, which fanout_advance()
+ * keeps going. Returns -1 if it cannot go on. */
+static int fanout_step(double t)
+{
+    if (subs_open == 0 || !pub || pub->phase != P_OPEN) {
+        fprintf(stderr, "loadgen: the publisher or every subscriber was lost\n");
+        return -1;
+    }
+    if (fan_phase == F_SYNC) {
+        if (subs_ready >= subs_open) {
+            fan_phase = F_DRAIN;
+            t_phase = t;
+        } else if (t >= t_warm + opt_connect_timeout) {
+            fprintf(stderr, "loadgen: only %ld of %ld subscribers received anything\n", subs_ready, subs_open);
+            return -1;
+        } else if (t >= next_sync) {
+            publish(1);
+            next_sync = t + 0.02;
+        }
+    }
+    if (fan_phase == F_DRAIN && t >= t_phase + 0.2 && t >= last_delivery + 0.2) {
+        /* Every subscriber is subscribed and nothing is in flight:
+         * from now on each one receives every publish, in order. */
+        for (long i = 0; i < opt_conns; i++)
+            conns[i].rx = 0;
+        pub_sent = 0;
+        deliveries = 0;
+        bursts_done = 0;
+        fan_phase = F_GAP;                /* then the bursts, if any, then the run */
+        t_phase = t;
+    }
+    if (fan_phase == F_BURST) {
+        if (deliveries >= burst_target) {
+            burst_first_ms[bursts_done] = (burst_first - burst_t0) * 1e3;
+            burst_all_ms[bursts_done] = (t - burst_t0) * 1e3;
+            bursts_done++;
+            fan_phase = F_GAP;
+            t_phase = t;
+        } else if (t >= burst_t0 + 10.0) {
+            error(NULL, "burst %ld: only %llu of %llu deliveries after 10 s", bursts_done + 1,
+                  (unsigned long long)deliveries, (unsigned long long)burst_target);
+            bursts_done = opt_bursts;
+            fan_phase = F_GAP;
+            t_phase = t;
+        }
+    }
+    if (fan_phase == F_GAP && t >= t_phase + 0.1) {
+        if (bursts_done < opt_bursts) {
+            fan_phase = F_BURST;
+            burst_first = 0;
+            burst_target = deliveries + (uint64_t)opt_burst * (uint64_t)subs_open;
+            burst_t0 = now();
+            publish((uint64_t)opt_burst);
+        } else {
+            fan_phase = F_RUN;
+            ring_base = oldest = pub_sent;
+            t_warm = t;
+            fanout_advance();             /* the first K publishes */
+        }
+    }
+    return 0;
+}
+
+/* Everything after connecting, until the measured window (idle mode: the
+ * hold) is over. Returns 0, or the exit status when the run cannot go on. */
+static int run(void)
+{
+    stage = 1;
+    t_warm = t_all_open;
+    if (opt_mode == M_RATE) {
+        rate_t0 = t_all_open;
+        double period = 1.0 / opt_rate;
+        start_timer(period < 50e-6 ? 50e-6 : period);
+    }
+    if (opt_mode == M_FANOUT) {
+        if (!pub || pub->phase != P_OPEN || subs_open == 0) {
+            fprintf(stderr, "loadgen: the publisher or every subscriber failed to connect\n");
+            return 2;
+        }
+        fan_phase = F_SYNC;
+        t_phase = next_sync = t_all_open;
+    }
+    for (;;) {
+        double t = now();
+        if (opt_mode == M_IDLE && idle_step(t))
+            return 0;
+        if (opt_mode == M_FANOUT && fanout_step(t) < 0)
+            return 2;
+        /* echo, rate and fanout: warm-up, then the measured window */
+        int measuring_mode = opt_mode == M_ECHO || opt_mode == M_RATE || (opt_mode == M_FANOUT && fan_phase == F_RUN);
+        if (measuring_mode && stage == 1 && t >= t_warm + opt_warmup)
+            window_start(t);
+        if (measuring_mode && stage == 2 && t >= t_start + opt_duration) {
+            window_end();
+            mark("MEASURE_END");
+            return 0;
+        }
+        if (n_open == 0) {
+            fprintf(stderr, "loadgen: every connection was lost\n");
+            window_end();
+            if (stage == 1) {
+                t_start = t_end;
+                cpu_start = cpu_end;
+                rx_start = rx_end;
+                pub_start = pub_end;
+            }
+            if (opt_mode == M_IDLE && t_hold == 0)
+                t_hold = t_end;           /* lost before the hold: report an empty one */
+            return 0;
+        }
+        double wake;
+        if (stage == 3)
+            wake = next_tick < t_hold + opt_hold ? next_tick : t_hold + opt_hold;
+        else if (opt_mode == M_IDLE)
+            wake = t + 0.05;
+        else if (opt_mode == M_FANOUT && fan_phase != F_RUN)
+            wake = t + 0.005;
+        else if (stage == 1)
+            wake = t_warm + opt_warmup;
+        else
+            wake = t_start + opt_duration;
+        dispatch_until(wake, t);
+    }
+}
+
+/* -- the report: one JSON line on stdout ------------------------------------ */
+
+static void print_ms_list(const double *v, long n)
+{
+    for (long i = 0; i < n; i++)
+        printf("%s%.3f", i ? ", " : "", v[i]);
+}
+
+/* The median of v[0..n), or -1 if n is 0. */
+static double median_ms(const double *v, long n)
+{
+    if (!n)
+        return -1.0;
+    double sorted[n];
+    memcpy(sorted, v, sizeof(double) * (size_t)n);
+    qsort(sorted, (size_t)n, sizeof(double), cmp_double);
+    return percentile(sorted, (size_t)n, 0.5);
+}
+
+static void report_idle(void)
+{
+    double wall = t_end - t_hold;
+    double connect = t_all_open - t_connect0;
+    double cpu = per_s(cpu_end - cpu_start, wall) * 100;
+    printf("{\"mode\": \"idle\", \"connections\": %ld, \"connections_open\": %ld, \"opened\": %ld, "
+           "\"connect_seconds\": %.3f, \"handshakes_per_s\": %.1f, \"concurrency\": %ld, "
+           "\"idle_messages\": %ld, \"deflate\": %s, \"hold\": %.3f, \"pings\": %llu, "
+           "\"errors\": %llu, \"loadgen_cpu_percent\": %.1f}\n",
+           opt_conns, n_open, open_after_connect, connect, per_s(open_after_connect, connect),
+           opt_concurrency, opt_idle_messages, opt_deflate ? "true" : "false", wall,
+           (unsigned long long)pings, (unsigned long long)errors, cpu);
+}
+
+static void report_fanout(void)
+{
+    double wall = t_end - t_start;
+    uint64_t d = rx_end - rx_start;
+    double cpu = per_s(cpu_end - cpu_start, wall) * 100;
+    long nb = bursts_done < opt_bursts ? bursts_done : opt_bursts;
+    printf("{\"mode\": \"fanout\", \"deliveries_per_s\": %.1f, \"messages_per_s\": %.1f, "
+           "\"publishes_per_s\": %.1f, \"subscribers\": %ld, \"subscribers_open\": %ld, "
+           "\"connections\": %ld, \"connections_open\": %ld, \"inflight\": %ld, \"size\": %ld, "
+           "\"duration\": %.3f, \"warmup\": %.3f, \"deliveries\": %llu, \"burst\": %ld, \"bursts\": %ld, "
+           "\"burst_first_delivery_ms\": [",
+           per_s(d, wall), per_s(d, wall), per_s(pub_end - pub_start, wall), opt_conns, subs_open, n_conns, n_open,
+           opt_inflight, opt_size, wall, opt_warmup, (unsigned long long)d, opt_burst, nb);
+    print_ms_list(burst_first_ms, nb);
+    printf("], \"burst_all_delivered_ms\": [");
+    print_ms_list(burst_all_ms, nb);
+    printf("], \"burst_first_delivery_ms_median\": %.3f, \"burst_all_delivered_ms_median\": %.3f, "
+           "\"errors\": %llu, \"loadgen_cpu_percent\": %.1f}\n",
+           median_ms(burst_first_ms, nb), median_ms(burst_all_ms, nb), (unsigned long long)errors, cpu);
+}
+
+/* echo and rate mode */
+static void report_echo(void)
+{
+    double wall = t_end - t_start;
+    uint64_t msgs = rx_end - rx_start;
+    double rate = per_s(msgs, wall);
+    double cpu = per_s(cpu_end - cpu_start, wall) * 100;
+    printf("{\"messages_per_s\": %.1f, \"connections\": %ld, \"connections_open\": %ld, "
+           "\"inflight\": %ld, \"size\": %ld, \"binary\": %s, \"duration\": %.3f, \"warmup\": %.3f, "
+           "\"messages\": %llu, \"payload_mb_per_s\": %.2f, \"errors\": %llu, "
+           "\"loadgen_cpu_percent\": %.1f",
+           rate, opt_conns, n_open, opt_inflight, opt_size, opt_binary ? "true" : "false", wall,
+           opt_warmup, (unsigned long long)msgs, rate * (double)opt_size / 1e6,
+           (unsigned long long)errors, cpu);
+    if (opt_deflate)
+        printf(", \"deflate\": true");
+    if (opt_mode == M_RATE) {
+        qsort(lat, lat_n, sizeof *lat, cmp_double);
+        double sum = 0;
+        for (size_t i = 0; i < lat_n; i++)
+            sum += lat[i];
+        printf(", \"mode\": \"rate\", \"rate_target\": %.1f, \"sends_skipped\": %llu, \"latency_samples\": %zu, "
+               "\"latency_us\": {\"p50\": %.1f, \"p90\": %.1f, \"p99\": %.1f, \"p999\": %.1f, "
+               "\"max\": %.1f, \"mean\": %.1f}",
+               opt_rate, (unsigned long long)rate_skipped, lat_n, percentile(lat, lat_n, 0.5) * 1e6,
+               percentile(lat, lat_n, 0.9) * 1e6, percentile(lat, lat_n, 0.99) * 1e6,
+               percentile(lat, lat_n, 0.999) * 1e6, lat_n ? lat[lat_n - 1] * 1e6 : 0.0,
+               lat_n ? sum / lat_n * 1e6 : 0.0);
+    }
+    printf("}\n");
 }
 
 /* -- main ---------------------------------------------------------------- */
@@ -1113,69 +1510,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "loadgen: %s:%s: %s\n", opt_host, opt_port, gai_strerror(gai));
         return 1;
     }
-
-    /* The message, masked, opt_inflight times back to back (capped at
-     * 16 MiB: flush() loops when more frames are pending than it holds).
-     * In fanout mode the message is a publish and the batch holds a burst. */
-    unsigned char *payload = malloc((size_t)opt_size + 1);
-    for (long i = 0; i < opt_size; i++)
-        payload[i] = (unsigned char)('a' + i % 26);
-    const unsigned char *wire = payload;  /* what goes into the frame */
-    size_t wire_len = (size_t)opt_size;
-    unsigned char *publish_json = NULL;
-    if (opt_mode == M_FANOUT) {
-        publish_json = malloc((size_t)opt_size + 300);
-        wire_len = (size_t)sprintf((char *)publish_json, "{\"action\":\"publish\",\"topic\":\"%s\",\"data\":\"%.*s\"}",
-                                   opt_topic, (int)opt_size, (const char *)payload);
-        wire = publish_json;
-        char sub[300];
-        int n = snprintf(sub, sizeof sub, "{\"action\":\"subscribe\",\"topic\":\"%s\"}", opt_topic);
-        sub_frame_len = build_frame(sub_frame, 0x81, (const unsigned char *)sub, (uint64_t)n);
-    }
-    int first = (opt_binary && opt_mode != M_FANOUT) ? 0x82 : 0x81;
-    unsigned char *compressed = NULL;
-    if (opt_deflate) {
-        compressed = deflate_message(wire, wire_len, &wire_len);
-        wire = compressed;
-        first |= 0x40;                    /* RSV1: a compressed message */
-    }
-    unsigned char *one = malloc(wire_len + 14);
-    frame_len = build_frame(one, first, wire, (uint64_t)wire_len);
-    batch_frames = (size_t)opt_inflight;
-    if (opt_mode == M_FANOUT && (size_t)opt_burst > batch_frames)
-        batch_frames = (size_t)opt_burst;
-    if (batch_frames * frame_len > (16u << 20))
-        batch_frames = (16u << 20) / frame_len ? (16u << 20) / frame_len : 1;
-    batch = malloc(batch_frames * frame_len);
-    for (size_t i = 0; i < batch_frames; i++)
-        memcpy(batch + i * frame_len, one, frame_len);
-    free(one);
-    free(compressed);
-    free(publish_json);
-    expected = payload;
+    build_frames();
+    build_request();
     rbuf = malloc(READ_BUF_SIZE);
     zbuf = malloc(INFLATE_CHUNK);
-
-    unsigned char nonce[16];
-    fill_random(nonce, sizeof nonce);
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char key[25];
-    for (int i = 0, j = 0; i < 16; i += 3) {
-        uint32_t v = nonce[i] << 16 | (i + 1 < 16 ? nonce[i + 1] << 8 : 0) | (i + 2 < 16 ? nonce[i + 2] : 0);
-        key[j++] = b64[v >> 18 & 63];
-        key[j++] = b64[v >> 12 & 63];
-        key[j++] = i + 1 < 16 ? b64[v >> 6 & 63] : '=';
-        key[j++] = i + 2 < 16 ? b64[v & 63] : '=';
-    }
-    key[24] = 0;
-    request_len = (size_t)snprintf(request, sizeof request,
-                                   "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\n"
-                                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                                   "Sec-WebSocket-Version: 13\r\n%s\r\n",
-                                   opt_path, opt_host, opt_port, key,
-                                   opt_deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
-                                                 "client_no_context_takeover; client_max_window_bits\r\n"
-                                               : "");
 
     ep = epoll_create1(EPOLL_CLOEXEC);
     n_conns = opt_conns + (opt_mode == M_FANOUT ? 1 : 0);
@@ -1189,284 +1527,21 @@ int main(int argc, char **argv)
         burst_all_ms = calloc((size_t)opt_bursts + 1, sizeof(double));
     }
 
-    /* Connect in waves of at most --concurrency (32) so a small listen
-     * backlog never drops SYNs (which would cost a one-second retransmit). */
-    const long wave = opt_concurrency;
-    long next = 0;
-    double t_connect0 = now();
-    double deadline = t_connect0 + opt_connect_timeout;
-    double t_all_open = 0;
-    struct epoll_event events[256];
     running = 1;
-    double t_warm = 0, t_start = 0, t_end = 0, cpu_start = 0, cpu_end = 0;
-    uint64_t rx_start = 0, rx_end = 0, pub_start = 0, pub_end = 0;
-    double t_hold = 0, next_tick = 0;
-    double t_phase = 0, next_sync = 0;
-    long open_after_connect = 0;
-    int idle_msgs_sent = 0;
     stage = 0;
-
-    for (;;) {
-        while (stage == 0 && next < n_conns && n_pending < wave)
-            start_connect(&conns[next++]);
-        double t = now();
-        if (stage == 0 && ((next == n_conns && n_pending == 0) || t >= deadline)) {
-            if (n_pending) {
-                for (long i = 0; i < n_conns; i++)
-                    if (conns[i].phase == P_CONNECTING || conns[i].phase == P_HANDSHAKE) {
-                        error(&conns[i], "not open after %.0f s", opt_connect_timeout);
-                        close_conn(&conns[i]);
-                    }
-                for (; next < n_conns; next++)
-                    error(&conns[next], "never attempted (connect timeout)");
-            }
-            if (n_open == 0) {
-                fprintf(stderr, "loadgen: no connection could be opened\n");
-                return 2;
-            }
-            t_all_open = t;
-            open_after_connect = n_open;
-            stage = 1;
-            t_warm = t;
-            if (opt_mode == M_RATE) {
-                rate_t0 = t;
-                double period = 1.0 / opt_rate;
-                start_timer(period < 50e-6 ? 50e-6 : period);
-            }
-            if (opt_mode == M_FANOUT) {
-                if (!pub || pub->phase != P_OPEN || subs_open == 0) {
-                    fprintf(stderr, "loadgen: the publisher or every subscriber failed to connect\n");
-                    return 2;
-                }
-                fan_phase = F_SYNC;
-                t_phase = t;
-                next_sync = t;
-            }
-        }
-        /* -- idle mode: echo the idle messages, then hold -- */
-        if (opt_mode == M_IDLE && stage == 1) {
-            if (opt_idle_messages && !idle_msgs_sent) {
-                idle_msgs_sent = 1;
-                for (long i = 0; i < n_conns; i++)
-                    if (conns[i].phase == P_OPEN) {
-                        conns[i].pend_frames = (uint64_t)opt_idle_messages;
-                        flush(&conns[i]);
-                    }
-            }
-            if (!opt_idle_messages || idle_done >= n_open || t >= t_warm + opt_connect_timeout) {
-                if (opt_idle_messages && idle_done < n_open)
-                    error(NULL, "only %ld of %ld connections got their idle-message echoes", idle_done, n_open);
-                stage = 3;
-                t_hold = t;
-                next_tick = t + 1.0;
-                cpu_start = cpu_seconds();
-                mark("OPEN %.1f %.3f %ld", (t_all_open - t_connect0) > 0 ? open_after_connect / (t_all_open - t_connect0) : 0.0,
-                     t_all_open - t_connect0, n_open);
-            }
-        }
-        if (opt_mode == M_IDLE && stage == 3) {
-            if (t >= next_tick) {
-                mark("TICK %.0f %llu %ld", next_tick - t_hold, (unsigned long long)pings, n_open);
-                next_tick += 1.0;
-            }
-            if (t >= t_hold + opt_hold) {
-                cpu_end = cpu_seconds();
-                t_end = t;
-                break;
-            }
-        }
-        /* -- fanout mode: sync, drain, bursts, then the measured run -- */
-        if (opt_mode == M_FANOUT && stage >= 1 && (subs_open == 0 || !pub || pub->phase != P_OPEN)) {
-            fprintf(stderr, "loadgen: the publisher or every subscriber was lost\n");
-            return 2;
-        }
-        if (opt_mode == M_FANOUT && stage >= 1 && fan_phase != F_RUN) {
-            if (fan_phase == F_SYNC) {
-                if (subs_ready >= subs_open) {
-                    fan_phase = F_DRAIN;
-                    t_phase = t;
-                } else if (t >= t_warm + opt_connect_timeout) {
-                    fprintf(stderr, "loadgen: only %ld of %ld subscribers received anything\n", subs_ready, subs_open);
-                    return 2;
-                } else if (t >= next_sync) {
-                    publish(1);
-                    next_sync = t + 0.02;
-                }
-            }
-            if (fan_phase == F_DRAIN && t >= t_phase + 0.2 && t >= last_delivery + 0.2) {
-                /* Every subscriber is subscribed and nothing is in flight:
-                 * from now on each one receives every publish, in order. */
-                for (long i = 0; i < opt_conns; i++)
-                    conns[i].rx = 0;
-                pub_sent = 0;
-                deliveries = 0;
-                bursts_done = 0;
-                fan_phase = F_GAP;        /* then the bursts, if any, then the run */
-                t_phase = t;
-            }
-            if (fan_phase == F_BURST) {
-                if (deliveries >= burst_target) {
-                    burst_first_ms[bursts_done] = (burst_first - burst_t0) * 1e3;
-                    burst_all_ms[bursts_done] = (t - burst_t0) * 1e3;
-                    bursts_done++;
-                    fan_phase = F_GAP;
-                    t_phase = t;
-                } else if (t >= burst_t0 + 10.0) {
-                    error(NULL, "burst %ld: only %llu of %llu deliveries after 10 s", bursts_done + 1,
-                          (unsigned long long)deliveries, (unsigned long long)burst_target);
-                    bursts_done = opt_bursts;
-                    fan_phase = F_GAP;
-                    t_phase = t;
-                }
-            }
-            if (fan_phase == F_GAP && t >= t_phase + 0.1) {
-                if (bursts_done < opt_bursts) {
-                    fan_phase = F_BURST;
-                    burst_first = 0;
-                    burst_target = deliveries + (uint64_t)opt_burst * (uint64_t)subs_open;
-                    burst_t0 = now();
-                    publish((uint64_t)opt_burst);
-                } else {
-                    fan_phase = F_RUN;
-                    ring_base = oldest = pub_sent;
-                    t_warm = t;
-                    fanout_advance();     /* the first K publishes */
-                }
-            }
-        }
-        /* -- echo, rate and fanout: warm-up, then the measured window -- */
-        int measuring_mode = opt_mode == M_ECHO || opt_mode == M_RATE || (opt_mode == M_FANOUT && fan_phase == F_RUN);
-        if (measuring_mode && stage == 1 && t >= t_warm + opt_warmup) {
-            stage = 2;
-            t_start = t;
-            cpu_start = cpu_seconds();
-            rx_start = opt_mode == M_FANOUT ? deliveries : received;
-            pub_start = oldest;
-            mark("MEASURE_START");
-        }
-        if (measuring_mode && stage == 2 && t >= t_start + opt_duration) {
-            rx_end = opt_mode == M_FANOUT ? deliveries : received;
-            pub_end = oldest;
-            cpu_end = cpu_seconds();
-            t_end = now();
-            mark("MEASURE_END");
-            break;
-        }
-        if (stage >= 1 && n_open == 0) {
-            fprintf(stderr, "loadgen: every connection was lost\n");
-            rx_end = opt_mode == M_FANOUT ? deliveries : received;
-            pub_end = oldest;
-            cpu_end = cpu_seconds();
-            t_end = now();
-            if (stage == 1) {
-                t_start = t_end;
-                cpu_start = cpu_end;
-                rx_start = rx_end;
-                pub_start = pub_end;
-            }
-            if (stage == 3 && t_hold == 0)
-                t_hold = t_end;
-            break;
-        }
-        double wake;
-        if (stage == 0)
-            wake = deadline;
-        else if (stage == 3)
-            wake = next_tick < t_hold + opt_hold ? next_tick : t_hold + opt_hold;
-        else if (opt_mode == M_IDLE)
-            wake = t + 0.05;
-        else if (opt_mode == M_FANOUT && fan_phase != F_RUN)
-            wake = t + 0.005;
-        else if (stage == 1)
-            wake = t_warm + opt_warmup;
-        else
-            wake = t_start + opt_duration;
-        int timeout = (int)((wake - t) * 1000) + 1;
-        if (timeout < 0)
-            timeout = 0;
-        int n = epoll_wait(ep, events, 256, timeout);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            perror("loadgen: epoll_wait");
-            return 1;
-        }
-        for (int i = 0; i < n; i++) {
-            if (events[i].data.ptr == &timer_tag)
-                rate_tick();
-            else
-                handle_event(events[i].data.ptr, events[i].events);
-        }
+    if (open_connections() == 0) {
+        fprintf(stderr, "loadgen: no connection could be opened\n");
+        return 2;
     }
-
-    double cpu;
-    if (opt_mode == M_IDLE) {
-        double wall = t_end - t_hold;
-        double connect = t_all_open - t_connect0;
-        cpu = wall > 0 ? (cpu_end - cpu_start) / wall * 100 : 0;
-        printf("{\"mode\": \"idle\", \"connections\": %ld, \"connections_open\": %ld, \"opened\": %ld, "
-               "\"connect_seconds\": %.3f, \"handshakes_per_s\": %.1f, \"concurrency\": %ld, "
-               "\"idle_messages\": %ld, \"deflate\": %s, \"hold\": %.3f, \"pings\": %llu, "
-               "\"errors\": %llu, \"loadgen_cpu_percent\": %.1f}\n",
-               opt_conns, n_open, open_after_connect, connect, connect > 0 ? open_after_connect / connect : 0.0,
-               opt_concurrency, opt_idle_messages, opt_deflate ? "true" : "false", wall,
-               (unsigned long long)pings, (unsigned long long)errors, cpu);
-    } else if (opt_mode == M_FANOUT) {
-        double wall = t_end - t_start;
-        uint64_t d = rx_end - rx_start;
-        cpu = wall > 0 ? (cpu_end - cpu_start) / wall * 100 : 0;
-        double first_sorted[opt_bursts + 1], all_sorted[opt_bursts + 1];
-        long nb = bursts_done < opt_bursts ? bursts_done : opt_bursts;
-        memcpy(first_sorted, burst_first_ms, sizeof(double) * (size_t)nb);
-        memcpy(all_sorted, burst_all_ms, sizeof(double) * (size_t)nb);
-        qsort(first_sorted, (size_t)nb, sizeof(double), cmp_double);
-        qsort(all_sorted, (size_t)nb, sizeof(double), cmp_double);
-        printf("{\"mode\": \"fanout\", \"deliveries_per_s\": %.1f, \"messages_per_s\": %.1f, "
-               "\"publishes_per_s\": %.1f, \"subscribers\": %ld, \"subscribers_open\": %ld, "
-               "\"connections\": %ld, \"connections_open\": %ld, \"inflight\": %ld, \"size\": %ld, "
-               "\"duration\": %.3f, \"warmup\": %.3f, \"deliveries\": %llu, \"burst\": %ld, \"bursts\": %ld, "
-               "\"burst_first_delivery_ms\": [",
-               wall > 0 ? d / wall : 0.0, wall > 0 ? d / wall : 0.0,
-               wall > 0 ? (pub_end - pub_start) / wall : 0.0, opt_conns, subs_open, n_conns, n_open,
-               opt_inflight, opt_size, wall, opt_warmup, (unsigned long long)d, opt_burst, nb);
-        for (long i = 0; i < nb; i++)
-            printf("%s%.3f", i ? ", " : "", burst_first_ms[i]);
-        printf("], \"burst_all_delivered_ms\": [");
-        for (long i = 0; i < nb; i++)
-            printf("%s%.3f", i ? ", " : "", burst_all_ms[i]);
-        printf("], \"burst_first_delivery_ms_median\": %.3f, \"burst_all_delivered_ms_median\": %.3f, "
-               "\"errors\": %llu, \"loadgen_cpu_percent\": %.1f}\n",
-               nb ? percentile(first_sorted, (size_t)nb, 0.5) : -1.0,
-               nb ? percentile(all_sorted, (size_t)nb, 0.5) : -1.0, (unsigned long long)errors, cpu);
-    } else {
-        double wall = t_end - t_start;
-        uint64_t msgs = rx_end - rx_start;
-        double rate = wall > 0 ? msgs / wall : 0;
-        cpu = wall > 0 ? (cpu_end - cpu_start) / wall * 100 : 0;
-        printf("{\"messages_per_s\": %.1f, \"connections\": %ld, \"connections_open\": %ld, "
-               "\"inflight\": %ld, \"size\": %ld, \"binary\": %s, \"duration\": %.3f, \"warmup\": %.3f, "
-               "\"messages\": %llu, \"payload_mb_per_s\": %.2f, \"errors\": %llu, "
-               "\"loadgen_cpu_percent\": %.1f",
-               rate, opt_conns, n_open, opt_inflight, opt_size, opt_binary ? "true" : "false", wall,
-               opt_warmup, (unsigned long long)msgs, rate * (double)opt_size / 1e6,
-               (unsigned long long)errors, cpu);
-        if (opt_deflate)
-            printf(", \"deflate\": true");
-        if (opt_mode == M_RATE) {
-            qsort(lat, lat_n, sizeof *lat, cmp_double);
-            double sum = 0;
-            for (size_t i = 0; i < lat_n; i++)
-                sum += lat[i];
-            printf(", \"mode\": \"rate\", \"rate_target\": %.1f, \"sends_skipped\": %llu, \"latency_samples\": %zu, "
-                   "\"latency_us\": {\"p50\": %.1f, \"p90\": %.1f, \"p99\": %.1f, \"p999\": %.1f, "
-                   "\"max\": %.1f, \"mean\": %.1f}",
-                   opt_rate, (unsigned long long)rate_skipped, lat_n, percentile(lat, lat_n, 0.5) * 1e6,
-                   percentile(lat, lat_n, 0.9) * 1e6, percentile(lat, lat_n, 0.99) * 1e6,
-                   percentile(lat, lat_n, 0.999) * 1e6, lat_n ? lat[lat_n - 1] * 1e6 : 0.0,
-                   lat_n ? sum / lat_n * 1e6 : 0.0);
-        }
-        printf("}\n");
-    }
+    int status = run();
+    if (status)
+        return status;
+    if (opt_mode == M_IDLE)
+        report_idle();
+    else if (opt_mode == M_FANOUT)
+        report_fanout();
+    else
+        report_echo();
     fflush(stdout);
     close_politely();
     return 0;

@@ -51,6 +51,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -76,18 +77,12 @@ from echo import (  # noqa: E402
     profile_summary,
     run_loadgen,
     source_digest,
+    wait_for_quiet,
 )
+from echo_server import SERVERS  # noqa: E402
 
-#: Every server kind, txpulse first; the import each needs.
-KINDS = {
-    "txpulse": "twisted",
-    "twisted": "wsproto",
-    "autobahn": "autobahn",
-    "websockets": "websockets",
-    "aiohttp": "aiohttp",
-    "picows": "picows",
-}
-PEERS = [k for k in KINDS if k != "txpulse"]
+#: The suite's server kinds (bench/echo_server.py's), txpulse first; the import each needs.
+KINDS = {name: kind.package for name, kind in SERVERS.items() if kind.suite}
 
 #: The targets of issue 7.
 TARGET_ECHO_VS_TWISTED = 6.0
@@ -157,16 +152,7 @@ def quiet(max_wait: float) -> float:
     Wait up to C{max_wait} seconds for the machine to be idle (other
     processes under OTHER_BUSY% of a core over a quarter second).
     """
-    if max_wait <= 0:
-        return 0.0
-    deadline = time.monotonic() + max_wait
-    while True:
-        t0, (b0, _) = time.monotonic(), machine_cpu_seconds()
-        time.sleep(0.25)
-        t1, (b1, _) = time.monotonic(), machine_cpu_seconds()
-        busy = (b1 - b0) / (t1 - t0) * 100
-        if busy < OTHER_BUSY or t1 >= deadline:
-            return busy
+    return wait_for_quiet(max_wait, OTHER_BUSY, interval=0.25) if max_wait > 0 else 0.0
 
 
 def median(values: list[float]) -> float | None:
@@ -186,17 +172,7 @@ def available(kind: str) -> str | None:
 
 def versions() -> dict[str, str]:
     found = {}
-    for package in (
-        "twisted",
-        "wsproto",
-        "autobahn",
-        "websockets",
-        "aiohttp",
-        "picows",
-        "aiofastnet",
-        "matplotlib",
-        "txpulse",
-    ):
+    for package in (*KINDS.values(), "aiofastnet", "matplotlib", "txpulse"):
         try:
             found[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -236,9 +212,6 @@ class Bench:
         self.notes.append(text)
         log(f"  note: {text}")
 
-    def orders(self, kinds: list[str]) -> list[list[str]]:
-        return [kinds if run % 2 == 0 else kinds[::-1] for run in range(self.s.runs)]
-
     def once(self, label: str, function: Any, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         """
         One measurement, repeated once if other processes (or the
@@ -276,7 +249,33 @@ class Bench:
         best["attempts"] = attempt + 1
         return best
 
-    # -- throughput-like scenarios (the generator's measured window) ------------------
+    # -- running: one sitting of a scenario ----------------------------------------------
+
+    def sitting(
+        self,
+        name: str,
+        kinds: list[str],
+        runs: int,
+        measure_one: Callable[[str], dict[str, Any]],
+        line: Callable[[int, str, dict[str, Any]], str],
+        alternate: bool = True,
+    ) -> dict[str, list[dict[str, Any]]]:
+        """
+        C{runs} runs of C{measure_one(kind)} for each kind (in alternating
+        order, ABC.. then ..CBA, unless C{alternate} is false), each logged
+        as C{line(run, kind, result)}; the results by kind.
+        """
+        by_kind: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
+        for run in range(runs):
+            for kind in kinds if run % 2 == 0 or not alternate else kinds[::-1]:
+                result = self.once(f"{name} {kind}", measure_one, kind)
+                if result is None:
+                    continue
+                by_kind[kind].append(result)
+                log(line(run, kind, result))
+                for message in result.get("loadgen_messages", [])[:5]:
+                    log(f"    loadgen: {message}")
+        return by_kind
 
     def throughput(
         self,
@@ -286,44 +285,50 @@ class Bench:
         server_args: list[str] | None = None,
         extra: list[str] | None = None,
         key: str = "messages_per_s",
-        show: Any = None,
+        show: Callable[[dict[str, Any]], str] | None = None,
         kind_args: dict[str, list[str]] | None = None,
     ) -> dict[str, list[dict[str, Any]]]:
-        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
-        for run, order in enumerate(self.orders(kinds)):
-            for kind in order:
-                server_kind = kind.split("+")[0]
-                args = list(server_args or []) + list((kind_args or {}).get(kind, []))
-                generator = list(extra or []) + (["--deflate"] if "--deflate" in args else [])
-                result = self.once(
-                    f"{name} {kind}",
-                    measure,
-                    server_kind,
-                    params,
-                    self.server_prefix,
-                    self.loadgen_prefix,
-                    self.server_core,
-                    None,
-                    args,
-                    generator,
-                )
-                if result is None:
-                    continue
-                result["server"] = kind
-                runs[kind].append(result)
-                figure = show(result) if show else f"{result[key]:>12,.0f} {key.replace('_per_s', '/s')}"
-                log(
-                    f"  {name} run {run + 1}/{self.s.runs} {kind:<16} {figure}"
-                    f"  server CPU {_pct(result.get('server_cpu_percent'))}"
-                    f" (core {_pct(result.get('server_core_percent'))})"
-                    f"  loadgen CPU {_pct(result.get('loadgen_cpu_percent'))}"
-                    + (f"  errors {result['errors']}" if result.get("errors") else "")
-                )
-                for message in result.get("loadgen_messages", [])[:5]:
-                    log(f"    loadgen: {message}")
-        return runs
+        """
+        A scenario measured in the generator's window: C{--runs} runs of
+        C{measure} per kind. A kind C{K+variant} runs server C{K} with
+        C{kind_args[K+variant]} added; C{extra} goes to the generator
+        (plus C{--deflate} when the server has it); C{show(result)} is the
+        figure logged per run (default: C{key}).
+        """
+
+        def one(kind: str) -> dict[str, Any]:
+            args = list(server_args or []) + list((kind_args or {}).get(kind, []))
+            generator = list(extra or []) + (["--deflate"] if "--deflate" in args else [])
+            result = measure(
+                kind.split("+")[0],
+                params,
+                self.server_prefix,
+                self.loadgen_prefix,
+                self.server_core,
+                None,
+                args,
+                generator,
+            )
+            result["server"] = kind
+            return result
+
+        def line(run: int, kind: str, result: dict[str, Any]) -> str:
+            figure = show(result) if show else f"{result[key]:>12,.0f} {key.replace('_per_s', '/s')}"
+            return (
+                f"  {name} run {run + 1}/{self.s.runs} {kind:<16} {figure}"
+                f"  server CPU {_pct(result.get('server_cpu_percent'))}"
+                f" (core {_pct(result.get('server_core_percent'))})"
+                f"  loadgen CPU {_pct(result.get('loadgen_cpu_percent'))}"
+                + (f"  errors {result['errors']}" if result.get("errors") else "")
+            )
+
+        return self.sitting(name, kinds, self.s.runs, one, line)
 
     def summarize(self, name: str, runs: dict[str, list[dict[str, Any]]], key: str) -> dict[str, dict[str, Any]]:
+        """
+        The medians (and spread) of C{key} and of the CPU figures, by kind,
+        with a note for every figure that needs one.
+        """
         out = {}
         for kind, rs in runs.items():
             if not rs:
@@ -354,7 +359,7 @@ class Bench:
                     "little headroom left (the figure may be slightly low)"
                 )
             busy = summary["server_core_percent"] or summary["server_cpu_percent"]
-            if busy is not None and busy < SERVER_SATURATED and name not in ("latency",):
+            if busy is not None and busy < SERVER_SATURATED:
                 self.note(f"{name}: {kind} kept its core only {busy:.0f}% busy: not saturated")
             if summary["errors"]:
                 self.note(f"{name}: {kind}: {summary['errors']} errors (see the runs in the JSON)")
@@ -370,37 +375,62 @@ class Bench:
                 )
         return out
 
+    def measured(
+        self, name: str, params: Params, key: str = "messages_per_s", kinds: list[str] | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """
+        Run the throughput-like scenario C{name} against C{kinds} (default:
+        all; C{options}: those of L{throughput}), summarize it by C{key} and
+        store it in the results.
+        """
+        runs = self.throughput(name, kinds or self.kinds, params, key=key, **options)
+        self.results[name] = {"params": asdict(params), "summary": self.summarize(name, runs, key), "runs": runs}
+        return self.results[name]
+
     # -- scenarios ---------------------------------------------------------------------
+
+    def params(self, scenario: str) -> Params:
+        """
+        The generator's parameters in C{scenario} (echo32, latency and
+        deflate: its defaults, 64 connections x 32 in flight, 32 B text,
+        every byte verified).
+        """
+        s = self.s
+        if scenario == "echo64k":
+            return Params(inflight=4, size=65536, binary=True, verify=False, warmup=s.warmup, duration=s.duration)
+        if scenario == "fanout":
+            return Params(
+                connections=s.fanout_subscribers,
+                inflight=s.fanout_inflight,
+                warmup=s.warmup,
+                duration=s.duration,
+                verify=False,
+                path="/pubsub",
+            )
+        return Params(warmup=s.warmup, duration=s.duration)
 
     def echo32(self) -> None:
         log("\n== echo 32 B: 64 connections x 32 in flight, text, verified")
-        params = Params(warmup=self.s.warmup, duration=self.s.duration)
-        runs = self.throughput("echo32", self.kinds, params)
-        self.results["echo32"] = {
-            "params": asdict(params),
-            "summary": self.summarize("echo32", runs, "messages_per_s"),
-            "runs": runs,
-        }
+        self.measured("echo32", self.params("echo32"))
 
     def twogen(self) -> None:
         kinds = [k for k in ("txpulse", "picows") if k in self.kinds]
         if not kinds:
             return
         log("\n== two generators: 2 x (32 connections x 32 in flight), 32 B, against the fastest servers")
-        params = Params(connections=32, warmup=self.s.warmup, duration=self.s.duration)
-        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
-        for run in range(max(1, min(2, self.s.runs))):
-            for kind in kinds:
-                result = self.once(f"twogen {kind}", self._two_generators, kind, params)
-                if result is None:
-                    continue
-                runs[kind].append(result)
-                log(
-                    f"  twogen run {run + 1} {kind:<10} {result['messages_per_s']:>12,.0f} msg/s"
-                    f"  (generators {result['per_generator'][0]:,.0f} + {result['per_generator'][1]:,.0f})"
-                    f"  server CPU {_pct(result.get('server_cpu_percent'))}"
-                    f"  loadgen CPU {_pct(result['loadgen_cpu_percent'])} in all"
-                )
+        params = replace(self.params("echo32"), connections=32)
+
+        def line(run: int, kind: str, result: dict[str, Any]) -> str:
+            return (
+                f"  twogen run {run + 1} {kind:<10} {result['messages_per_s']:>12,.0f} msg/s"
+                f"  (generators {result['per_generator'][0]:,.0f} + {result['per_generator'][1]:,.0f})"
+                f"  server CPU {_pct(result.get('server_cpu_percent'))}"
+                f"  loadgen CPU {_pct(result['loadgen_cpu_percent'])} in all"
+            )
+
+        runs = self.sitting(
+            "twogen", kinds, max(1, min(2, self.s.runs)), lambda k: self._two_generators(k, params), line, False
+        )
         summary = self.summarize("twogen", runs, "messages_per_s")
         one = self.results.get("echo32", {}).get("summary", {})
         for kind, s in summary.items():
@@ -449,23 +479,19 @@ class Bench:
     def latency(self) -> None:
         rate = self.s.latency_rate
         log(f"\n== latency: {rate:,.0f} msg/s in all, paced over 64 connections, 32 B")
-        params = Params(warmup=self.s.warmup, duration=self.s.duration)
-        extra = ["--mode", "rate", "--rate", str(rate)]
+        params = self.params("latency")
 
         def show(r: dict[str, Any]) -> str:
             lat = r["latency_us"]
             return f"p50 {lat['p50']:>7,.0f} us  p99 {lat['p99']:>7,.0f} us  ({r['messages_per_s']:,.0f} msg/s)"
 
-        runs = self.throughput("latency", self.kinds, params, extra=extra, show=show)
+        runs = self.throughput("latency", self.kinds, params, extra=["--mode", "rate", "--rate", str(rate)], show=show)
         summary = {}
         for kind, rs in runs.items():
             if not rs:
                 continue
             summary[kind] = {
-                "p50_us": median([r["latency_us"]["p50"] for r in rs]),
-                "p90_us": median([r["latency_us"]["p90"] for r in rs]),
-                "p99_us": median([r["latency_us"]["p99"] for r in rs]),
-                "p999_us": median([r["latency_us"]["p999"] for r in rs]),
+                **{f"{p}_us": median([r["latency_us"][p] for r in rs]) for p in ("p50", "p90", "p99", "p999")},
                 "max_us": max(r["latency_us"]["max"] for r in rs),
                 "messages_per_s": median([r["messages_per_s"] for r in rs]),
                 "server_cpu_percent": median([r.get("server_cpu_percent") for r in rs]),
@@ -483,19 +509,12 @@ class Bench:
 
     def echo64k(self) -> None:
         log("\n== echo 64 KiB: 64 connections x 4 in flight, binary (masking speed), size and type checked")
-        params = Params(
-            inflight=4, size=65536, binary=True, verify=False, warmup=self.s.warmup, duration=self.s.duration
+        self.measured(
+            "echo64k",
+            self.params("echo64k"),
+            key="payload_mb_per_s",
+            show=lambda r: f"{r['payload_mb_per_s']:>9,.0f} MB/s",
         )
-
-        def show(r: dict[str, Any]) -> str:
-            return f"{r['payload_mb_per_s']:>9,.0f} MB/s"
-
-        runs = self.throughput("echo64k", self.kinds, params, key="payload_mb_per_s", show=show)
-        self.results["echo64k"] = {
-            "params": asdict(params),
-            "summary": self.summarize("echo64k", runs, "payload_mb_per_s"),
-            "runs": runs,
-        }
 
     def _idle_once(
         self, kind: str, n: int, idle_messages: int = 0, deflate: bool = False, cpu_window: bool = True
@@ -578,13 +597,9 @@ class Bench:
             f"\n== idle: {n:,} connections, heartbeat every {h:g} s of silence; RSS per connection; "
             f"server CPU over one heartbeat period"
         )
-        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in self.kinds}
-        for kind in self.kinds:  # one run each: it is the slowest scenario
-            result = self.once(f"idle {kind}", self._idle_once, kind, n)
-            if result is None:
-                continue
-            runs[kind].append(result)
-            log(
+
+        def line(run: int, kind: str, result: dict[str, Any]) -> str:
+            return (
                 f"  idle {kind:<10} {result['handshakes_per_s']:>8,.0f} handshakes/s"
                 f"  {result['connections_open']:,} open"
                 f"  {result['bytes_per_connection'] or 0:>7,} B/conn (RSS {result['rss_before_kib'] / 1024:.0f}"
@@ -594,8 +609,9 @@ class Bench:
                 f"  loadgen CPU {_pct(result['loadgen_cpu_percent'])}"
                 + (f"  errors {result['errors']}" if result["errors"] else "")
             )
-            for message in result["loadgen_messages"][:5]:
-                log(f"    loadgen: {message}")
+
+        # one run each: it is the slowest scenario
+        runs = self.sitting("idle", self.kinds, 1, lambda kind: self._idle_once(kind, n), line)
         summary = {}
         for kind, rs in runs.items():
             if not rs:
@@ -633,15 +649,7 @@ class Bench:
             f"\n== fan-out: 1 publisher, {s.fanout_subscribers:,} subscribers, {s.fanout_inflight} publishes in "
             f"flight (32-byte data); bursts of {s.burst} publishes"
         )
-        params = Params(
-            connections=s.fanout_subscribers,
-            inflight=s.fanout_inflight,
-            warmup=s.warmup,
-            duration=s.duration,
-            verify=False,
-            path="/pubsub",
-        )
-        extra = ["--mode", "fanout", "--burst", str(s.burst), "--bursts", str(s.bursts), "--concurrency", "64"]
+        params = self.params("fanout")
 
         def show(r: dict[str, Any]) -> str:
             return (
@@ -649,36 +657,31 @@ class Bench:
                 f"  whole burst {r['burst_all_delivered_ms_median']:>7.1f} ms"
             )
 
-        runs = self.throughput(
+        fanout = self.measured(
             "fanout",
-            self.kinds,
             params,
-            server_args=["--app", "pubsub"],
-            extra=extra,
             key="deliveries_per_s",
             show=show,
+            server_args=["--app", "pubsub"],
+            extra=["--mode", "fanout", "--burst", str(s.burst), "--bursts", str(s.bursts), "--concurrency", "64"],
         )
-        summary = self.summarize("fanout", runs, "deliveries_per_s")
-        for kind, rs in runs.items():
-            if kind in summary:
-                summary[kind]["first_delivery_ms"] = median([r["burst_first_delivery_ms_median"] for r in rs])
-                summary[kind]["burst_all_delivered_ms"] = median([r["burst_all_delivered_ms_median"] for r in rs])
-        self.results["fanout"] = {
-            "params": asdict(params) | {"burst": s.burst, "bursts": s.bursts, "publish_data_bytes": params.size},
-            "summary": summary,
-            "runs": runs,
-        }
+        for kind, summary in fanout["summary"].items():
+            rs = fanout["runs"][kind]
+            summary["first_delivery_ms"] = median([r["burst_first_delivery_ms_median"] for r in rs])
+            summary["burst_all_delivered_ms"] = median([r["burst_all_delivered_ms_median"] for r in rs])
+        fanout["params"] |= {"burst": s.burst, "bursts": s.bursts, "publish_data_bytes": params.size}
 
     def deflate(self) -> None:
         if "txpulse" not in self.kinds:
             return
         log("\n== permessage-deflate on vs off (txpulse): echo 32 B msg/s, then RSS per connection")
-        params = Params(warmup=self.s.warmup, duration=self.s.duration)
-        kinds = ["txpulse", "txpulse+deflate"]
-        runs = self.throughput(
-            "deflate", kinds, params, kind_args={"txpulse+deflate": ["--deflate"]}, key="messages_per_s"
+        deflate = self.measured(
+            "deflate",
+            self.params("deflate"),
+            kinds=["txpulse", "txpulse+deflate"],
+            kind_args={"txpulse+deflate": ["--deflate"]},
         )
-        summary = self.summarize("deflate", runs, "messages_per_s")
+        summary = deflate["summary"]
         n = self.s.deflate_connections
         memory: dict[str, Any] = {}
         for kind, flag in (("txpulse", False), ("txpulse+deflate", True)):
@@ -696,35 +699,22 @@ class Bench:
             if kind in summary:
                 summary[kind]["bytes_per_connection"] = result["bytes_per_connection"]
                 summary[kind]["handshakes_per_s"] = result["handshakes_per_s"]
-        self.results["deflate"] = {
-            "params": asdict(params) | {"memory_connections": n, "memory_idle_messages": 1},
-            "summary": summary,
-            "runs": runs,
-            "memory_runs": memory,
-        }
+        deflate["params"] |= {"memory_connections": n, "memory_idle_messages": 1}
+        deflate["memory_runs"] = memory
 
     def profile(self, scenario: str) -> None:
         """
         One more txpulse run of C{scenario} under py-spy (not part of the
-        medians: py-spy slows the server down).
+        medians: py-spy slows the server down), with a longer window.
         """
         stacks = self.output / f"profile-{scenario}-txpulse.txt"
+        params = replace(self.params(scenario), duration=max(self.s.duration, 3.0))
+        args: list[str] = []
+        extra: list[str] = []
         if scenario == "fanout":
-            params = Params(
-                connections=self.s.fanout_subscribers,
-                inflight=self.s.fanout_inflight,
-                warmup=self.s.warmup,
-                duration=max(self.s.duration, 3.0),
-                verify=False,
-                path="/pubsub",
-            )
             args, extra = ["--app", "pubsub"], ["--mode", "fanout", "--bursts", "0"]
         elif scenario == "echo64k":
-            params = Params(inflight=4, size=65536, binary=True, verify=False, duration=max(self.s.duration, 3.0))
-            args, extra = [], []
-        else:
-            params = Params(warmup=self.s.warmup, duration=max(self.s.duration, 3.0))
-            args, extra = [], []
+            params = replace(params, warmup=Params().warmup)  # the generator's default warm-up, as ever
         log(f"\n== profile: txpulse, {scenario}, py-spy")
         quiet(self.s.quiet_wait)
         result = measure(
@@ -752,8 +742,20 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}%"
 
 
+def _pct1(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"
+
+
 def _num(value: float | None, fmt: str = ",.0f") -> str:
     return "-" if value is None else format(value, fmt)
+
+
+def _ms(value: float | None) -> str:
+    return f"{_num(value, ',.1f')} ms"
+
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _ratio(value: float | None, base: float | None) -> str:
@@ -762,18 +764,145 @@ def _ratio(value: float | None, base: float | None) -> str:
     return f"{value / base:.2f}x"
 
 
-def tables(results: dict[str, Any], kinds: list[str]) -> str:
+#: A column of a report table: its header, and its cell from a server's
+#: summary and the whole scenario's (for ratios).
+Column = tuple[str, Callable[[dict[str, Any], dict[str, Any]], str]]
+
+
+def _cell(header: str, key: str, show: Callable[[Any], str] = _num) -> Column:
+    return header, lambda s, summary: show(s.get(key))
+
+
+def _spread(key: str) -> Column:
+    return "min .. max", lambda s, summary: f"{_num(s.get(f'{key}_min'))} .. {_num(s.get(f'{key}_max'))}"
+
+
+def _versus(key: str, prefix: str = "") -> list[Column]:
     """
-    The report: one table per scenario, Markdown-compatible.
+    C{key} as a ratio to Twisted's and to picows' figure.
+    """
+    return [
+        (f"{prefix}vs {base}", lambda s, summary, base=base: _ratio(s.get(key), summary.get(base, {}).get(key)))
+        for base in ("twisted", "picows")
+    ]
+
+
+#: The report: a table per scenario (when it ran), in this order: its title
+#: (formatted with the scenario's params), the figure a server needs to have
+#: a row, and the columns after the server's name. Rows are in the order the
+#: servers were given.
+TABLES: list[tuple[str, str, str, list[Column]]] = [
+    (
+        "echo32",
+        "Echo, 32 B messages (64 connections x 32 in flight)",
+        "messages_per_s",
+        [
+            _cell("msg/s", "messages_per_s"),
+            _spread("messages_per_s"),
+            *_versus("messages_per_s"),
+            _cell("server core", "server_core_percent", _pct),
+            _cell("loadgen CPU", "loadgen_cpu_percent", _pct),
+        ],
+    ),
+    (
+        "twogen",
+        "Two generators instead of one (32 B echo)",
+        "messages_per_s",
+        [
+            _cell("one generator msg/s", "one_generator_messages_per_s"),
+            _cell("two generators msg/s", "messages_per_s"),
+            _cell("two / one", "two_over_one", _times),
+            _cell("loadgen CPU (both)", "loadgen_cpu_percent", _pct),
+        ],
+    ),
+    (
+        "latency",
+        "Latency at {rate:,.0f} msg/s (64 connections, 32 B), round trip",
+        "p50_us",
+        [
+            _cell("p50 us", "p50_us"),
+            _cell("p90 us", "p90_us"),
+            _cell("p99 us", "p99_us"),
+            _cell("p99.9 us", "p999_us"),
+            *_versus("p99_us", "p99 "),
+            _cell("server CPU", "server_cpu_percent", _pct),
+            _cell("loadgen CPU", "loadgen_cpu_percent", _pct),
+        ],
+    ),
+    (
+        "echo64k",
+        "Echo, 64 KiB binary messages (64 connections x 4 in flight)",
+        "payload_mb_per_s",
+        [
+            _cell("MB/s", "payload_mb_per_s"),
+            _spread("payload_mb_per_s"),
+            *_versus("payload_mb_per_s"),
+            _cell("server core", "server_core_percent", _pct),
+            _cell("loadgen CPU", "loadgen_cpu_percent", _pct),
+        ],
+    ),
+    (
+        "idle",
+        "{connections:,} idle connections, heartbeat every {heartbeat:g} s",
+        "handshakes_per_s",
+        [
+            _cell("handshakes/s", "handshakes_per_s"),
+            _cell("open", "connections_open"),
+            _cell("bytes/conn", "bytes_per_connection"),
+            *_versus("bytes_per_connection"),
+            _cell("bytes/conn at open", "bytes_per_connection_at_open"),
+            _cell("heartbeat CPU", "heartbeat_cpu_percent", _pct1),
+            _cell("pings in window", "pings_in_window"),
+        ],
+    ),
+    (
+        "fanout",
+        "Fan-out: 1 publisher, {connections:,} subscribers ({inflight} publishes in flight; bursts of {burst})",
+        "deliveries_per_s",
+        [
+            _cell("deliveries/s", "deliveries_per_s"),
+            *_versus("deliveries_per_s"),
+            _cell("first delivery of a burst", "first_delivery_ms", _ms),
+            _cell("whole burst delivered", "burst_all_delivered_ms", _ms),
+            _cell("server core", "server_core_percent", _pct),
+            _cell("loadgen CPU", "loadgen_cpu_percent", _pct),
+        ],
+    ),
+    (
+        "deflate",
+        (
+            "permessage-deflate (txpulse): echo 32 B, and memory of {memory_connections:,} connections "
+            "that each echoed one message"
+        ),
+        "messages_per_s",
+        [
+            _cell("msg/s", "messages_per_s"),
+            _cell("bytes/conn", "bytes_per_connection"),
+            _cell("handshakes/s", "handshakes_per_s"),
+            _cell("loadgen CPU", "loadgen_cpu_percent", _pct),
+        ],
+    ),
+]
+
+
+def tables(results: dict[str, Any]) -> str:
+    """
+    The report: one table per scenario (L{TABLES}), Markdown-compatible.
     """
     lines: list[str] = []
-
-    def get(scenario: str, kind: str, key: str) -> Any:
-        return results.get(scenario, {}).get("summary", {}).get(kind, {}).get(key)
-
-    def table(title: str, header: list[str], rows: list[list[str]]) -> None:
-        lines.append(f"\n### {title}\n")
+    for scenario, title, figure, columns in TABLES:
+        if scenario not in results:
+            continue
+        summary = results[scenario]["summary"]
+        header = ["server", *(name for name, _ in columns)]
+        # a summary lists the servers in the order they were measured (as given)
+        rows = [
+            [kind, *(cell(s, summary) for _, cell in columns)]
+            for kind, s in summary.items()
+            if s.get(figure) is not None
+        ]
         widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+        lines.append(f"\n### {title.format(**results[scenario]['params'])}\n")
         lines.append("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)) + " |")
         lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
         for row in rows:
@@ -782,175 +911,6 @@ def tables(results: dict[str, Any], kinds: list[str]) -> str:
                 + " | ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False)))
                 + " |"
             )
-
-    def ratios(scenario: str, key: str) -> tuple[Any, Any]:
-        return get(scenario, "twisted", key), get(scenario, "picows", key)
-
-    if "echo32" in results:
-        tw, pi = ratios("echo32", "messages_per_s")
-        table(
-            "Echo, 32 B messages (64 connections x 32 in flight)",
-            ["server", "msg/s", "min .. max", "vs twisted", "vs picows", "server core", "loadgen CPU"],
-            [
-                [
-                    k,
-                    _num(get("echo32", k, "messages_per_s")),
-                    f"{_num(get('echo32', k, 'messages_per_s_min'))} .. {_num(get('echo32', k, 'messages_per_s_max'))}",
-                    _ratio(get("echo32", k, "messages_per_s"), tw),
-                    _ratio(get("echo32", k, "messages_per_s"), pi),
-                    _pct(get("echo32", k, "server_core_percent")),
-                    _pct(get("echo32", k, "loadgen_cpu_percent")),
-                ]
-                for k in kinds
-                if get("echo32", k, "messages_per_s") is not None
-            ],
-        )
-    if "twogen" in results:
-        table(
-            "Two generators instead of one (32 B echo)",
-            ["server", "one generator msg/s", "two generators msg/s", "two / one", "loadgen CPU (both)"],
-            [
-                [
-                    k,
-                    _num(s.get("one_generator_messages_per_s")),
-                    _num(s["messages_per_s"]),
-                    "-" if s.get("two_over_one") is None else f"{s['two_over_one']:.2f}",
-                    _pct(s.get("loadgen_cpu_percent")),
-                ]
-                for k, s in results["twogen"]["summary"].items()
-            ],
-        )
-    if "latency" in results:
-        rate = results["latency"]["params"]["rate"]
-        tw, pi = ratios("latency", "p99_us")
-        table(
-            f"Latency at {rate:,.0f} msg/s (64 connections, 32 B), round trip",
-            [
-                "server",
-                "p50 us",
-                "p90 us",
-                "p99 us",
-                "p99.9 us",
-                "p99 vs twisted",
-                "p99 vs picows",
-                "server CPU",
-                "loadgen CPU",
-            ],
-            [
-                [
-                    k,
-                    _num(get("latency", k, "p50_us")),
-                    _num(get("latency", k, "p90_us")),
-                    _num(get("latency", k, "p99_us")),
-                    _num(get("latency", k, "p999_us")),
-                    _ratio(get("latency", k, "p99_us"), tw),
-                    _ratio(get("latency", k, "p99_us"), pi),
-                    _pct(get("latency", k, "server_cpu_percent")),
-                    _pct(get("latency", k, "loadgen_cpu_percent")),
-                ]
-                for k in kinds
-                if get("latency", k, "p50_us") is not None
-            ],
-        )
-    if "echo64k" in results:
-        tw, pi = ratios("echo64k", "payload_mb_per_s")
-        table(
-            "Echo, 64 KiB binary messages (64 connections x 4 in flight)",
-            ["server", "MB/s", "min .. max", "vs twisted", "vs picows", "server core", "loadgen CPU"],
-            [
-                [
-                    k,
-                    _num(get("echo64k", k, "payload_mb_per_s")),
-                    f"{_num(get('echo64k', k, 'payload_mb_per_s_min'))} .. {_num(get('echo64k', k, 'payload_mb_per_s_max'))}",
-                    _ratio(get("echo64k", k, "payload_mb_per_s"), tw),
-                    _ratio(get("echo64k", k, "payload_mb_per_s"), pi),
-                    _pct(get("echo64k", k, "server_core_percent")),
-                    _pct(get("echo64k", k, "loadgen_cpu_percent")),
-                ]
-                for k in kinds
-                if get("echo64k", k, "payload_mb_per_s") is not None
-            ],
-        )
-    if "idle" in results:
-        p = results["idle"]["params"]
-        tw, pi = ratios("idle", "bytes_per_connection")
-        table(
-            f"{p['connections']:,} idle connections, heartbeat every {p['heartbeat']:g} s",
-            [
-                "server",
-                "handshakes/s",
-                "open",
-                "bytes/conn",
-                "vs twisted",
-                "vs picows",
-                "bytes/conn at open",
-                "heartbeat CPU",
-                "pings in window",
-            ],
-            [
-                [
-                    k,
-                    _num(get("idle", k, "handshakes_per_s")),
-                    _num(get("idle", k, "connections_open")),
-                    _num(get("idle", k, "bytes_per_connection")),
-                    _ratio(get("idle", k, "bytes_per_connection"), tw),
-                    _ratio(get("idle", k, "bytes_per_connection"), pi),
-                    _num(get("idle", k, "bytes_per_connection_at_open")),
-                    "-"
-                    if get("idle", k, "heartbeat_cpu_percent") is None
-                    else f"{get('idle', k, 'heartbeat_cpu_percent'):.1f}%",
-                    _num(get("idle", k, "pings_in_window")),
-                ]
-                for k in kinds
-                if get("idle", k, "handshakes_per_s") is not None
-            ],
-        )
-    if "fanout" in results:
-        p = results["fanout"]["params"]
-        tw, pi = ratios("fanout", "deliveries_per_s")
-        table(
-            f"Fan-out: 1 publisher, {p['connections']:,} subscribers ({p['inflight']} publishes in flight; bursts of {p['burst']})",
-            [
-                "server",
-                "deliveries/s",
-                "vs twisted",
-                "vs picows",
-                "first delivery of a burst",
-                "whole burst delivered",
-                "server core",
-                "loadgen CPU",
-            ],
-            [
-                [
-                    k,
-                    _num(get("fanout", k, "deliveries_per_s")),
-                    _ratio(get("fanout", k, "deliveries_per_s"), tw),
-                    _ratio(get("fanout", k, "deliveries_per_s"), pi),
-                    f"{_num(get('fanout', k, 'first_delivery_ms'), ',.1f')} ms",
-                    f"{_num(get('fanout', k, 'burst_all_delivered_ms'), ',.1f')} ms",
-                    _pct(get("fanout", k, "server_core_percent")),
-                    _pct(get("fanout", k, "loadgen_cpu_percent")),
-                ]
-                for k in kinds
-                if get("fanout", k, "deliveries_per_s") is not None
-            ],
-        )
-    if "deflate" in results:
-        p = results["deflate"]["params"]
-        table(
-            f"permessage-deflate (txpulse): echo 32 B, and memory of {p['memory_connections']:,} connections that each echoed one message",
-            ["server", "msg/s", "bytes/conn", "handshakes/s", "loadgen CPU"],
-            [
-                [
-                    k,
-                    _num(s.get("messages_per_s")),
-                    _num(s.get("bytes_per_connection")),
-                    _num(s.get("handshakes_per_s")),
-                    _pct(s.get("loadgen_cpu_percent")),
-                ]
-                for k, s in results["deflate"]["summary"].items()
-            ],
-        )
     return "\n".join(lines)
 
 
@@ -1014,16 +974,16 @@ def chart(results: dict[str, Any], kinds: list[str], path: Path, title: str) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels: list[tuple[str, str, str, str, bool]] = [
-        ("echo32", "messages_per_s", "echo 32 B: messages/s", "", False),
-        ("echo64k", "payload_mb_per_s", "echo 64 KiB: MB/s", "", False),
-        ("latency", "p99_us", "latency: p99 round trip (us), lower is better", "", False),
-        ("idle", "bytes_per_connection", "bytes per idle connection, lower is better", "", False),
-        ("idle", "handshakes_per_s", "handshakes/s (opening 10k)", "", False),
-        ("idle", "heartbeat_cpu_percent", "heartbeat CPU % at 10k idle, lower is better", "", False),
-        ("fanout", "deliveries_per_s", "fan-out to 1,000: deliveries/s", "", False),
-        ("fanout", "first_delivery_ms", "fan-out: first delivery of a burst (ms, log)", "", True),
-        ("deflate", "messages_per_s", "txpulse deflate off/on: msg/s", "", False),
+    panels: list[tuple[str, str, str, bool]] = [
+        ("echo32", "messages_per_s", "echo 32 B: messages/s", False),
+        ("echo64k", "payload_mb_per_s", "echo 64 KiB: MB/s", False),
+        ("latency", "p99_us", "latency: p99 round trip (us), lower is better", False),
+        ("idle", "bytes_per_connection", "bytes per idle connection, lower is better", False),
+        ("idle", "handshakes_per_s", "handshakes/s (opening 10k)", False),
+        ("idle", "heartbeat_cpu_percent", "heartbeat CPU % at 10k idle, lower is better", False),
+        ("fanout", "deliveries_per_s", "fan-out to 1,000: deliveries/s", False),
+        ("fanout", "first_delivery_ms", "fan-out: first delivery of a burst (ms, log)", True),
+        ("deflate", "messages_per_s", "txpulse deflate off/on: msg/s", False),
     ]
     panels = [p for p in panels if p[0] in results]
     cols = 3
@@ -1038,7 +998,7 @@ def chart(results: dict[str, Any], kinds: list[str], path: Path, title: str) -> 
         "aiohttp": "#9467bd",
         "picows": "#ff7f0e",
     }
-    for ax, (scenario, key, label, _, logscale) in zip(axes.flat, panels, strict=False):
+    for ax, (scenario, key, label, logscale) in zip(axes.flat, panels, strict=False):
         summary = results[scenario]["summary"]
         names = [
             k
@@ -1149,7 +1109,7 @@ def main(argv: list[str] | None = None) -> int:
             bench.note(f"profile {scenario}: failed: {failure}")
 
     results = bench.results
-    report = tables(results, kinds)
+    report = tables(results)
     goals = targets(results)
     elapsed = time.monotonic() - started
     if bench.retries:
