@@ -15,10 +15,7 @@ import functools
 import json
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,38 +23,18 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
+from .support.net import free_port
+from .support.processes import ServerProcess, script
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 BROWSER_CLIENT = EXAMPLES / "websocket-browser-client.js"
 
-#: How long the server may take to start listening.
-STARTUP_TIMEOUT = 15.0
 #: How long any single network step may take.
 STEP_TIMEOUT = 5.0
 
 NODE = shutil.which("node")
 needsNode = pytest.mark.skipif(NODE is None, reason="node is not installed")
-
-
-def _freePort() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _twist() -> str:
-    """
-    The C{twist} of the virtualenv running the tests (where C{make install}
-    put txpulse), else the one on C{PATH}.
-    """
-    besideInterpreter = Path(sys.executable).with_name("twist")
-    if besideInterpreter.exists():
-        return str(besideInterpreter)
-    found = shutil.which("twist")
-    if found is None:
-        pytest.fail("no `twist` next to the interpreter or on PATH")
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -67,38 +44,10 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     root until the module's tests are done; yield PORT once it accepts
     connections.
     """
-    port = _freePort()
-    log = tmp_path_factory.mktemp("twist") / "twist.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [_twist(), "web", "--listen", f"tcp:{port}:interface=127.0.0.1", "--path", "examples"],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"twist exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"twist did not listen on {port} within {STARTUP_TIMEOUT}s:\n{log.read_text(errors='replace')}"
-                    )
-                time.sleep(0.05)
+    port = free_port()
+    argv = [script("twist"), "web", "--listen", f"tcp:{port}:interface=127.0.0.1", "--path", "examples"]
+    with ServerProcess(argv, tmp_path_factory.mktemp("twist") / "twist.log", [port], cwd=ROOT):
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _get(port: int, path: str) -> tuple[int, str, str]:

@@ -18,47 +18,7 @@ from txpulse.exceptions import ConnectionClosed
 from txpulse.hub import Hub, HubError, PubSubFactory
 from txpulse.wire import WebSocketWire, WireOptions
 
-from .helpers import CountingTransport, captured_logs, client_frame, server_frames
-
-
-class FakeSubscriber:
-    """
-    Records frames; can pretend to be a slow reader.
-    """
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-        self.queued: list[bytes] = []
-        self.flushes = 0
-        self.closed: tuple[int, str] | None = None
-        self.writeBacklog = 0
-
-    def sendFrame(self, frame: bytes) -> None:
-        self.flush()
-        self.frames.append(frame)
-
-    def queueFrame(self, frame: bytes) -> bool:
-        if self.closed is not None:
-            return False
-        self.queued.append(frame)
-        return len(self.queued) == 1
-
-    def flush(self) -> None:
-        self.flushes += 1
-        self.frames += self.queued
-        self.queued = []
-
-    def loseConnection(self, code: int = 1000, reason: str = "") -> None:
-        self.closed = (code, reason)
-
-    def abortConnection(self) -> None:
-        self.closed = (1006, "")
-
-    def isOpen(self) -> bool:
-        return self.closed is None
-
-    def messages(self) -> list[Any]:
-        return [json.loads(f.payload) for frame in self.frames for f in server_frames(frame)]
+from .helpers import CountingTransport, FakeSubscriber, captured_logs, client_frame, server_frames
 
 
 def test_publish_reaches_every_subscriber_once_encoded_once() -> None:

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,48 +15,29 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-TWISTD = str(Path(sys.executable).with_name("twistd"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from .support.processes import TwistdServer
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    port = free_port()
-    process = subprocess.Popen(
-        [TWISTD, "--pidfile=", "-n", "txpulse", "--listen", f"tcp:{port}:interface=127.0.0.1", "--heartbeat", "0.1", "--shutdown-timeout", "3"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError(process.stdout.read().decode() if process.stdout else "twistd did not start") from None
-            time.sleep(0.05)
+def server(tmp_path: Path) -> Iterator[TwistdServer]:
+    """
+    C{twistd -n txpulse} with a fast heartbeat and a short shutdown timeout;
+    killed at teardown.
+    """
+    twistd = TwistdServer(tmp_path / "twistd.log", "--heartbeat", "0.1", "--shutdown-timeout", "3")
+    twistd.start()
     try:
-        yield process, port
+        yield twistd
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(5)
+        twistd.kill()
 
 
-def test_every_mount_answers(server: tuple[subprocess.Popen[bytes], int]) -> None:
+def test_every_mount_answers(server: TwistdServer) -> None:
     """
     C{/} serves the page, C{/metrics} the metrics, C{/ws} heartbeats and
     replies, C{/echo} echoes text and bytes.
     """
-    _, port = server
+    port = server.port
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as page:
         assert page.status == 200 and "text/html" in page.headers["Content-Type"]
     with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5, proxy=None) as ws:
@@ -78,12 +55,13 @@ def test_every_mount_answers(server: tuple[subprocess.Popen[bytes], int]) -> Non
     assert 'txpulse_messages_received_total{path="/echo"} 2.0' in text
 
 
-def test_sigterm_closes_websockets_with_1001_and_exits_0(server: tuple[subprocess.Popen[bytes], int]) -> None:
+def test_sigterm_closes_websockets_with_1001_and_exits_0(server: TwistdServer) -> None:
     """
     On SIGTERM every open WebSocket receives close 1001 ("going away"), and
     twistd exits 0 once the close handshakes are done.
     """
-    process, port = server
+    process, port = server.process, server.port
+    assert process is not None
     with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=5, proxy=None) as ws:
         assert ws.recv(timeout=5) == "heartbeat 1"
         process.send_signal(signal.SIGTERM)
@@ -92,6 +70,6 @@ def test_sigterm_closes_websockets_with_1001_and_exits_0(server: tuple[subproces
                 ws.recv(timeout=5)
     assert info.value.rcvd is not None and info.value.rcvd.code == 1001
     assert process.wait(10) == 0
-    output = process.stdout.read().decode() if process.stdout else ""
+    output = server.output()
     assert "WebSocket closed" in output and "code=1001" in output, output
     assert os.name == "posix"

@@ -10,16 +10,13 @@ installs both the browser and the Python package.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ..support.processes import TwistdServer
 
 #: Debian's chromium (override with TXPULSE_CHROMIUM).
 CHROMIUM = Path(os.environ.get("TXPULSE_CHROMIUM", "/usr/bin/chromium"))
@@ -42,8 +39,8 @@ CHROMIUM_ARGS = [
 #: normally happens within a few hundred.
 WAIT_MS = 8000
 
-#: Seconds allowed for twistd to start accepting connections, or to exit.
-SERVER_WAIT = 15.0
+#: Reconnect quickly in tests: the page reads these from its query string.
+TUNING = "?backoff=100&backoffMax=500"
 
 
 def browser_missing() -> str | None:
@@ -59,94 +56,34 @@ def browser_missing() -> str | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class TwistdServer:
+def skip_without_browser() -> None:
     """
-    C{twistd -n txpulse} listening on one fixed loopback port, which can be
-    stopped and started again on the same port.
+    At import of a browser test module: skip it (with the reason) when
+    Chromium or playwright is missing, except in CI (C{CI} set), where that
+    is a failure.
     """
+    missing = browser_missing()
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests cannot run in CI: {missing}", pytrace=False)
+        pytest.skip(missing, allow_module_level=True)
 
-    def __init__(self, port: int, log: Path, heartbeat: float = 0.3) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}/"
-        self._log = log
-        self._heartbeat = heartbeat
-        self._process: subprocess.Popen[bytes] | None = None
 
-    def _twistd(self) -> str:
-        beside = Path(sys.executable).with_name("twistd")
-        if beside.exists():
-            return str(beside)
-        found = shutil.which("twistd")
-        if found is None:
-            pytest.fail("twistd not found beside the interpreter or on PATH")
-        return found
-
-    def start(self) -> None:
-        assert self._process is None, "already running"
-        command = [
-            self._twistd(),
-            "--pidfile=",
-            "-n",
-            "txpulse",
-            "--listen",
-            f"tcp:{self.port}:interface=127.0.0.1",
-            "--heartbeat",
-            str(self._heartbeat),
-        ]
-        with self._log.open("ab") as log:
-            log.write(f"\n$ {' '.join(command)}\n".encode())
-            log.flush()
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + SERVER_WAIT
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                self._process = None
-                pytest.fail(f"twistd exited early:\n{self.log_tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"twistd did not accept connections within {SERVER_WAIT} s:\n{self.log_tail()}")
-
-    def stop(self) -> int | None:
-        """
-        SIGTERM, then wait (SIGKILL after L{SERVER_WAIT}); returns the exit status.
-        """
-        process, self._process = self._process, None
-        if process is None:
-            return None
-        process.terminate()
-        try:
-            return process.wait(SERVER_WAIT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            pytest.fail(f"twistd ignored SIGTERM for {SERVER_WAIT} s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self._log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+def twistd(log: Path, *options: str) -> TwistdServer:
+    """
+    C{twistd -n txpulse} as the browser tests run it: a 0.3 s heartbeat,
+    then C{options}.
+    """
+    return TwistdServer(log, "--heartbeat", "0.3", *options)
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[TwistdServer]:
-    twistd = TwistdServer(free_port(), tmp_path / "twistd.log")
-    twistd.start()
-    try:
-        yield twistd
-    finally:
-        twistd.stop()
+    """
+    A L{twistd} server for one test (which may stop and restart it).
+    """
+    with twistd(tmp_path / "twistd.log") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ view of a conversation with bob.
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,22 +19,16 @@ from typing import Any
 
 import pytest
 
-from .conftest import WAIT_MS, TwistdServer, browser_missing, free_port
+from ..support.processes import TwistdServer
+from .conftest import TUNING, WAIT_MS, skip_without_browser, twistd
 
-_missing = browser_missing()
-if _missing is not None:
-    if os.environ.get("CI"):
-        pytest.fail(f"browser tests cannot run in CI: {_missing}", pytrace=False)
-    pytest.skip(_missing, allow_module_level=True)
+skip_without_browser()
 
 from playwright.sync_api import expect  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-#: Reconnect quickly in tests: the page reads these from its query string.
-TUNING = "?backoff=100&backoffMax=500"
 
 #: A time zone without daylight saving and off UTC by a non-whole hour, so
 #: that the page's local HH:MM:SS cannot match the UTC time by accident.
@@ -104,12 +97,8 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwistdServ
     """
     One server for the tests that do not restart it; each uses its own rooms.
     """
-    twistd = TwistdServer(free_port(), tmp_path_factory.mktemp("chat") / "twistd.log")
-    twistd.start()
-    try:
-        yield twistd
-    finally:
-        twistd.stop()
+    with twistd(tmp_path_factory.mktemp("chat") / "twistd.log") as server:
+        yield server
 
 
 @pytest.fixture

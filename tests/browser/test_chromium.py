@@ -21,22 +21,16 @@ from typing import Any
 
 import pytest
 
-from .conftest import WAIT_MS, TwistdServer, browser_missing
+from ..support.processes import TwistdServer
+from .conftest import TUNING, WAIT_MS, skip_without_browser
 
-_missing = browser_missing()
-if _missing is not None:
-    if os.environ.get("CI"):
-        pytest.fail(f"browser tests cannot run in CI: {_missing}", pytrace=False)
-    pytest.skip(_missing, allow_module_level=True)
+skip_without_browser()
 
 from playwright.sync_api import expect  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-#: Reconnect quickly in tests: the page reads these from its query string.
-TUNING = "?backoff=100&backoffMax=500"
 
 
 def _messages(page: Any) -> list[str]:

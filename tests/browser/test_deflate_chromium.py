@@ -13,10 +13,7 @@ missing (a failure in CI).
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
-import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,20 +21,14 @@ from typing import Any
 
 import pytest
 
-from .conftest import TwistdServer, browser_missing, free_port
+from ..support.processes import TwistdServer
+from .conftest import TUNING, skip_without_browser, twistd
 
-_missing = browser_missing()
-if _missing is not None:
-    if os.environ.get("CI"):
-        pytest.fail(f"browser tests cannot run in CI: {_missing}", pytrace=False)
-    pytest.skip(_missing, allow_module_level=True)
+skip_without_browser()
 
 from playwright.sync_api import expect  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
-
-#: Reconnect quickly in tests: the page reads these from its query string.
-TUNING = "?backoff=100&backoffMax=500"
 
 #: Opens a WebSocket to /echo from the page, echoes a compressible text and
 #: a binary message, and reports what was negotiated and what came back.
@@ -68,27 +59,6 @@ ECHO_SCRIPT = """async () => {
 }"""
 
 
-class FlaggedTwistd(TwistdServer):
-    """
-    The conftest's L{TwistdServer} with extra C{txpulse} plugin options
-    (appended after its own, through a small C{exec} wrapper, so the process
-    it signals is still twistd itself).
-    """
-
-    def __init__(self, port: int, log: Path, options: list[str]) -> None:
-        super().__init__(port, log)
-        self._options = options
-
-    def _twistd(self) -> str:
-        real = super()._twistd()
-        if not self._options:
-            return real
-        wrapper = self._log.with_name("twistd-with-options")
-        wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(real)} "$@" {shlex.join(self._options)}\n')
-        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
-        return str(wrapper)
-
-
 @pytest.fixture(params=[True, False], ids=["deflate", "no-deflate"])
 def deflate(request: pytest.FixtureRequest) -> bool:
     """
@@ -103,12 +73,8 @@ def flagged_server(deflate: bool, tmp_path: Path) -> Iterator[TwistdServer]:
     """
     C{twistd -n txpulse}, with C{--deflate} or with the default (off).
     """
-    twistd = FlaggedTwistd(free_port(), tmp_path / "twistd.log", ["--deflate"] if deflate else [])
-    twistd.start()
-    try:
-        yield twistd
-    finally:
-        twistd.stop()
+    with twistd(tmp_path / "twistd.log", *(["--deflate"] if deflate else [])) as server:
+        yield server
 
 
 def record_handshakes(page: Any) -> dict[str, dict[str, str]]:

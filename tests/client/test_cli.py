@@ -16,10 +16,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import select
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,83 +27,15 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PKI, closed_port
+from ..support.net import free_port, free_ports
+from ..support.pki import PKI
+from ..support.processes import ServerProcess, TwistdServer, script
 
-BIN = Path(sys.executable).parent
-TWISTD = BIN / "twistd"
-CLIENT_SCRIPT = BIN / "txpulse-client"
-
-#: How long a server process may take to start listening.
-STARTUP = 15.0
 #: How long one client run may take (they normally take well under 1 s).
 RUN = 10.0
 
 
-def _require(path: Path) -> str:
-    if not path.exists():
-        pytest.fail(f"{path} is missing: run `make install` first")
-    return str(path)
-
-
 # -- server processes --------------------------------------------------------------------
-
-
-@dataclass
-class ServerProcess:
-    """
-    A server running in a subprocess.
-
-    @ivar ports: the ports it listens on, in the order it reported them.
-    """
-
-    process: subprocess.Popen[bytes]
-    ports: list[int]
-    log: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-
-
-def _wait_accepting(port: int, deadline: float) -> None:
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
-def _start(command: Sequence[str], cwd: Path, portPattern: str, count: int) -> ServerProcess:
-    """
-    Start C{command} with its output in a log file; wait until the log
-    reports C{count} listening ports (matched by C{portPattern}) and each
-    accepts connections.
-    """
-    log = cwd / "server.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
-    server = ServerProcess(process, [], log)
-    deadline = time.monotonic() + STARTUP
-    try:
-        while len(server.ports) < count:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server {command} did not start:\n{log.read_text(errors='replace')}")
-            time.sleep(0.05)
-            server.ports = [int(p) for p in re.findall(portPattern, log.read_text(errors="replace"))]
-        for port in server.ports:
-            _wait_accepting(port, deadline)
-    except BaseException:
-        server.stop()
-        raise
-    return server
 
 
 @dataclass
@@ -132,25 +62,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory, pki: PKI) -> Iterator[Demo]:
     listening on a free plain port and a free TLS port (certificate from
     L{pki}, for 127.0.0.1).
     """
-    directory = tmp_path_factory.mktemp("twistd")
-    command = [
-        _require(TWISTD),
-        "--pidfile=",
-        "-n",
-        "txpulse",
-        "--listen",
-        "tcp:0:interface=127.0.0.1",
-        "--listen",
-        f"ssl:0:privateKey={pki.keyFile}:certKey={pki.certFile}:interface=127.0.0.1",
-        "--heartbeat",
-        "0.1",
-    ]
-    server = _start(command, directory, r"Site starting on (\d+)", 1)
+    port, tlsPort = free_ports(2)
+    tls = f"ssl:{tlsPort}:privateKey={pki.keyFile}:certKey={pki.certFile}:interface=127.0.0.1"
+    log = tmp_path_factory.mktemp("twistd") / "server.log"
+    server = TwistdServer(log, "--listen", tls, "--heartbeat", "0.1", port=port, morePorts=[tlsPort])
+    server.start()
     try:
-        tls = [int(p) for p in re.findall(r"Site \(TLS\) starting on (\d+)", server.log.read_text(errors="replace"))]
-        assert len(tls) == 1, server.log.read_text(errors="replace")
-        _wait_accepting(tls[0], time.monotonic() + STARTUP)
-        yield Demo(server.ports[0], tls[0], pki)
+        yield Demo(port, tlsPort, pki)
     finally:
         server.stop()
 
@@ -159,8 +77,10 @@ SCRIPTED_SERVER = '''
 """
 Test server: /close closes with 4001 "go away" as soon as it opens, /bye
 with 1001 "restarting", /binary sends two binary messages; a second port
-accepts TCP and never answers. Prints "listening WEB SILENT".
+accepts TCP and never answers. Usage: server.py WEB-PORT SILENT-PORT.
 """
+import sys
+
 from twisted.internet import reactor
 from twisted.internet.protocol import Factory, Protocol
 from twisted.web.resource import Resource
@@ -209,9 +129,9 @@ root = Resource()
 root.putChild(b"close", WebSocketResource(AppFactory(lambda t: t.loseConnection(4001, "go away")), pingInterval=None))
 root.putChild(b"bye", WebSocketResource(AppFactory(lambda t: t.loseConnection(1001, "restarting")), pingInterval=None))
 root.putChild(b"binary", WebSocketResource(AppFactory(binary), pingInterval=None))
-web = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
-silent = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
-print("listening", web.getHost().port, silent.getHost().port, flush=True)
+web, silent = (int(port) for port in sys.argv[1:])
+reactor.listenTCP(web, Site(root), interface="127.0.0.1")
+reactor.listenTCP(silent, Factory.forProtocol(Protocol), interface="127.0.0.1")
 reactor.run()
 '''
 
@@ -231,13 +151,13 @@ def scripted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scripted]:
     The L{SCRIPTED_SERVER} in its own process for the module.
     """
     directory = tmp_path_factory.mktemp("scripted")
-    script = directory / "server.py"
-    script.write_text(SCRIPTED_SERVER)
-    server = _start([sys.executable, str(script)], directory, r"listening (\d+)", 1)
+    source = directory / "server.py"
+    source.write_text(SCRIPTED_SERVER)
+    ports = free_ports(2)
+    server = ServerProcess([sys.executable, str(source), *map(str, ports)], directory / "server.log", ports)
+    server.start()
     try:
-        match = re.search(r"listening (\d+) (\d+)", server.log.read_text())
-        assert match is not None
-        yield Scripted(int(match.group(1)), int(match.group(2)))
+        yield Scripted(*ports)
     finally:
         server.stop()
 
@@ -252,7 +172,7 @@ def client_command(via: str) -> list[str]:
     """
     if via == "module":
         return [sys.executable, "-m", "txpulse.client"]
-    return [_require(CLIENT_SCRIPT)]
+    return [script("txpulse-client")]
 
 
 @dataclass
@@ -398,7 +318,7 @@ def test_reading_three_lines_then_closing_the_pipe_exits_promptly(demo: Demo, tm
     if bash is None:
         pytest.skip("bash is not installed")
     errors = tmp_path / "stderr.txt"
-    command = f"set -o pipefail; '{_require(CLIENT_SCRIPT)}' --keep-open '{demo.url('/ws')}' </dev/null 2>'{errors}' | head -3"
+    command = f"set -o pipefail; '{script('txpulse-client')}' --keep-open '{demo.url('/ws')}' </dev/null 2>'{errors}' | head -3"
     started = time.monotonic()
     completed = subprocess.run([bash, "-c", command], capture_output=True, timeout=RUN)
     elapsed = time.monotonic() - started
@@ -523,7 +443,7 @@ def test_connection_refused_exits_3() -> None:
     Nothing listening on the port: one line saying the connection was
     refused, exit 3.
     """
-    url = f"ws://127.0.0.1:{closed_port()}/ws"
+    url = f"ws://127.0.0.1:{free_port()}/ws"
     result = run([url])
     line = one_error_line(result)
     assert result.returncode == 3
@@ -607,7 +527,7 @@ def reconnect_run() -> ReconnectRun:
     terminated.
     """
     process = subprocess.Popen(
-        [*client_command("script"), f"ws://127.0.0.1:{closed_port()}/ws", "--reconnect"],
+        [*client_command("script"), f"ws://127.0.0.1:{free_port()}/ws", "--reconnect"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

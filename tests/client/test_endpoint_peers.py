@@ -8,8 +8,6 @@ handshakes, TCP and DNS failures, and wss:// with a CA made at test time.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 import time
 import warnings
@@ -35,7 +33,12 @@ from txpulse import ConnectionClosed, ConnectionRejected, HandshakeError, WebSoc
 from txpulse.apps import EchoFactory, HeartbeatFactory
 from txpulse.client import HandshakeTimeout, InvalidURL, WebSocketClientEndpoint
 
-from .conftest import PKI, WAIT, ClientApp, ClientAppFactory, ServerAppFactory, closed_port, within
+from ..support.clients import ClientApp, ClientAppFactory
+from ..support.net import free_port
+from ..support.pki import PKI
+from ..support.rawsocket import switching_protocols
+from ..support.servers import RecorderFactory
+from ..support.waits import WAIT, until, within
 
 # PrivateCertificate.options() hands pyOpenSSL objects to pyOpenSSL, which
 # warns about it; that is Twisted's business, not this suite's.
@@ -44,9 +47,6 @@ pytestmark = [
     # Twisted's own 404 page (twisted.web.resource.NoResource) is deprecated.
     pytest.mark.filterwarnings("ignore:twisted.web.resource._UnsafeNoResource:DeprecationWarning"),
 ]
-
-#: RFC 6455 §1.3.
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 #: Room for the 1 MiB message plus framing, on every side.
 BIG = 2 << 20
@@ -88,7 +88,7 @@ def peer(request: pytest.FixtureRequest, serve_websockets: Any, serve_autobahn: 
         if name == "autobahn":
             port, factory = serve_autobahn(subprotocols, maxMessagePayloadSize=BIG, maxFramePayloadSize=BIG)
             return Peer(name, f"ws://127.0.0.1:{port}/echo", lambda h: factory.requests[-1].headers.get(h.lower()))
-        apps = ServerAppFactory()
+        apps = RecorderFactory()
         resource = WebSocketResource(apps, subprotocols=subprotocols, maxMessageSize=BIG, pingInterval=None)
         server = serve_txpulse({b"echo": resource})
 
@@ -235,7 +235,7 @@ async def test_client_close_reaches_server_and_completes_cleanly(serve_txpulse: 
     server application as a clean 1000 "bye"; the client sees the echoed
     1000.
     """
-    apps = ServerAppFactory()
+    apps = RecorderFactory()
     server = serve_txpulse({b"echo": WebSocketResource(apps, pingInterval=None)})
     app = await connect(server.url())
     serverApp = await apps.next()
@@ -252,7 +252,7 @@ async def test_server_close_code_and_reason_reach_the_client(serve_txpulse: Any,
     A server closing with 4001 "go away" shows up in the client's
     L{ConnectionClosed} as code 4001, reason "go away", clean.
     """
-    apps = ServerAppFactory()
+    apps = RecorderFactory()
     server = serve_txpulse({b"echo": WebSocketResource(apps, pingInterval=None)})
     app = await connect(server.url())
     serverApp = await apps.next()
@@ -267,7 +267,7 @@ async def test_message_over_client_limit_closes_with_1009(serve_txpulse: Any, co
     A server message larger than the client's C{maxMessageSize} fails the
     connection with 1009, which the server application sees.
     """
-    apps = ServerAppFactory()
+    apps = RecorderFactory()
     server = serve_txpulse({b"echo": WebSocketResource(apps, pingInterval=None)})
     app = await connect(server.url(), maxMessageSize=1000)
     serverApp = await apps.next()
@@ -433,7 +433,7 @@ async def test_tcp_refusal_raises_connection_refused_not_rejected() -> None:
     Nothing listening: C{connect} raises Twisted's
     L{ConnectionRefusedError}, which is not a L{ConnectionRejected}.
     """
-    endpoint = WebSocketClientEndpoint.new(reactor, f"ws://127.0.0.1:{closed_port()}/")
+    endpoint = WebSocketClientEndpoint.new(reactor, f"ws://127.0.0.1:{free_port()}/")
     with pytest.raises(ConnectionRefusedError) as caught:
         await within(endpoint.connect(ClientAppFactory()))
     assert not isinstance(caught.value, ConnectionRejected)
@@ -510,8 +510,10 @@ async def test_cancelling_a_pending_connect_drops_the_connection(serve_raw: Any)
     port, factory = serve_raw(RawServer)
     endpoint = WebSocketClientEndpoint.new(reactor, f"ws://127.0.0.1:{port}/", handshakeTimeout=WAIT)
     attempt = Deferred.fromCoroutine(endpoint.connect(ClientAppFactory()))
-    while not factory.built or not factory.built[0].received:  # type: ignore[attr-defined]
-        await deferLater(reactor, 0.01)
+    await until(
+        lambda: factory.built and factory.built[0].received,  # type: ignore[attr-defined]
+        "the server to receive the upgrade request",
+    )
     attempt.cancel()
     with pytest.raises(CancelledError):
         await attempt
@@ -521,10 +523,6 @@ async def test_cancelling_a_pending_connect_drops_the_connection(serve_raw: Any)
 
 
 # -- keepalive ----------------------------------------------------------------------------
-
-
-def _accept(key: bytes) -> bytes:
-    return base64.b64encode(hashlib.sha1(key + GUID).digest())
 
 
 class StopsReading(Protocol):
@@ -544,10 +542,7 @@ class StopsReading(Protocol):
             return
         match = re.search(rb"(?im)^sec-websocket-key:\s*(\S+)\s*$", self.buffer)
         assert match is not None and self.transport is not None
-        self.transport.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + _accept(match.group(1)) + b"\r\n\r\n"
-        )
+        self.transport.write(switching_protocols(match.group(1)))
         self.transport.pauseProducing()  # type: ignore[attr-defined]
 
     def connectionLost(self, reason: Failure | None = None) -> None:

@@ -7,9 +7,7 @@ restart on the same port.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import hashlib
 import random
 import re
 from typing import Any
@@ -26,13 +24,14 @@ from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from txpulse import ReconnectingWebSocketService, WebSocketClientEndpoint, WebSocketResource
 
-from .conftest import ClientApp, ClientAppFactory, ServerAppFactory, closed_port, within
+from ..support.clients import ClientApp, ClientAppFactory
+from ..support.net import free_port
+from ..support.rawsocket import switching_protocols
+from ..support.servers import RecorderFactory
+from ..support.waits import within
 
 # Twisted's own 404 page (twisted.web.resource.NoResource) is deprecated.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:twisted.web.resource")
-
-#: RFC 6455 §1.3.
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 # -- in memory -----------------------------------------------------------------------
@@ -82,11 +81,7 @@ class Attempt:
         assert self.transport is not None
         match = re.search(rb"(?im)^sec-websocket-key:\s*(\S+)\s*$", self.transport.value())
         assert match is not None, self.transport.value()
-        accept = base64.b64encode(hashlib.sha1(match.group(1) + GUID).digest())
-        self.answer(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
+        self.answer(switching_protocols(match.group(1)))
 
     def lose(self) -> None:
         """
@@ -352,7 +347,7 @@ async def test_service_reconnects_across_a_server_restart_on_the_same_port(serve
     with a new protocol. Stopping the service then closes with 1000 (as
     the server application sees it) and no further attempt is made.
     """
-    firstApps = ServerAppFactory()
+    firstApps = RecorderFactory()
     first = serve_txpulse({b"feed": WebSocketResource(firstApps, pingInterval=None)})
     url = first.url("/feed")
     endpoint = WebSocketClientEndpoint.new(reactor, url)
@@ -371,7 +366,7 @@ async def test_service_reconnects_across_a_server_restart_on_the_same_port(serve
         assert service.protocol is None
         assert len(factory.built) == 1, "an application was built for a refused TCP connection"
 
-        secondApps = ServerAppFactory()
+        secondApps = RecorderFactory()
         second = serve_txpulse({b"feed": WebSocketResource(secondApps, pingInterval=None)}, port=first.port)
         two: ClientApp = await within(service.whenConnected())
         assert two is not one
@@ -397,7 +392,7 @@ async def test_service_stop_completes_the_close_handshake(serve_txpulse: Any) ->
     application sees a clean close with 1000 (its own close frame reached
     the client before TCP went away).
     """
-    apps = ServerAppFactory()
+    apps = RecorderFactory()
     server = serve_txpulse({b"feed": WebSocketResource(apps, pingInterval=None)})
     factory = ClientAppFactory()
     service = ReconnectingWebSocketService(
@@ -420,7 +415,7 @@ async def test_service_connects_once_the_server_comes_up(serve_txpulse: Any) -> 
     Started while nothing listens, the service keeps retrying and connects
     as soon as a server appears on that port.
     """
-    port = closed_port()
+    port = free_port()
     factory = ClientAppFactory()
     service = ReconnectingWebSocketService(
         WebSocketClientEndpoint.new(reactor, f"ws://127.0.0.1:{port}/feed"), factory, retryPolicy=lambda n: 0.05
@@ -430,7 +425,7 @@ async def test_service_connects_once_the_server_comes_up(serve_txpulse: Any) -> 
         connected = service.whenConnected()
         await deferLater(reactor, 0.2)
         assert not connected.called
-        apps = ServerAppFactory()
+        apps = RecorderFactory()
         serve_txpulse({b"feed": WebSocketResource(apps, pingInterval=None)}, port=port)
         app = await within(connected)
         assert service.protocol is app
@@ -455,7 +450,7 @@ async def test_refused_handshakes_are_retried_without_logging_errors(serve_txpul
             text = formatEvent(event)
             errors.append(text.strip().splitlines()[-1] if text.strip() else repr(event))
 
-    server = serve_txpulse({b"feed": WebSocketResource(ServerAppFactory(), pingInterval=None)})
+    server = serve_txpulse({b"feed": WebSocketResource(RecorderFactory(), pingInterval=None)})
     factory = ClientAppFactory()
     service = ReconnectingWebSocketService(
         WebSocketClientEndpoint.new(reactor, server.url("/nope")), factory, retryPolicy=lambda n: 0.05

@@ -11,31 +11,7 @@ from txpulse.core.connection import Close, Connection, Ping, Pong, Side, State
 from txpulse.core.frames import Opcode, encode_frame
 from txpulse.exceptions import InvalidPayload, InvalidState, PayloadTooBig, ProtocolError
 
-from ..helpers import KEY, client_frame, raw_frame, server_with
-
-
-def close_code_sent(conn: Connection) -> int | None:
-    """
-    The code of the close frame the core queued, parsed from its output.
-    """
-    out = b"".join(conn.data_to_send())
-    assert out[0] == 0x88, f"expected a close frame, got {out[:2].hex()}"
-    length = out[1]
-    return int.from_bytes(out[2:4], "big") if length >= 2 else None
-
-
-def assert_failed(conn: Connection, code: int) -> None:
-    """
-    The connection was failed: a close frame with C{code} went out, the
-    transport must close, and later input is ignored.
-    """
-    assert close_code_sent(conn) == code
-    assert conn.should_close_transport()
-    assert conn.state is State.CLOSED
-    assert conn.error is not None and conn.error.closeCode == code
-    conn.receive_data(client_frame(Opcode.TEXT, b"ignored"))
-    assert "ignored" not in conn.events_received()
-
+from ..helpers import KEY, assert_failed, client_frame, raw_frame, server_with
 
 # -- messages --------------------------------------------------------------
 

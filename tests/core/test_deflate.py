@@ -19,7 +19,7 @@ import zlib
 
 import pytest
 
-from txpulse.core.connection import Connection, Ping, Side, State
+from txpulse.core.connection import Connection, Ping, Side
 from txpulse.core.deflate import (
     Deflate,
     DeflateParameters,
@@ -32,6 +32,7 @@ from txpulse.core.deflate import (
 from txpulse.core.frames import Opcode, encode_frame
 from txpulse.exceptions import InvalidPayload, NegotiationError, PayloadTooBig
 
+from .. import helpers
 from ..helpers import client_frame, raw_frame
 
 #: RFC 7692 §7.2.1: the tail a sender strips and a receiver appends.
@@ -108,36 +109,8 @@ def deflating_client(params: DeflateParameters | None = None, **kwargs: object) 
     return Connection(Side.CLIENT, deflate=deflate, **kwargs)  # type: ignore[arg-type]
 
 
-def close_code_sent(conn: Connection) -> int | None:
-    """
-    The code of the (unmasked, server) close frame the core queued last.
-    """
-    out = b"".join(conn.data_to_send())
-    assert out, "nothing was queued"
-    # Skip whatever frames came before the close (unmasked server frames).
-    while out and out[0] != 0x88:
-        length = out[1] & 0x7F
-        start = 2 if length < 126 else 4 if length == 126 else 10
-        if length == 126:
-            length = int.from_bytes(out[2:4], "big")
-        elif length == 127:
-            length = int.from_bytes(out[2:10], "big")
-        out = out[start + length :]
-    assert out, "no close frame was queued"
-    return int.from_bytes(out[2:4], "big") if out[1] >= 2 else None
-
-
-def assert_failed(conn: Connection, code: int) -> None:
-    """
-    The server core failed the connection with C{code}: the close frame went
-    out, the transport must close, later input is ignored.
-    """
-    assert close_code_sent(conn) == code
-    assert conn.should_close_transport()
-    assert conn.state is State.CLOSED
-    assert conn.error is not None and conn.error.closeCode == code
-    conn.receive_data(client_frame(Opcode.TEXT, b"ignored"))
-    assert "ignored" not in conn.events_received()
+#: Deflate failures may follow data frames already queued.
+assert_failed = functools.partial(helpers.assert_failed, after_data=True)
 
 
 def client_failed_with(conn: Connection) -> int | None:

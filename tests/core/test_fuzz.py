@@ -28,7 +28,7 @@ from txpulse.core.connection import Close, Connection, Ping, Pong, Side, State
 from txpulse.core.deflate import Deflate, DeflateParameters
 from txpulse.exceptions import ProtocolError
 
-from ..helpers import KEY
+from ..helpers import KEY, raw_frame
 
 #: The close codes a peer's bytes may make the core fail with.
 FAILURE_CODES = {1002, 1007, 1009}
@@ -41,24 +41,6 @@ FUZZ_SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=
 
 
 # -- building streams, independently of txpulse --------------------------------------------------
-
-
-def encode(first: int, payload: bytes, masked: bool) -> bytes:
-    """
-    One frame: C{first} is FIN, RSV and opcode; masked with L{KEY} when the
-    sender is a client.
-    """
-    n = len(payload)
-    if n < 126:
-        head = bytes((first, (0x80 if masked else 0) | n))
-    elif n < 0x10000:
-        head = bytes((first, (0x80 if masked else 0) | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((first, (0x80 if masked else 0) | 127)) + n.to_bytes(8, "big")
-    if not masked:
-        return head + payload
-    stream = (KEY * (n // 4 + 1))[:n]
-    return head + KEY + (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(n, "big")
 
 
 def deflate(payload: bytes) -> bytes:
@@ -102,7 +84,7 @@ def encode_message(message: Message, masked: bool, interleave: bytes = b"") -> b
     control frame — after the first fragment, RFC 6455 §5.4).
     """
     if message.opcode >= 8:
-        return encode(0x80 | message.opcode, message.payload, masked)
+        return raw_frame(0x80 | message.opcode, message.payload, masked=masked)
     data = deflate(message.payload) if message.compressed else message.payload
     pieces = split(data, message.cuts)
     out = []
@@ -110,7 +92,7 @@ def encode_message(message: Message, masked: bool, interleave: bytes = b"") -> b
         first = (0x80 if i == len(pieces) - 1 else 0) | (message.opcode if i == 0 else 0)
         if i == 0 and message.compressed:
             first |= 0x40
-        out.append(encode(first, piece, masked))
+        out.append(raw_frame(first, piece, masked=masked))
         if i == 0 and len(pieces) > 1:
             out.append(interleave)
     return b"".join(out)
@@ -151,11 +133,11 @@ def valid_streams(draw: st.DrawFn, masked: bool, compressed: bool = False) -> tu
     @return: the bytes, the messages, and the close payload (or C{None}).
     """
     sent = draw(st.lists(messages(compressed), max_size=6))
-    ping = encode(0x89, draw(st.binary(max_size=8)), masked)
+    ping = raw_frame(0x89, draw(st.binary(max_size=8)), masked=masked)
     data = b"".join(encode_message(m, masked, ping) for m in sent)
     close = draw(st.one_of(st.none(), close_frames))
     if close is not None:
-        data += encode(0x88, close, masked)
+        data += raw_frame(0x88, close, masked=masked)
     return data, sent, close
 
 
@@ -356,7 +338,7 @@ def test_client_survives_random_bytes(data: bytes, chunks: list[int], limit: tup
 
 @FUZZ_SETTINGS
 @given(mutated(server_streams()), chunkings, limits)
-@example(encode(0x01, b"abc", True) + encode(0x89, b"", True) + encode(0x80, b"\xff", True), [2], (None, None))
+@example(raw_frame(0x01, b"abc") + raw_frame(0x89, b"") + raw_frame(0x80, b"\xff"), [2], (None, None))
 def test_server_survives_mutated_streams(data: bytes, chunks: list[int], limit: tuple[int | None, int | None]) -> None:
     """
     Valid client streams, mutated, fed to a server core: it never raises,
@@ -378,7 +360,7 @@ def test_client_survives_mutated_streams(data: bytes, chunks: list[int], limit: 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated(server_streams(compressed=True)), chunkings, st.sampled_from([(1 << 20, None), (64, None), (300, 40)]))
 @example(
-    encode(0xC2, deflate(b"\x00" * 100_000), True),  # a 100 KB inflation bomb in a 100-byte frame
+    raw_frame(0xC2, deflate(b"\x00" * 100_000)),  # a 100 KB inflation bomb in a 100-byte frame
     [7],
     (64, None),
 )
@@ -422,6 +404,6 @@ def test_compressed_message_is_delivered_without_a_message_limit() -> None:
     one is inflated and delivered, not refused as too big.
     """
     conn = Connection(Side.SERVER, max_message_size=None, deflate=server_deflate())
-    conn.receive_data(encode(0xC1, deflate(b"hello " * 20), True))
+    conn.receive_data(raw_frame(0xC1, deflate(b"hello " * 20)))
     assert conn.error is None, conn.error
     assert conn.events_received() == ["hello " * 20]

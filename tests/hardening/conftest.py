@@ -5,7 +5,7 @@ Every test here starts a real L{WebSocketSite} on 127.0.0.1 (the reactor
 pytest-twisted runs), with C{WebSocketResource(EchoFactory())} at C{/echo}
 observed by a L{ConnectionRegistry} (as the twistd plugin mounts it) and a
 plain static page at C{/static}. While a hostile peer (a raw socket from
-the integration suite's C{raw} fixture, writing exactly the bytes it wants)
+the shared C{raw} fixture, writing exactly the bytes it wants)
 attacks, a second, well-behaved peer (L{Bystander}: a C{websockets} client
 driven from worker threads) stays connected and exchanges messages before
 and after the attack; it must see no disruption. The L{logs} fixture
@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -28,17 +28,19 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.static import Data
 
-from tests.integration.conftest import WAIT, RawSocket, within
-from tests.integration.conftest import raw as raw  # noqa: F401  (the fixture, re-exported)
 from txpulse import WebSocketResource
 from txpulse.apps import Echo, EchoFactory
 from txpulse.metrics import ConnectionRegistry
 from txpulse.site import WebSocketSite
+
+from ..helpers import captured_logs
+from ..support.rawsocket import RawSocket, raw  # noqa: F401  (raw: the fixture)
+from ..support.servers import ConnectionTracking, LoopbackServer
+from ..support.waits import WAIT, within
 
 #: The slowest round trip (text + 4 KiB binary) the bystander tolerates, in
 #: seconds. Loopback round trips take about a millisecond; this only has to
@@ -104,87 +106,25 @@ class ObservedEchoFactory(EchoFactory):
 # -- the server ------------------------------------------------------------------------
 
 
-class TrackedConnection:
-    """
-    One server-side connection of a L{HardenedSite}, whatever channel class
-    the site builds.
-
-    @ivar lost: fires once the connection is gone.
-    """
-
-    def __init__(self, protocol: Any) -> None:
-        self.protocol = protocol
-        self.lost: Deferred[None] = Deferred()
-        original = protocol.connectionLost
-
-        def connectionLost(reason: Failure) -> None:
-            try:
-                original(reason)
-            finally:
-                if not self.lost.called:
-                    self.lost.callback(None)
-
-        protocol.connectionLost = connectionLost
-
-    @property
-    def transport(self) -> Any:
-        return getattr(self.protocol, "_channel", self.protocol).transport
-
-
-class HardenedSite(WebSocketSite):
+class HardenedSite(ConnectionTracking, WebSocketSite):
     """
     A L{WebSocketSite} (its own channels, unchanged) remembering its
     connections, so teardown can wait for every one of them to end.
     """
 
-    def __init__(self, resource: Resource, **kwargs: Any) -> None:
-        super().__init__(resource, **kwargs)
-        self.channels: list[TrackedConnection] = []
 
-    def buildProtocol(self, addr: Any) -> Any:
-        protocol = super().buildProtocol(addr)
-        self.channels.append(TrackedConnection(protocol))
-        return protocol
-
-
-@dataclass
-class HardenedServer:
+@dataclass(kw_only=True)
+class HardenedServer(LoopbackServer):
     """
     A listening L{HardenedSite}.
 
-    @ivar port: the TCP port on 127.0.0.1.
     @ivar factory: the echo factory behind C{/echo}.
     @ivar registry: the registry observing C{/echo} (it logs one line per
         connection opened and closed, as under twistd).
     """
 
-    port: int
-    site: HardenedSite
     factory: ObservedEchoFactory
     registry: ConnectionRegistry
-    listening: Any
-    stopped: bool = field(default=False)
-
-    def url(self, path: str = "/echo") -> str:
-        """
-        The C{ws://} URL of C{path}.
-        """
-        return f"ws://127.0.0.1:{self.port}{path}"
-
-    async def stop(self) -> None:
-        """
-        Stop listening, abort what a test left open, wait until all is gone.
-        """
-        if self.stopped:
-            return
-        self.stopped = True
-        await self.listening.stopListening()
-        for channel in self.site.channels:
-            if not channel.lost.called and channel.transport is not None:
-                channel.transport.abortConnection()
-        for channel in self.site.channels:
-            if channel.transport is not None:
-                await within(channel.lost)
 
 
 @pytest_twisted.async_yield_fixture
@@ -206,8 +146,7 @@ async def hardened() -> AsyncIterator[Any]:
         root.putChild(b"echo", WebSocketResource(factory, observer=registry.observerFor("/echo"), **resourceOptions))
         root.putChild(b"static", Data(STATIC_PAGE, "text/html"))
         site = HardenedSite(root, requestTimeout=requestTimeout)
-        listening = reactor.listenTCP(0, site, interface="127.0.0.1")
-        server = HardenedServer(listening.getHost().port, site, factory, registry, listening)
+        server = HardenedServer.listen(site, factory=factory, registry=registry)
         servers.append(server)
         return server
 
@@ -346,18 +285,8 @@ def logs() -> Iterator[LogLines]:
     the test.
     """
     lines = LogLines()
-
-    def observer(event: LogEvent) -> None:
-        text = formatEvent(event) or ""
-        if "log_failure" in event:
-            text += "\n" + event["log_failure"].getTraceback()
-        lines.append(text)
-
-    globalLogPublisher.addObserver(observer)
-    try:
+    with captured_logs(lines):
         yield lines
-    finally:
-        globalLogPublisher.removeObserver(observer)
 
 
 # -- small helpers -------------------------------------------------------------------------

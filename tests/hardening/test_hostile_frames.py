@@ -23,10 +23,11 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from tests.helpers import raw_frame
-from tests.integration.conftest import WAIT, Message, RawSocket, accept_key_for, close_payload, within
 from txpulse.wire import LARGE_READ_SIZE
 
+from ..helpers import close_payload, raw_frame
+from ..support.rawsocket import Message, RawSocket, accept_key_for
+from ..support.waits import WAIT, within
 from .conftest import HardenedServer, LogLines, ObservedEcho, peer_of, retained_bytes, undisturbed, write_backlog
 
 
@@ -72,61 +73,54 @@ async def assert_failed_with(
     await logs.expect("protocol error from", peer, f"closing with {code}")
 
 
-def frame(first: int, payload: bytes = b"", **kwargs: Any) -> bytes:
-    """
-    A masked client frame with any first byte (FIN, RSV, opcode).
-    """
-    return raw_frame(first, payload, **kwargs)
-
-
 # -- framing violations -----------------------------------------------------------------------
 
 VIOLATIONS = [
-    pytest.param(frame(0x81, b"hello", masked=False), 1002, id="unmasked-text"),
-    pytest.param(frame(0x89, b"", masked=False), 1002, id="unmasked-ping"),
-    pytest.param(frame(0x83, b"x"), 1002, id="opcode-0x3"),
-    pytest.param(frame(0x87, b"x"), 1002, id="opcode-0x7"),
-    pytest.param(frame(0x8B, b"x"), 1002, id="opcode-0xB"),
-    pytest.param(frame(0x8F, b""), 1002, id="opcode-0xF"),
-    pytest.param(frame(0xC1, b"x"), 1002, id="rsv1-without-extension"),
-    pytest.param(frame(0xA1, b"x"), 1002, id="rsv2"),
-    pytest.param(frame(0x91, b"x"), 1002, id="rsv3"),
-    pytest.param(frame(0x09, b"ping"), 1002, id="fragmented-ping"),
-    pytest.param(frame(0x08, close_payload(1000)), 1002, id="fragmented-close"),
-    pytest.param(frame(0x0A, b""), 1002, id="fragmented-pong"),
-    pytest.param(frame(0x89, b"p" * 126), 1002, id="ping-126-bytes"),
-    pytest.param(frame(0x8A, b"p" * 126), 1002, id="pong-126-bytes"),
-    pytest.param(frame(0x88, close_payload(1000, "r" * 124)), 1002, id="close-126-bytes"),
-    pytest.param(frame(0x80, b"orphan"), 1002, id="continuation-without-start"),
-    pytest.param(frame(0x00, b"orphan"), 1002, id="unfinished-continuation-without-start"),
-    pytest.param(frame(0x01, b"first") + frame(0x81, b"second"), 1002, id="text-inside-text"),
-    pytest.param(frame(0x02, b"first") + frame(0x01, b"second"), 1002, id="text-inside-binary"),
+    pytest.param(raw_frame(0x81, b"hello", masked=False), 1002, id="unmasked-text"),
+    pytest.param(raw_frame(0x89, b"", masked=False), 1002, id="unmasked-ping"),
+    pytest.param(raw_frame(0x83, b"x"), 1002, id="opcode-0x3"),
+    pytest.param(raw_frame(0x87, b"x"), 1002, id="opcode-0x7"),
+    pytest.param(raw_frame(0x8B, b"x"), 1002, id="opcode-0xB"),
+    pytest.param(raw_frame(0x8F, b""), 1002, id="opcode-0xF"),
+    pytest.param(raw_frame(0xC1, b"x"), 1002, id="rsv1-without-extension"),
+    pytest.param(raw_frame(0xA1, b"x"), 1002, id="rsv2"),
+    pytest.param(raw_frame(0x91, b"x"), 1002, id="rsv3"),
+    pytest.param(raw_frame(0x09, b"ping"), 1002, id="fragmented-ping"),
+    pytest.param(raw_frame(0x08, close_payload(1000)), 1002, id="fragmented-close"),
+    pytest.param(raw_frame(0x0A, b""), 1002, id="fragmented-pong"),
+    pytest.param(raw_frame(0x89, b"p" * 126), 1002, id="ping-126-bytes"),
+    pytest.param(raw_frame(0x8A, b"p" * 126), 1002, id="pong-126-bytes"),
+    pytest.param(raw_frame(0x88, close_payload(1000, "r" * 124)), 1002, id="close-126-bytes"),
+    pytest.param(raw_frame(0x80, b"orphan"), 1002, id="continuation-without-start"),
+    pytest.param(raw_frame(0x00, b"orphan"), 1002, id="unfinished-continuation-without-start"),
+    pytest.param(raw_frame(0x01, b"first") + raw_frame(0x81, b"second"), 1002, id="text-inside-text"),
+    pytest.param(raw_frame(0x02, b"first") + raw_frame(0x01, b"second"), 1002, id="text-inside-binary"),
     pytest.param(
-        frame(0x82, b"x" * 10, length_bytes=bytes((127,)) + ((1 << 63) | 10).to_bytes(8, "big")),
+        raw_frame(0x82, b"x" * 10, length_bytes=bytes((127,)) + ((1 << 63) | 10).to_bytes(8, "big")),
         1002,
         id="64-bit-length-top-bit",
     ),
     pytest.param(
-        frame(0x82, b"x" * 5, length_bytes=bytes((126,)) + (5).to_bytes(2, "big")), 1002, id="16-bit-length-5"
+        raw_frame(0x82, b"x" * 5, length_bytes=bytes((126,)) + (5).to_bytes(2, "big")), 1002, id="16-bit-length-5"
     ),
     pytest.param(
-        frame(0x82, b"x" * 125, length_bytes=bytes((126,)) + (125).to_bytes(2, "big")), 1002, id="16-bit-length-125"
+        raw_frame(0x82, b"x" * 125, length_bytes=bytes((126,)) + (125).to_bytes(2, "big")), 1002, id="16-bit-length-125"
     ),
     pytest.param(
-        frame(0x82, b"x" * 200, length_bytes=bytes((127,)) + (200).to_bytes(8, "big")), 1002, id="64-bit-length-200"
+        raw_frame(0x82, b"x" * 200, length_bytes=bytes((127,)) + (200).to_bytes(8, "big")), 1002, id="64-bit-length-200"
     ),
     pytest.param(
-        frame(0x82, b"x" * 65535, length_bytes=bytes((127,)) + (65535).to_bytes(8, "big")),
+        raw_frame(0x82, b"x" * 65535, length_bytes=bytes((127,)) + (65535).to_bytes(8, "big")),
         1002,
         id="64-bit-length-65535",
     ),
     pytest.param(
-        frame(0x89, b"", length_bytes=bytes((126,)) + (0).to_bytes(2, "big")), 1002, id="ping-16-bit-length-0"
+        raw_frame(0x89, b"", length_bytes=bytes((126,)) + (0).to_bytes(2, "big")), 1002, id="ping-16-bit-length-0"
     ),
     pytest.param(
-        frame(0x82, b"", length_bytes=bytes((127,)) + (1 << 40).to_bytes(8, "big")), 1009, id="declared-1-TiB-frame"
+        raw_frame(0x82, b"", length_bytes=bytes((127,)) + (1 << 40).to_bytes(8, "big")), 1009, id="declared-1-TiB-frame"
     ),
-    pytest.param(frame(0x81, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"), 1007, id="invalid-utf8"),
+    pytest.param(raw_frame(0x81, b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"), 1007, id="invalid-utf8"),
 ]
 
 
@@ -158,7 +152,7 @@ async def test_new_message_after_a_ping_inside_a_fragmented_one_gets_1002(
     """
     server = hardened()
     async with undisturbed(server):
-        attack = frame(0x01, b"first") + frame(0x89, b"legal") + frame(0x82, b"x")
+        attack = raw_frame(0x01, b"first") + raw_frame(0x89, b"legal") + raw_frame(0x82, b"x")
         await assert_failed_with(server, raw, logs, attack, 1002, echoes=1)
 
 
@@ -172,7 +166,7 @@ async def test_violation_after_valid_messages_keeps_their_answers(hardened: Any,
     """
     server = hardened()
     async with undisturbed(server):
-        attack = frame(0x81, b"one") + frame(0x82, b"two") + frame(0x83, b"bad")
+        attack = raw_frame(0x81, b"one") + raw_frame(0x82, b"two") + raw_frame(0x83, b"bad")
         await assert_failed_with(server, raw, logs, attack, 1002, echoes=2)
 
 
@@ -202,7 +196,7 @@ async def test_close_with_bad_code_or_payload_gets_1002(
     """
     server = hardened()
     async with undisturbed(server):
-        await assert_failed_with(server, raw, logs, frame(0x88, payload), 1002)
+        await assert_failed_with(server, raw, logs, raw_frame(0x88, payload), 1002)
 
 
 @pytest.mark.parametrize("code", [1000, 1001, 1003, 1014, 3000, 4999])
@@ -216,7 +210,7 @@ async def test_close_with_valid_edge_code_is_echoed(hardened: Any, raw: Any, log
     server = hardened()
     async with undisturbed(server):
         sock, peer, app = await opened(raw, server)
-        await sock.send(frame(0x88, close_payload(code, "bye")))
+        await sock.send(raw_frame(0x88, close_payload(code, "bye")))
         # Compared as bytes: wsproto's parser refuses 1014 (see test_differential).
         assert await sock.read_until_eof() == bytes((0x88, 2)) + code.to_bytes(2, "big")
         failure = await app.lostReason()
@@ -235,11 +229,11 @@ async def test_data_after_close_is_ignored(hardened: Any, raw: Any, logs: LogLin
     async with undisturbed(server):
         sock, peer, app = await opened(raw, server)
         await sock.send(
-            frame(0x81, b"before")
-            + frame(0x88, close_payload(1000))
-            + frame(0x81, b"after")
-            + frame(0x89, b"ping after")
-            + frame(0x83, b"garbage after")
+            raw_frame(0x81, b"before")
+            + raw_frame(0x88, close_payload(1000))
+            + raw_frame(0x81, b"after")
+            + raw_frame(0x89, b"ping after")
+            + raw_frame(0x83, b"garbage after")
         )
         messages = await sock.read_all_messages()
         assert [(m.opcode, m.payload, m.code) for m in messages] == [
@@ -282,16 +276,16 @@ async def test_ping_burst_is_answered_in_full(hardened: Any, raw: Any, logs: Log
     async with undisturbed(server) as bystander:
         sock, peer, app = await opened(raw, server)
         payloads = [i.to_bytes(4, "big") for i in range(10_000)]
-        burst = b"".join(frame(0x89, p) for p in payloads)
+        burst = b"".join(raw_frame(0x89, p) for p in payloads)
         sending = deferToThread(sock.sock.sendall, burst)
         await bystander.exchange()  # during the burst
         pongs = await within(deferToThread(collect_pongs, sock, len(payloads)))
         await within(sending)
         assert pongs == payloads
-        await sock.send(frame(0x81, b"still here"))
+        await sock.send(raw_frame(0x81, b"still here"))
         echo = await sock.read_message()
         assert echo is not None and echo.payload == "still here"
-        await sock.send(frame(0x88, close_payload(1000)))
+        await sock.send(raw_frame(0x88, close_payload(1000)))
         assert [m.code for m in await sock.read_all_messages()] == [1000]
         failure = await app.lostReason()
         assert failure.value.clean
@@ -333,7 +327,7 @@ async def test_pinger_that_never_reads_pongs_is_dropped_at_the_write_buffer_limi
         sock, peer, app = await opened(raw, server)
         sock.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         transport = app.transport.transport
-        chunk = b"".join(frame(0x89, b"p" * 125) for _ in range(500))  # 64 KiB of max-size pings
+        chunk = b"".join(raw_frame(0x89, b"p" * 125) for _ in range(500))  # 64 KiB of max-size pings
         flooding = deferToThread(flood_without_reading, sock, chunk, 256 << 20)
         largest = 0
         deadline = time.monotonic() + WAIT
@@ -359,9 +353,9 @@ def fragments(opcode: int, payload: bytes) -> bytes:
     C{payload} as a fragmented message of 1-byte frames (RFC 6455 §5.4).
     """
     # Masking each frame by hand is slow; 256 distinct frames cover it all.
-    first = {b: frame(opcode, bytes((b,))) for b in set(payload[:1])}
-    middle = {b: frame(0x00, bytes((b,))) for b in range(256)}
-    last = {b: frame(0x80, bytes((b,))) for b in range(256)}
+    first = {b: raw_frame(opcode, bytes((b,))) for b in set(payload[:1])}
+    middle = {b: raw_frame(0x00, bytes((b,))) for b in range(256)}
+    last = {b: raw_frame(0x80, bytes((b,))) for b in range(256)}
     return first[payload[0]] + b"".join(middle[b] for b in payload[1:-1]) + last[payload[-1]]
 
 
@@ -393,7 +387,7 @@ async def test_100k_one_byte_fragments_under_the_limit_are_delivered(hardened: A
         await within(sending)
         echo = await sock.read_message()
         assert echo is not None and echo.opcode is Opcode.BINARY and echo.payload == payload
-        await sock.send(frame(0x88, close_payload(1000)))
+        await sock.send(raw_frame(0x88, close_payload(1000)))
         assert [m.code for m in await sock.read_all_messages()] == [1000]
         await logs.expect("WebSocket closed:", peer, "code=1000", "messages in=1 out=1")
 
@@ -437,7 +431,7 @@ async def test_fragment_flood_over_the_limit_gets_1009_at_the_first_byte_over(
         payload = bytes(range(250)) * 200
         stream = fragments(0x02, payload + b"!")
         atLimit = len(stream) - 7  # all 50,000 payload bytes, message unfinished
-        await sock.send(stream[:atLimit] + frame(0x89, b"are you there"))
+        await sock.send(stream[:atLimit] + raw_frame(0x89, b"are you there"))
         pong = await sock.read_message()
         assert pong is not None and (pong.opcode, pong.payload) == (Opcode.PONG, b"are you there")
         await sock.send(stream[atLimit:])
@@ -530,10 +524,12 @@ class ClientAppFactory:
 @pytest.mark.parametrize(
     ("frames", "code"),
     [
-        pytest.param(frame(0x81, b"masked"), 1002, id="masked-text"),
-        pytest.param(frame(0x89, b"masked ping"), 1002, id="masked-ping"),
-        pytest.param(frame(0x83, b"x", masked=False), 1002, id="bad-opcode"),
-        pytest.param(frame(0x82, b"x" * 5, masked=False, length_bytes=b"\x7e\x00\x05"), 1002, id="non-minimal-length"),
+        pytest.param(raw_frame(0x81, b"masked"), 1002, id="masked-text"),
+        pytest.param(raw_frame(0x89, b"masked ping"), 1002, id="masked-ping"),
+        pytest.param(raw_frame(0x83, b"x", masked=False), 1002, id="bad-opcode"),
+        pytest.param(
+            raw_frame(0x82, b"x" * 5, masked=False, length_bytes=b"\x7e\x00\x05"), 1002, id="non-minimal-length"
+        ),
     ],
 )
 @pytest_twisted.ensureDeferred

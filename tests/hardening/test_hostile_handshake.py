@@ -11,15 +11,14 @@ import base64
 import os
 import select
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
-from tests.integration.conftest import RawSocket, client_frame, within
-
+from ..support.rawsocket import RawSocket, client_frame, request_bytes
+from ..support.waits import within
 from .conftest import STATIC_PAGE, HardenedServer, LogLines, peer_of, undisturbed
 
 #: Twisted's C{HTTPChannel.maxHeaders}: more header lines than this get 400.
@@ -27,34 +26,6 @@ MAX_HEADERS = 500
 #: Twisted's line and total header limits (C{LineReceiver.MAX_LENGTH},
 #: C{HTTPChannel.totalHeadersSize}).
 MAX_HEADER_BYTES = 16384
-
-
-def request_bytes(
-    port: int,
-    path: str = "/echo",
-    *,
-    method: str = "GET",
-    version: str = "HTTP/1.1",
-    key: str | None = "dGhlIHNhbXBsZSBub25jZQ==",
-    wsVersion: str | None = "13",
-    extra: Iterable[tuple[str, str]] = (),
-) -> bytes:
-    """
-    An upgrade request built line by line, any part of which may be wrong or
-    missing (C{None} leaves a header out).
-    """
-    lines = [
-        f"{method} {path} {version}",
-        f"Host: 127.0.0.1:{port}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-    ]
-    if key is not None:
-        lines.append(f"Sec-WebSocket-Key: {key}")
-    if wsVersion is not None:
-        lines.append(f"Sec-WebSocket-Version: {wsVersion}")
-    lines.extend(f"{name}: {value}" for name, value in extra)
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 async def refused(raw: Any, server: HardenedServer, request: bytes) -> tuple[RawSocket, str, Any]:

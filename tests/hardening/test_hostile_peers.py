@@ -18,9 +18,8 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from wsproto.frame_protocol import Opcode
 
-from tests.helpers import raw_frame
-from tests.integration.conftest import WAIT, close_payload, within
-
+from ..helpers import close_payload, raw_frame
+from ..support.waits import WAIT, within
 from .conftest import LogLines, peer_of, undisturbed, write_backlog
 
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredQueue, race
 from websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
@@ -32,12 +31,13 @@ from wsproto.frame_protocol import Opcode
 
 from txpulse import ConnectionClosed, WebSocketResource
 from txpulse.apps import EchoFactory
-from txpulse.client import WebSocketClientEndpoint
 from txpulse.core.deflate import DeflateSettings
 
-from ..client.conftest import ClientApp, ClientAppFactory, ThreadedServer
 from ..core.test_deflate import gigabyte_bomb
-from .conftest import WAIT, client_frame, in_thread, upgrade_request, within, ws_connect
+from ..support.clients import ClientApp
+from ..support.peers import ThreadedServer, ws_connect
+from ..support.rawsocket import client_frame, upgrade_request
+from ..support.waits import WAIT, in_thread, within
 
 pytestmark = [
     # Twisted's own 404 page (twisted.web.resource.NoResource) is deprecated.
@@ -142,115 +142,11 @@ def assert_compressed_both_ways(extension: CountingDeflate | None, count: int = 
     assert (extension.inflated, extension.compressed) == (count, count)
 
 
-# -- fixtures: txpulse client, websockets server, autobahn server -----------------------
-
-
-@pytest_twisted.async_yield_fixture
-async def txpulse_client() -> Any:
+def extensions_answered(server: ThreadedServer) -> list[str | None]:
     """
-    C{await txpulse_client(url, **options)}: txpulse's endpoint
-    (C{WebSocketClientEndpoint.new(reactor, url, **options)}) connected with
-    a recording L{ClientApp}; connections still open at teardown are dropped.
+    The C{Sec-WebSocket-Extensions} answer of each handshake C{server} made.
     """
-    apps: list[ClientApp] = []
-
-    async def connect(url: str, **options: Any) -> ClientApp:
-        factory = ClientAppFactory()
-        app: ClientApp = await within(WebSocketClientEndpoint.new(reactor, url, **options).connect(factory))
-        apps.extend(factory.built)
-        return app
-
-    yield connect
-    for app in apps:
-        if app.transport is not None and not app.lost.called:
-            app.transport.abortConnection()
-            await within(app.lost)
-
-
-class WebsocketsEcho(ThreadedServer):
-    """
-    A websockets echo server (in its own thread) recording the
-    C{Sec-WebSocket-Extensions} answer of each handshake in C{answers}.
-    """
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(self._echo, options)
-        self.answers: list[str | None] = []
-
-    async def _echo(self, connection: Any) -> None:
-        from websockets.exceptions import ConnectionClosed as WSConnectionClosed
-
-        self.answers.append(connection.response.headers.get("Sec-WebSocket-Extensions"))
-        try:
-            async for message in connection:
-                await connection.send(message)
-        except WSConnectionClosed:
-            pass
-
-
-@pytest_twisted.async_yield_fixture
-async def websockets_server() -> Any:
-    """
-    C{websockets_server(**serveOptions)}: a started L{WebsocketsEcho};
-    stopped at teardown.
-    """
-    servers: list[WebsocketsEcho] = []
-
-    def start(**options: Any) -> WebsocketsEcho:
-        server = WebsocketsEcho(**options)
-        servers.append(server)
-        server.start()
-        return server
-
-    yield start
-    for server in servers:
-        await server.stop()
-
-
-def _autobahn_echo_factory(accept: Any) -> Any:
-    from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-
-    class AutobahnEcho(WebSocketServerProtocol):  # type: ignore[misc]
-        def onOpen(self) -> None:
-            self.factory.open.append(self)
-
-        def onMessage(self, payload: bytes, isBinary: bool) -> None:
-            self.sendMessage(payload, isBinary)
-
-        def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-            if self in self.factory.open:
-                self.factory.open.remove(self)
-
-    factory = WebSocketServerFactory()
-    factory.protocol = AutobahnEcho
-    factory.open = []
-    factory.setProtocolOptions(perMessageCompressionAccept=accept)
-    return factory
-
-
-@pytest_twisted.async_yield_fixture
-async def autobahn_server() -> Any:
-    """
-    C{autobahn_server(accept)}: an autobahn echo server whose
-    C{perMessageCompressionAccept} is C{accept}; returns C{(url, factory)}
-    (C{factory.open} lists the open protocols).
-    """
-    ports: list[Any] = []
-    factories: list[Any] = []
-
-    def start(accept: Any) -> tuple[str, Any]:
-        factory = _autobahn_echo_factory(accept)
-        factories.append(factory)
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
-        ports.append(port)
-        return f"ws://127.0.0.1:{port.getHost().port}/echo", factory
-
-    yield start
-    for port in ports:
-        await port.stopListening()
-    for factory in factories:
-        for proto in list(factory.open):
-            proto.dropConnection(abort=True)
+    return [response.headers.get("Sec-WebSocket-Extensions") for response in server.responses]
 
 
 def echo_resource(compression: DeflateSettings | bool = True, **options: Any) -> WebSocketResource:
@@ -485,7 +381,7 @@ WEBSOCKETS_SERVERS = [
 @pytest.mark.parametrize(("options", "expected"), WEBSOCKETS_SERVERS)
 @pytest_twisted.ensureDeferred
 async def test_txpulse_client_accepts_what_a_websockets_server_imposes(
-    websockets_server: Any, txpulse_client: Any, options: dict[str, Any], expected: str
+    serve_websockets: Any, connect: Any, options: dict[str, Any], expected: str
 ) -> None:
     """
     txpulse's client (C{compression=True}) accepts what a websockets server
@@ -494,13 +390,13 @@ async def test_txpulse_client_accepts_what_a_websockets_server_imposes(
     """
     if "compression" in options:
         factory = None
-        server = websockets_server(**options)
+        server = serve_websockets(**options)
     else:
         factory = CountingServerFactory(**options)
-        server = websockets_server(compression=None, extensions=[factory])
-    app = await txpulse_client(server.url("/echo"), compression=True)
+        server = serve_websockets(compression=None, extensions=[factory])
+    app = await connect(server.url("/echo"), compression=True)
     await txpulse_echoes(app)
-    assert server.answers == [expected]
+    assert extensions_answered(server) == [expected]
     if factory is not None:
         assert_compressed_both_ways(factory.extension)
 
@@ -520,32 +416,32 @@ TXPULSE_CLIENT_SETTINGS = [
 @pytest.mark.parametrize(("settings", "expected"), TXPULSE_CLIENT_SETTINGS)
 @pytest_twisted.ensureDeferred
 async def test_websockets_server_grants_what_the_txpulse_client_requests(
-    websockets_server: Any, txpulse_client: Any, settings: DeflateSettings, expected: str
+    serve_websockets: Any, connect: Any, settings: DeflateSettings, expected: str
 ) -> None:
     """
     What txpulse's client requests with L{DeflateSettings} is granted by a
     websockets server that imposes nothing, and works.
     """
     factory = CountingServerFactory()
-    server = websockets_server(compression=None, extensions=[factory])
-    app = await txpulse_client(server.url("/echo"), compression=settings)
+    server = serve_websockets(compression=None, extensions=[factory])
+    app = await connect(server.url("/echo"), compression=settings)
     await txpulse_echoes(app)
-    assert server.answers == [expected]
+    assert extensions_answered(server) == [expected]
     assert_compressed_both_ways(factory.extension)
 
 
 @pytest_twisted.ensureDeferred
 async def test_websockets_server_without_compression_declines_txpulse_offer(
-    websockets_server: Any, txpulse_client: Any
+    serve_websockets: Any, connect: Any
 ) -> None:
     """
     A websockets server with compression off answers without the
     extension; txpulse's client runs uncompressed.
     """
-    server = websockets_server(compression=None)
-    app = await txpulse_client(server.url("/echo"), compression=True)
+    server = serve_websockets(compression=None)
+    app = await connect(server.url("/echo"), compression=True)
     await txpulse_echoes(app, [REPETITIVE, RANDOM])
-    assert server.answers == [None]
+    assert extensions_answered(server) == [None]
 
 
 # -- txpulse client, autobahn server ---------------------------------------------------
@@ -574,8 +470,8 @@ def _autobahn_accepts() -> list[Any]:
 @pytest.mark.parametrize(("settings", "acceptOptions", "expected"), _autobahn_accepts())
 @pytest_twisted.ensureDeferred
 async def test_txpulse_client_and_autobahn_server_agree_and_echo(
-    autobahn_server: Any,
-    txpulse_client: Any,
+    serve_autobahn: Any,
+    connect: Any,
     settings: DeflateSettings | bool,
     acceptOptions: dict[str, Any],
     expected: str,
@@ -598,8 +494,8 @@ async def test_txpulse_client_and_autobahn_server_agree_and_echo(
                 return accepted
         return None
 
-    url, factory = autobahn_server(accept)
-    app = await txpulse_client(url, compression=settings)
+    port, factory = serve_autobahn(perMessageCompressionAccept=accept)
+    app = await connect(f"ws://127.0.0.1:{port}/echo", compression=settings)
     await txpulse_echoes(app)
     assert answers == [expected]
     [proto] = factory.open
@@ -620,28 +516,24 @@ async def test_txpulse_client_and_autobahn_server_agree_and_echo(
     ],
 )
 @pytest_twisted.ensureDeferred
-async def test_txpulse_client_and_server_agree_and_echo(
-    serve: Any, txpulse_client: Any, settings: DeflateSettings
-) -> None:
+async def test_txpulse_client_and_server_agree_and_echo(serve: Any, connect: Any, settings: DeflateSettings) -> None:
     """
     txpulse's client and server agree with each other and echo.
     """
     server = serve(echo_resource(True))
-    app = await txpulse_client(server.url(), compression=settings)
+    app = await connect(server.url(), compression=settings)
     await txpulse_echoes(app)
 
 
 @pytest_twisted.ensureDeferred
-async def test_txpulse_client_without_a_message_limit_reads_compressed_messages(
-    serve: Any, txpulse_client: Any
-) -> None:
+async def test_txpulse_client_without_a_message_limit_reads_compressed_messages(serve: Any, connect: Any) -> None:
     """
     C{maxMessageSize=None} (what C{txpulse-client --deflate} uses) with
     compression still reads compressed messages: "no limit" must not turn
     into "every compressed message is too big".
     """
     server = serve(echo_resource(True))
-    app = await txpulse_client(server.url(), compression=True, maxMessageSize=None)
+    app = await connect(server.url(), compression=True, maxMessageSize=None)
     await txpulse_echoes(app, [REPETITIVE])
 
 
@@ -649,7 +541,7 @@ async def test_txpulse_client_without_a_message_limit_reads_compressed_messages(
 
 
 @pytest_twisted.ensureDeferred
-async def test_server_with_compression_off_declines_every_offer(serve: Any, autobahn: Any, txpulse_client: Any) -> None:
+async def test_server_with_compression_off_declines_every_offer(serve: Any, autobahn: Any, connect: Any) -> None:
     """
     With C{compression} off (the default) the 101 carries no
     C{Sec-WebSocket-Extensions}: the websockets client, autobahn and
@@ -680,7 +572,7 @@ async def test_server_with_compression_off_declines_every_offer(serve: Any, auto
     factory.client.sendMessage(RANDOM, True)
     assert await within(factory.messages.get()) == (RANDOM, True)
 
-    app = await txpulse_client(server.url(), compression=True)
+    app = await connect(server.url(), compression=True)
     await txpulse_echoes(app, [REPETITIVE, RANDOM])
 
 
@@ -757,7 +649,7 @@ async def test_compression_bomb_from_a_raw_client_closes_1009_and_spares_others(
 
 
 @pytest_twisted.ensureDeferred
-async def test_compressed_message_over_the_client_limit_closes_1009(serve: Any, txpulse_client: Any) -> None:
+async def test_compressed_message_over_the_client_limit_closes_1009(serve: Any, connect: Any) -> None:
     """
     txpulse's client also bounds inflation: a 2 MiB message of zeros,
     about 2 KiB compressed, from a server is refused with 1009 by a
@@ -796,7 +688,7 @@ async def test_compressed_message_over_the_client_limit_closes_1009(serve: Any, 
             return flood
 
     server = serve(WebSocketResource(FloodFactory(), pingInterval=None, compression=True))
-    app = await txpulse_client(server.url(), compression=True, maxMessageSize=1 << 20)
+    app = await connect(server.url(), compression=True, maxMessageSize=1 << 20)
     closed = await app.closed()
     assert closed.codeSent == 1009
     flood = await within(floods.get())

@@ -22,17 +22,11 @@ from wsproto.frame_protocol import Opcode
 from txpulse import ConnectionClosed, HandshakeError, WebSocketResource
 from txpulse.apps import EchoFactory
 
-from .conftest import (
-    Recorder,
-    RecorderFactory,
-    accept_key_for,
-    client_frame,
-    close_payload,
-    in_thread,
-    upgrade_request,
-    within,
-    ws_connect,
-)
+from ..helpers import close_payload
+from ..support.peers import ws_connect
+from ..support.rawsocket import accept_key_for, client_frame, upgrade_request
+from ..support.servers import Recorder, RecorderFactory
+from ..support.waits import in_thread, within
 
 #: Messages each client sends and expects echoed unchanged (type included).
 ECHOED = [

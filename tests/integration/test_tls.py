@@ -7,117 +7,34 @@ generated at test time, and a C{websockets} client that trusts only that CA.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import ssl
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from twisted.internet.ssl import PrivateCertificate
 from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from wsproto.frame_protocol import Opcode
 
 from txpulse import ConnectionClosed, WebSocketResource
 from txpulse.apps import EchoFactory
 
-from .conftest import RecorderFactory, client_frame, in_thread, site_for, upgrade_request, ws_connect
+from ..support.peers import ws_connect
+from ..support.pki import PKI, make_pki
+from ..support.rawsocket import client_frame, upgrade_request
+from ..support.servers import RecorderFactory, site_for
+from ..support.waits import in_thread
 
 # PrivateCertificate.options() hands pyOpenSSL objects to pyOpenSSL, which
 # now warns about it; that is Twisted's business, not this suite's.
 pytestmark = pytest.mark.filterwarnings("ignore:Passing pyOpenSSL:DeprecationWarning")
 
 
-@dataclass
-class PKI:
-    """
-    A throwaway CA and a server certificate it signed (for C{localhost} and
-    C{127.0.0.1}).
-
-    @ivar serverOptions: Twisted context options serving the certificate.
-    @ivar clientContext: an C{ssl.SSLContext} trusting only the CA.
-    """
-
-    serverOptions: Any
-    clientContext: ssl.SSLContext
-
-
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
 @pytest.fixture
 def pki(tmp_path: Path) -> PKI:
     """
-    Generate a CA and a server certificate into C{tmp_path}.
+    A CA and a server certificate for C{localhost} and C{127.0.0.1}.
     """
-    now = datetime.now(UTC)
-    caKey = ec.generate_private_key(ec.SECP256R1())
-    caCert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("txpulse test CA"))
-        .issuer_name(_name("txpulse test CA"))
-        .public_key(caKey.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(caKey.public_key()), critical=False)
-        .sign(caKey, hashes.SHA256())
-    )
-    serverKey = ec.generate_private_key(ec.SECP256R1())
-    serverCert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("localhost"))
-        .issuer_name(caCert.subject)
-        .public_key(serverKey.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(serverKey.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(caKey.public_key()), critical=False)
-        .sign(caKey, hashes.SHA256())
-    )
-    caPath = tmp_path / "ca.pem"
-    caPath.write_bytes(caCert.public_bytes(serialization.Encoding.PEM))
-    serverPath = tmp_path / "server.pem"
-    serverPath.write_bytes(
-        serverKey.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        + serverCert.public_bytes(serialization.Encoding.PEM)
-    )
-    serverOptions = PrivateCertificate.loadPEM(serverPath.read_bytes()).options()
-    clientContext = ssl.create_default_context(cafile=str(caPath))
-    return PKI(serverOptions, clientContext)
+    return make_pki(tmp_path, dnsNames=["localhost"])
 
 
 @pytest_twisted.ensureDeferred

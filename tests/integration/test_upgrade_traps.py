@@ -17,7 +17,9 @@ from wsproto.frame_protocol import Opcode
 
 from txpulse import WebSocketResource
 
-from .conftest import RecorderFactory, client_frame, site_for, upgrade_request, within
+from ..support.rawsocket import client_frame, upgrade_request
+from ..support.servers import RecorderFactory, site_for
+from ..support.waits import within
 
 TEXT, BINARY, PING = 0x1, 0x2, 0x9
 

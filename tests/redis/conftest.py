@@ -11,31 +11,25 @@ are skipped on a developer machine, and fail when C{CI} is set.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import socket
-import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.logger import LogEvent, globalLogPublisher
 
 from txpulse.broker.redis import RedisBroker
 from txpulse.hub import Hub
 
-from ..helpers import server_frames
-
-#: Upper bound for any single wait, in seconds. Things normally happen
-#: within milliseconds; this only turns a hang into a clear failure.
-WAIT = 5.0
+from ..support.net import free_port
+from ..support.processes import ServerProcess
+from ..support.waits import WAIT, until
 
 #: Reconnect quickly in tests (the default backoff starts at 0.5 s).
 FAST_RETRY = 0.05
@@ -46,13 +40,6 @@ def redis_server_path() -> str | None:
     The C{redis-server} to run (C{TXPULSE_REDIS_SERVER} overrides PATH).
     """
     return os.environ.get("TXPULSE_REDIS_SERVER") or shutil.which("redis-server")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class RESPError(Exception):
@@ -81,71 +68,57 @@ def _read_reply(stream: Any) -> Any:
     raise ConnectionError(f"not a RESP reply: {line!r}")
 
 
-class RedisServer:
+class RedisServer(ServerProcess):
     """
     A C{redis-server} on 127.0.0.1 at a fixed port, which can be killed,
     paused and started again on the same port.
     """
 
+    timeout = WAIT
+
     def __init__(self, executable: str, port: int, directory: Path) -> None:
         self.port = port
         self.url = f"redis://127.0.0.1:{port}/0"
-        self._executable = executable
-        self._directory = directory
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """
-        Start the server and wait until it answers C{PING}.
-        """
-        assert self._process is None, "already running"
-        command = [
-            self._executable,
-            "--port", str(self.port),
+        argv = [
+            executable,
+            "--port", str(port),
             "--bind", "127.0.0.1",
             "--save", "",
             "--appendonly", "no",
-            "--dir", str(self._directory),
+            "--dir", str(directory),
         ]  # fmt: skip
-        with (self._directory / "redis.log").open("ab") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                self._process = None
-                pytest.fail(f"redis-server exited early:\n{self.log_tail()}")
-            try:
-                if self.command("PING") == "PONG":
-                    return
-            except OSError:
-                time.sleep(0.01)
-        self.kill()
-        pytest.fail(f"redis-server did not answer PING within {WAIT} s:\n{self.log_tail()}")
+        super().__init__(argv, directory / "redis.log", [port])
+
+    def ready(self) -> bool:
+        """
+        Whether the server answers C{PING}.
+        """
+        try:
+            return bool(self.command("PING") == "PONG")
+        except OSError:
+            return False
 
     def kill(self) -> None:
         """
         SIGKILL: Redis goes away without a goodbye (idempotent).
         """
-        process, self._process = self._process, None
-        if process is not None:
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGCONT)  # in case it was paused
-            process.kill()
-            process.wait()
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)  # in case it was paused
+        super().kill()
 
     def pause(self) -> None:
         """
         SIGSTOP: connections stay open but nothing answers.
         """
-        assert self._process is not None
-        os.kill(self._process.pid, signal.SIGSTOP)
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
 
     def resume(self) -> None:
         """
         SIGCONT after L{pause}.
         """
-        assert self._process is not None
-        os.kill(self._process.pid, signal.SIGCONT)
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
 
     def command(self, *args: str) -> Any:
         """
@@ -176,12 +149,6 @@ class RedisServer:
             for line in self.command("CLIENT", "LIST").splitlines()
         ]
 
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join((self._directory / "redis.log").read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
@@ -200,53 +167,6 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.kill()
-
-
-async def until(predicate: Callable[[], object], what: str, seconds: float = WAIT) -> None:
-    """
-    Poll C{predicate} on the reactor until it is true, failing after
-    C{seconds}.
-    """
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds} s waiting for: {what}")
-        await deferLater(reactor, 0.01)
-
-
-class FakeSubscriber:
-    """
-    What the hub delivers to (a L{txpulse.hub.Subscriber}): records frames.
-    """
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-        self.closed: tuple[int, str] | None = None
-        self.writeBacklog = 0
-
-    def sendFrame(self, frame: bytes) -> None:
-        self.frames.append(frame)
-
-    def loseConnection(self, code: int = 1000, reason: str = "") -> None:
-        self.closed = (code, reason)
-
-    def abortConnection(self) -> None:
-        self.closed = (1006, "")
-
-    def isOpen(self) -> bool:
-        return self.closed is None
-
-    def texts(self) -> list[str]:
-        """
-        The text of every message received, as sent on the wire.
-        """
-        return [str(f.payload) for frame in self.frames for f in server_frames(frame)]
-
-    def messages(self) -> list[Any]:
-        """
-        Every message received, parsed.
-        """
-        return [json.loads(text) for text in self.texts()]
 
 
 @pytest_twisted.async_yield_fixture

@@ -28,7 +28,9 @@ from txpulse.broker.redis import RedisBroker
 from txpulse.hub import Hub, PubSubFactory
 from txpulse.resource import WebSocketResource
 
-from .conftest import WAIT, FakeSubscriber, RedisServer, until
+from ..helpers import FakeSubscriber
+from ..support.waits import WAIT, until
+from .conftest import RedisServer
 
 
 async def subscribed(redis_server: RedisServer, *channels: str) -> None:

@@ -6,9 +6,6 @@ client of one process receives what a client of the other publishes.
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,56 +13,27 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
-from .conftest import RedisServer, free_port
-
-TWISTD = str(Path(sys.executable).with_name("twistd"))
-
-
-def start_twistd(port: int, redis: RedisServer, directory: Path) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [
-            TWISTD,
-            "--pidfile=",
-            "-n",
-            "txpulse",
-            "--listen",
-            f"tcp:{port}:interface=127.0.0.1",
-            "--broker",
-            f"redis://127.0.0.1:{redis.port}/0",
-        ],
-        cwd=directory,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return process
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError(
-                    process.stdout.read().decode() if process.stdout else "twistd did not start"
-                ) from None
-            time.sleep(0.05)
+from ..support.net import free_ports
+from ..support.processes import TwistdServer
+from .conftest import RedisServer
 
 
 @pytest.fixture
 def two_servers(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[int, int]]:
-    ports = free_port(), free_port()
-    processes = [start_twistd(port, redis_server, tmp_path) for port in ports]
+    """
+    Two C{twistd -n txpulse} processes sharing C{redis_server} as broker;
+    yields their ports.
+    """
+    servers = [
+        TwistdServer(tmp_path / f"twistd-{port}.log", "--broker", redis_server.url, port=port) for port in free_ports(2)
+    ]
     try:
-        yield ports
+        for server in servers:
+            server.start()
+        yield servers[0].port, servers[1].port
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        for server in servers:
+            server.stop()
 
 
 def test_clients_of_two_processes_see_each_others_messages(

@@ -1,0 +1,242 @@
+"""
+txpulse served for real: a C{twisted.web} site listening on 127.0.0.1 (plain
+TCP or TLS) whose every connection is dropped, and waited for, at teardown;
+and a recording echo application to mount on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Self
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredQueue
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from txpulse import ConnectionClosed
+
+from .waits import WAIT, within
+
+
+class TrackedConnection:
+    """
+    One server-side connection of a L{ConnectionTracking} site, whatever
+    protocol class the site builds.
+
+    @ivar lost: fires once the connection is gone (after txpulse's
+        C{takeOver}, which wraps the channel's C{connectionLost} and calls
+        the original, i.e. the one wrapped here, after the WebSocket's).
+    """
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+        self.lost: Deferred[None] = Deferred()
+        original = protocol.connectionLost
+
+        def connectionLost(reason: Failure) -> None:
+            try:
+                original(reason)
+            finally:
+                if not self.lost.called:
+                    self.lost.callback(None)
+
+        protocol.connectionLost = connectionLost
+
+    @property
+    def transport(self) -> Any:
+        """
+        The connection's TCP (or TLS) transport, also once txpulse took over.
+        """
+        return getattr(self.protocol, "_channel", self.protocol).transport
+
+
+class ConnectionTracking:
+    """
+    A mixin for L{Site} classes remembering every connection they build, so
+    a test (or teardown) can drop them all and wait until each is gone.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.channels: list[TrackedConnection] = []
+
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = super().buildProtocol(addr)  # type: ignore[misc]
+        self.channels.append(TrackedConnection(protocol))
+        return protocol
+
+    async def drop_connections(self) -> None:
+        """
+        Abort every server-side connection and wait until each is gone.
+        """
+        for channel in self.channels:
+            if not channel.lost.called and channel.transport is not None:
+                channel.transport.abortConnection()
+        for channel in self.channels:
+            if channel.transport is not None or channel.lost.called:
+                await within(channel.lost)
+
+
+class TrackingSite(ConnectionTracking, Site):
+    """
+    A plain C{twisted.web} L{Site} remembering its connections.
+    """
+
+
+def site_for(resource: Resource, path: bytes = b"echo") -> TrackingSite:
+    """
+    A L{TrackingSite} with C{resource} mounted at C{/<path>}.
+    """
+    root = Resource()
+    root.putChild(path, resource)
+    return TrackingSite(root)
+
+
+@dataclass
+class LoopbackServer:
+    """
+    A L{ConnectionTracking} site listening on 127.0.0.1.
+
+    @ivar port: the TCP port.
+    @ivar tls: whether the port speaks TLS.
+    """
+
+    port: int
+    site: Any
+    listening: Any
+    tls: bool = False
+    stopped: bool = False
+
+    @classmethod
+    def listen(cls, site: ConnectionTracking, tlsOptions: Any = None, port: int = 0, **fields: Any) -> Self:
+        """
+        Listen with C{site} on 127.0.0.1 (TLS with C{tlsOptions}, if given).
+        """
+        if tlsOptions is None:
+            listening = reactor.listenTCP(port, site, interface="127.0.0.1")
+        else:
+            listening = reactor.listenSSL(port, site, tlsOptions, interface="127.0.0.1")
+        return cls(listening.getHost().port, site, listening, tls=tlsOptions is not None, **fields)
+
+    def url(self, path: str = "/echo", host: str = "127.0.0.1") -> str:
+        """
+        The C{ws://} (or C{wss://}) URL of C{path} on this server.
+        """
+        scheme = "wss" if self.tls else "ws"
+        return f"{scheme}://{host}:{self.port}{path}"
+
+    async def stop(self) -> None:
+        """
+        Stop listening (once), then drop every server-side connection a test
+        left open and wait until each is gone.
+        """
+        if not self.stopped:
+            self.stopped = True
+            await self.listening.stopListening()
+        await self.site.drop_connections()
+
+
+class Recorder:
+    """
+    An echo application that records what happens to it.
+
+    Text C{"boom"} raises from C{textMessageReceived} (to exercise 1011).
+    With a C{delay}, text messages are handled by an C{async def} that
+    answers (or raises) C{delay} seconds later, so the wire holds further
+    input until it is done (README: "Application slower than the peer").
+
+    @ivar request: the upgrade request it was built for.
+    @ivar opened: fires with this recorder once C{negotiationFinished} ran.
+    @ivar lost: fires (with C{None}) once C{connectionLost} ran.
+    @ivar reason: the L{Failure} given to C{connectionLost}.
+    @ivar pongs: a queue of pong payloads received.
+    @ivar messages: every message received, in order.
+    """
+
+    def __init__(self, request: Any, delay: float | None = None) -> None:
+        self.request = request
+        self.delay = delay
+        self.transport: Any = None
+        self.opened: Deferred[Recorder] = Deferred()
+        self.lost: Deferred[None] = Deferred()
+        self.reason: Failure | None = None
+        self.pongs: DeferredQueue[bytes] = DeferredQueue()
+        self.messages: list[str | bytes] = []
+
+    def negotiationStarted(self, transport: Any) -> None:
+        self.transport = transport
+
+    def negotiationFinished(self) -> None:
+        self.opened.callback(self)
+
+    def textMessageReceived(self, message: str) -> Any:
+        self.messages.append(message)
+        if self.delay is not None:
+            return self._slowly(message, self.delay)
+        self._answer(message)
+        return None
+
+    async def _slowly(self, message: str, delay: float) -> None:
+        await deferLater(reactor, delay)
+        self._answer(message)
+
+    def _answer(self, message: str) -> None:
+        if message == "boom":
+            raise RuntimeError("the application failed on purpose")
+        self.transport.sendTextMessage(message)
+
+    def bytesMessageReceived(self, data: bytes) -> None:
+        self.messages.append(data)
+        self.transport.sendBytesMessage(data)
+
+    def pongReceived(self, payload: bytes) -> None:
+        self.pongs.put(payload)
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.reason = reason
+        self.lost.callback(None)
+
+    async def lostReason(self, seconds: float = WAIT) -> Failure:
+        """
+        The L{Failure} given to C{connectionLost}, once it ran (bounded wait).
+        """
+        await within(self.lost, seconds)
+        assert self.reason is not None
+        return self.reason
+
+    async def closed(self, seconds: float = WAIT) -> ConnectionClosed:
+        """
+        The L{ConnectionClosed} given to C{connectionLost}, once it ran.
+        """
+        reason = await self.lostReason(seconds)
+        assert isinstance(reason.value, ConnectionClosed), reason
+        return reason.value
+
+
+class RecorderFactory:
+    """
+    Builds a L{Recorder} per connection and queues it in C{connections}
+    once it opened.
+
+    @param delay: passed to each L{Recorder}.
+    """
+
+    def __init__(self, delay: float | None = None) -> None:
+        self.delay = delay
+        self.connections: DeferredQueue[Recorder] = DeferredQueue()
+        self.built: list[Recorder] = []
+
+    def buildProtocol(self, request: Any) -> Recorder:
+        recorder = Recorder(request, self.delay)
+        self.built.append(recorder)
+        recorder.opened.addCallback(self.connections.put)
+        return recorder
+
+    async def next(self, seconds: float = WAIT) -> Recorder:
+        """
+        The next connection that opened (bounded wait).
+        """
+        return await within(self.connections.get(), seconds)
