@@ -23,10 +23,12 @@ of the burst); the ones after it, in the same turn, are queued on each
 subscriber and written at the end of the turn, one write per subscriber
 for the whole batch. Order is kept per subscriber.
 
-Slow subscribers: a subscriber whose connection has more than
-C{maxBacklog} bytes queued behind a full transport buffer is disconnected
-with close code 1008 ("subscriber too slow") and a log line; the others
-keep receiving, in order, and the server's memory stays bounded.
+Slow subscribers: a subscriber whose write backlog (the growth of its
+queue since its transport's buffer filled) is over C{maxBacklog} bytes is
+disconnected with close code 1008 ("subscriber too slow") and a log line,
+checked at each turn's first delivery and before each batch is written; the
+others keep receiving, in order, and the server's memory stays bounded (by
+C{maxBacklog} plus one turn's messages per subscriber).
 """
 
 from __future__ import annotations
@@ -126,8 +128,8 @@ class Hub:
         @param broker: default: an in-process L{MemoryBroker}.
         @param maxTopicsPerConnection: subscriptions one connection may hold.
         @param maxTopicLength: longest topic name, in characters.
-        @param maxBacklog: bytes a subscriber may have queued behind a full
-            transport buffer before it is disconnected (1008).
+        @param maxBacklog: how far behind (C{writeBacklog}, in bytes) a
+            subscriber may fall before it is disconnected (1008).
         @param authorize: per-topic authorization hook (default: allow all).
         @param clock: schedules the end-of-turn flush of batched deliveries
             (default: the global reactor).

@@ -41,8 +41,8 @@ __all__ = ["WireOptions", "WebSocketWire", "WebSocketProtocol", "ConnectionObser
 
 _log = Logger()
 
-#: Bytes the application may queue for a peer that has stopped reading,
-#: counted from the moment the transport's own buffer filled up.
+#: How much the queue for a peer that has stopped reading may grow once the
+#: transport's own buffer is full.
 DEFAULT_MAX_WRITE_BUFFER = 8 << 20
 
 #: Read size once a connection has filled a whole read (Twisted reads 64 KiB
@@ -112,9 +112,9 @@ class WireOptions:
         never.
     @ivar closeTimeout: seconds to wait for the peer to finish the close
         handshake (and for the TCP connection to go) before aborting it.
-    @ivar maxWriteBuffer: bytes that may be queued for a peer that does not
-        read, counted from when the transport's buffer filled; past it the
-        connection is aborted.
+    @ivar maxWriteBuffer: how many bytes the queue for a peer may grow once
+        the transport's buffer is full (see L{WebSocketWire.writeBacklog});
+        past it the connection is aborted.
     @ivar observer: told when each connection opens and closes.
     """
 
