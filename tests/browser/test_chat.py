@@ -10,6 +10,7 @@ view of a conversation with bob.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from txpulse.auth import generateKeySet
 
 from ..support.processes import TwistdServer
 from .conftest import TUNING, WAIT_MS, skip_without_browser, twistd
@@ -308,3 +311,60 @@ def test_pages_rejoin_after_the_server_restarts(server: TwistdServer, people: Ca
     expect(bob.message("still there?").locator(".name")).to_have_text("alice")
     bob.say("yes")
     expect(alice.message("yes").locator(".name")).to_have_text("bob")
+
+
+@pytest.fixture
+def protected(tmp_path: Path) -> Iterator[TwistdServer]:
+    """
+    A server whose C{/chat} requires authentication: API key C{k-alice} for
+    alice, browser tokens that live one second.
+    """
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"k-alice": "alice"}))
+    jwkFile = tmp_path / "jwk.json"
+    jwkFile.write_text(generateKeySet())
+    options = ("--auth-keys", str(keys), "--jwk", str(jwkFile), "--protect", "/chat", "--token-lifetime", "1")
+    with twistd(tmp_path / "twistd.log", *options) as server:
+        yield server
+
+
+def test_protected_chat_with_an_access_key(protected: TwistdServer, people: Callable[..., Chatter]) -> None:
+    """
+    With an access key the page fetches a token from C{/@wstoken} and gets
+    in; after the server restarts (the first token has long expired) it
+    fetches a fresh one and gets back in by itself.
+    """
+    room = _room()
+    alice = people(protected)
+    alice.page.fill("#key", "k-alice")
+    alice.join("alice", room)
+    alice.wait_notice("alice joined")
+    alice.say("authenticated")
+    expect(alice.message("authenticated")).to_have_count(1)
+    assert "k-alice" not in alice.page.url, "the key must not end up in the address"
+
+    protected.stop()
+    expect(alice.page.locator("#status")).to_have_attribute("data-state", "reconnecting")
+    alice.page.wait_for_timeout(1500)  # the token used so far expires
+    protected.start()
+    expect(alice.page.locator("#status")).to_have_attribute("data-state", "open")
+    alice.wait_notice("alice joined", count=2)
+
+
+def test_protected_chat_refuses_a_wrong_key_and_no_key(protected: TwistdServer, people: Callable[..., Chatter]) -> None:
+    """
+    A wrong key brings the page back to the join form with the reason; no
+    key at all cannot connect, and the page says a key may be needed.
+    """
+    wrong = people(protected)
+    wrong.page.fill("#name", "mallory")
+    wrong.page.fill("#key", "not-a-key")
+    wrong.page.click("#join")
+    expect(wrong.page.locator("#join-error")).to_have_text("Could not join: the access key was refused")
+    expect(wrong.page.locator("#join-card")).to_be_visible()
+    expect(wrong.page.locator("#status")).to_have_attribute("data-state", "closed")
+
+    keyless = people(protected)
+    keyless.join("eve", _room())
+    expect(keyless.page.locator("#error")).to_contain_text("requires an access key")
+    expect(keyless.page.locator("#status")).to_have_attribute("data-state", "reconnecting")

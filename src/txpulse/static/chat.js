@@ -12,6 +12,12 @@
  * Names and texts come from other users: they are only ever put into the
  * page as text (`textContent`, `createTextNode`), never as HTML.
  *
+ * Access keys: a server started with `--protect /chat` refuses connections
+ * without a token. With an access key (an API key from `--auth-keys`) in the
+ * join form, the page asks `/@wstoken` for a fresh short-lived token before
+ * every (re)connection and connects with it (`?ws_token=`). The key stays in
+ * this page's memory: it is not stored and not put in the address.
+ *
  * Query parameters: `?room=R&name=N` fill in the join form;
  * `?backoff=MS&backoffMax=MS` tune reconnection (for tests and demos).
  *
@@ -19,6 +25,29 @@
  */
 
 import { PulseSocket, defaultUrl } from "./txpulse.js";
+
+/** A token request the server refused for good (wrong key, no token service). */
+class TokenRefused extends Error {}
+
+/**
+ * A fresh access token for `/chat`, from the server's token service.
+ *
+ * @param {string} key an API key
+ * @returns {Promise<string>}
+ */
+export async function fetchToken(key) {
+  const response = await fetch(new URL("@wstoken", location.href), {
+    headers: { Authorization: `Bearer ${key}` },
+    cache: "no-store",
+  });
+  if (response.status === 401) throw new TokenRefused("the access key was refused");
+  if (response.status === 404) {
+    throw new TokenRefused("this server does not issue access tokens (start it with --jwk)");
+  }
+  if (!response.ok) throw new Error(`the token service answered ${response.status}`);
+  const { token } = await response.json();
+  return token;
+}
 
 /** Most entries kept in the message list; older ones are dropped. */
 const MAX_ENTRIES = 500;
@@ -173,7 +202,7 @@ function showStatus(state, info = {}) {
 
 // -- the connection ----------------------------------------------------------
 
-function join(name, room) {
+function join(name, room, key = "") {
   leave();
   $("messages").replaceChildren();
   showError($("error"), "");
@@ -192,6 +221,7 @@ function join(name, room) {
     // another network) is noticed only when TCP gives up on it.
     silenceTimeout: 0,
     backoff,
+    token: key === "" ? null : () => tokenFor(key, current),
   });
   const current = { name, room, pulse, joining: false, open: false, everOpen: false };
   session = current;
@@ -202,9 +232,15 @@ function join(name, room) {
     if (current.everOpen) showLocal("reconnected", "up");
     current.everOpen = current.open = true;
     current.joining = true;
+    showError($("error"), "");
     pulse.send(JSON.stringify({ action: "join", room, name }));
   };
   pulse.onclose = () => {
+    if (!current.everOpen && key === "") {
+      // A browser is not told why a handshake failed; a protected server
+      // answers 401 to a page without a key.
+      showError($("error"), "Could not connect. If this server requires an access key, leave and join with one.");
+    }
     // Also called for attempts that never opened: report each loss once.
     if (!current.open) return;
     current.open = false;
@@ -241,6 +277,20 @@ function join(name, room) {
   $("text").focus();
 }
 
+/** The token for the next attempt of `current`; a refused key ends the session. */
+async function tokenFor(key, current) {
+  try {
+    return await fetchToken(key);
+  } catch (error) {
+    if (error instanceof TokenRefused && session === current) {
+      leave();
+      showError($("join-error"), `Could not join: ${error.message}`);
+      $("key").focus();
+    }
+    throw error;
+  }
+}
+
 function leave() {
   if (session === null) return;
   const { pulse } = session;
@@ -269,6 +319,7 @@ $("join-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const name = $("name").value;
   const room = $("room").value.trim();
+  const key = $("key").value.trim();
   try {
     localStorage.setItem(NAME_KEY, name);
   } catch {
@@ -279,7 +330,7 @@ $("join-form").addEventListener("submit", (event) => {
   address.searchParams.set("room", room);
   address.searchParams.delete("name");
   history.replaceState(null, "", address);
-  join(name, room);
+  join(name, room, key);
 });
 
 $("say-form").addEventListener("submit", (event) => {

@@ -21,6 +21,13 @@
  *    and a reconnection is scheduled as for any other drop. The server must
  *    therefore send something at least that often; txpulse's `/ws` demo sends
  *    a heartbeat every second. Set `silenceTimeout: 0` to turn this off.
+ *  - With a `token` function, every attempt first awaits a fresh access
+ *    token and connects with it as `?ws_token=` (what `twistd txpulse
+ *    --protect` accepts from browsers, which cannot send an Authorization
+ *    header). Tokens are short-lived, so each reconnection gets a new one.
+ *    A `token` function that throws fails that attempt like a refused
+ *    connection (`onclose(1006, "no token: ...")`), and the next attempt
+ *    follows the backoff; call `close()` from it to stop retrying.
  *
  * States (`pulse.state`, and the first argument of `onstatus`):
  *  - `"connecting"`: the first connection attempt (after construction or `open()`);
@@ -117,6 +124,9 @@ export class PulseSocket extends EventTarget {
    *   the first status); if false, call {@link PulseSocket#open}
    * @param {typeof WebSocket} [options.WebSocket=globalThis.WebSocket] the
    *   WebSocket class to use (for tests, or other environments)
+   * @param {null | (() => Promise<string|null> | string | null)} [options.token]
+   *   called before every connection attempt; the access token it returns
+   *   is sent as the `ws_token` query parameter (none for `null` or "")
    */
   constructor({
     url = defaultUrl("/ws"),
@@ -126,6 +136,7 @@ export class PulseSocket extends EventTarget {
     binaryType = "arraybuffer",
     connect = true,
     WebSocket = globalThis.WebSocket,
+    token = null,
   } = {}) {
     super();
     const scheme = new URL(url).protocol; // throws a TypeError if malformed
@@ -143,6 +154,8 @@ export class PulseSocket extends EventTarget {
     /** @type {null | ((state: string, info: object) => void)} */ this.onstatus = null;
 
     this._WebSocket = WebSocket;
+    this._token = token;
+    this._pendingToken = null; // the attempt waiting for its token, if any
     this._state = "closed";
     this._ws = null; // the current socket, or null
     this._attempt = 0; // reconnection attempts since the last open
@@ -172,7 +185,7 @@ export class PulseSocket extends EventTarget {
    */
   open() {
     this._stopped = false;
-    if (this._ws !== null || this._retryTimer !== null) return;
+    if (this._ws !== null || this._retryTimer !== null || this._pendingToken !== null) return;
     this._attempt = 0;
     this._connect("connecting", {});
   }
@@ -200,6 +213,7 @@ export class PulseSocket extends EventTarget {
    */
   close(code = 1000, reason = "") {
     this._stopped = true;
+    this._pendingToken = null; // a token that arrives now is not used
     clearTimeout(this._retryTimer);
     this._retryTimer = null;
     const ws = this._ws;
@@ -222,9 +236,39 @@ export class PulseSocket extends EventTarget {
   // -- internals -----------------------------------------------------------
 
   _connect(state, info) {
+    if (this._token === null) {
+      this._dial(this.url);
+      this._setState(state, info);
+      return;
+    }
+    this._setState(state, info);
+    const pending = {};
+    this._pendingToken = pending;
+    Promise.resolve()
+      .then(() => this._token())
+      .then(
+        (token) => {
+          if (this._pendingToken !== pending) return; // closed meanwhile
+          this._pendingToken = null;
+          try {
+            this._dial(withToken(this.url, token));
+          } catch (error) {
+            report(error);
+          }
+        },
+        (error) => {
+          if (this._pendingToken !== pending) return;
+          this._pendingToken = null;
+          this._lost(1006, `no token: ${error?.message ?? error}`, false);
+        },
+      );
+  }
+
+  /** Open a socket to `url` and wire its events to this object. */
+  _dial(url) {
     let ws;
     try {
-      ws = new this._WebSocket(this.url, this.protocols);
+      ws = new this._WebSocket(url, this.protocols);
     } catch (error) {
       // A forbidden port, for instance: retrying cannot help.
       this._stopped = true;
@@ -248,7 +292,6 @@ export class PulseSocket extends EventTarget {
       this._lost(event.code, event.reason, event.wasClean);
     };
     this._armSilence();
-    this._setState(state, info);
   }
 
   /** Detach `ws` from this object: its late events are ignored. */
@@ -313,6 +356,21 @@ export class PulseSocket extends EventTarget {
     }
     this.dispatchEvent(new CustomEvent(name, { detail }));
   }
+}
+
+/**
+ * `url` with the access token as its `ws_token` query parameter (unchanged
+ * without a token).
+ *
+ * @param {string} url
+ * @param {string|null|undefined} token
+ * @returns {string}
+ */
+export function withToken(url, token) {
+  if (!token) return url;
+  const address = new URL(url);
+  address.searchParams.set("ws_token", token);
+  return address.href;
 }
 
 function report(error) {
