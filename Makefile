@@ -38,7 +38,7 @@ bench: bench-deps
 	$(PY) bench/run.py
 
 bench-smoke: bench-deps
-	$(PY) bench/run.py --quick
+	$(PY) bench/run.py --quick --servers txpulse,twisted
 
 soak: bench-deps
 	$(PY) bench/soak.py
