@@ -118,6 +118,14 @@ class State(IntEnum):
     CLOSED = 3
 
 
+_OPEN = State.OPEN
+
+#: Headers of unmasked, unfragmented text and binary frames with payloads
+#: under 126 bytes (the common small message), built once.
+_SMALL_TEXT_HEADERS = tuple(bytes((0x81, n)) for n in range(126))
+_SMALL_BINARY_HEADERS = tuple(bytes((0x82, n)) for n in range(126))
+
+
 @dataclass(frozen=True, slots=True)
 class Ping:
     """
@@ -348,6 +356,7 @@ class Connection:
         pos = 0
         n = len(b)
         events = self._events
+        from_bytes = int.from_bytes  # a local: looked up once per read, not per frame
         # A server requires the MASK bit on every frame, a client forbids it.
         want_mask = 0 if self._client else 0x80
         while n - pos >= 2:
@@ -400,8 +409,7 @@ class Connection:
                 if length < NATIVE_MASK_THRESHOLD:
                     # RFC 6455 §5.3, inlined for small payloads: one big-int XOR.
                     payload = (
-                        int.from_bytes(b[start:end], "little")
-                        ^ int.from_bytes((key * ((length >> 2) + 1))[:length], "little")
+                        from_bytes(b[start:end], "little") ^ from_bytes((key * ((length >> 2) + 1))[:length], "little")
                     ).to_bytes(length, "little")
                 else:
                     payload = apply_mask(memoryview(b)[start:end], bytes(key))
@@ -626,13 +634,13 @@ class Connection:
 
         @raise InvalidState: after the close handshake started.
         """
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             self._require_open()
         payload = text.encode("utf-8")
         if self._deflate is not None and len(payload) >= self._deflate.min_size:
             self._queue_frame(0xC1, self._deflate.compress(payload))
         elif len(payload) < 126 and not self._client:
-            self._out.append(bytes((0x81, len(payload))) + payload)
+            self._out.append(_SMALL_TEXT_HEADERS[len(payload)] + payload)
         else:
             self._queue_frame(0x81, payload)
 
@@ -642,13 +650,13 @@ class Connection:
 
         @raise InvalidState: after the close handshake started.
         """
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             self._require_open()
         payload = bytes(data)
         if self._deflate is not None and len(payload) >= self._deflate.min_size:
             self._queue_frame(0xC2, self._deflate.compress(payload))
         elif len(payload) < 126 and not self._client:
-            self._out.append(bytes((0x82, len(payload))) + payload)
+            self._out.append(_SMALL_BINARY_HEADERS[len(payload)] + payload)
         else:
             self._queue_frame(0x82, payload)
 
@@ -663,7 +671,7 @@ class Connection:
             broadcaster batching frames knows which connections to flush).
         @raise InvalidState: after the close handshake started, or on a client.
         """
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             self._require_open()
         if self._client:
             raise InvalidState("a client must mask each frame it sends")
