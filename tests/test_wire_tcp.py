@@ -203,3 +203,24 @@ def test_nothing_reaches_the_socket_after_an_abort(pair: Pair) -> None:
     pair.wire.abortConnection()
     pair.app.transport.sendTextMessage("too late")
     assert pair.readAll() == b""
+
+
+def test_an_abort_by_the_transport_stops_the_direct_path(pair: Pair) -> None:
+    """
+    The same when someone else (a resource, a timeout) aborts the TCP
+    transport itself rather than the wire.
+    """
+    pair.transport.abortConnection()
+    pair.app.transport.sendTextMessage("too late")
+    assert pair.readAll() == b""
+
+
+def test_without_sendmsg_a_few_frames_are_joined(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    Where sockets have no C{sendmsg} (Windows), a handful of frames from
+    one read go out joined, complete and in order.
+    """
+    monkeypatch.setattr("txpulse.wire._HAS_SENDMSG", False)
+    pair.wire.dataReceived(b"".join(client_frame(Opcode.TEXT, f"m{i}".encode()) for i in range(5)))
+    assert [f.payload for f in server_frames(pair.readAll())] == [f"m{i}" for i in range(5)]
+    assert pair.queued() == 0

@@ -48,6 +48,9 @@ DEFAULT_MAX_WRITE_BUFFER = 8 << 20
 #: Read size once a connection has filled a whole read (Twisted reads 64 KiB
 #: at a time): a peer streaming large messages costs a quarter of the reads
 #: and parser passes. Idle and small-message connections never grow.
+#: Twisted's C{bufferSize} is also the write buffer size at which it pauses
+#: the producer, so such a connection may buffer 256 KiB (not 64 KiB) for
+#: its peer before L{WebSocketWire.writeBacklog} starts counting.
 LARGE_READ_SIZE = 256 << 10
 
 #: At most this many chunks go to one C{sendmsg}; more are joined first
@@ -56,6 +59,9 @@ LARGE_READ_SIZE = 256 << 10
 _MAX_IOV = 16
 
 _DEFAULT_READ_SIZE: int = FileDescriptor.bufferSize
+
+#: Windows sockets have no C{sendmsg}: chunks are joined there.
+_HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 
 
 class WebSocketProtocol(Protocol):
@@ -245,8 +251,11 @@ class WebSocketWire:
         """
         self.transport = transport
         self._connected = True
-        if isinstance(transport, TCPConnection):
+        if isinstance(transport, TCPConnection) and not transport.TLS:
             # Plain TCP: writes may go straight to the socket (see _write).
+            # Not once C{startTLS} has run on it (C{twisted.internet.ssl}'s
+            # ports, STARTTLS-style protocols): its bytes must pass through
+            # the TLS layer.
             self._socket = transport.socket
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
         now = self._clock.seconds()
@@ -533,14 +542,20 @@ class WebSocketWire:
             or transport._tempDataLen  # type: ignore[attr-defined]
             or transport.dataBuffer  # type: ignore[attr-defined]
             or transport.disconnecting  # type: ignore[attr-defined]
+            or transport._aborting  # type: ignore[attr-defined]
             or not transport.connected  # type: ignore[attr-defined]
+            or transport.TLS  # type: ignore[attr-defined]
         ):
+            # Twisted's buffer holds earlier bytes (order), the connection is
+            # going away (an abortConnection() by anyone leaves it
+            # "connected" until the next turn), or TLS started after we
+            # attached: Twisted's path.
             transport.writeSequence(chunks)
             return size
         try:
             if len(chunks) == 1:
                 sent = sock.send(chunks[0])
-            elif len(chunks) <= _MAX_IOV:
+            elif len(chunks) <= _MAX_IOV and _HAS_SENDMSG:
                 sent = sock.sendmsg(chunks)
             else:
                 sent = sock.send(b"".join(chunks))

@@ -29,14 +29,15 @@ async def serve() -> Any:
     """
     A function starting a server: C{serve(resource_or_site, tlsOptions=None)}
     mounts a resource at C{/echo} (or serves a ready L{TrackingSite}) on
-    127.0.0.1, port 0, and returns a L{LoopbackServer}. Every server is
+    127.0.0.1, port 0 (C{startTLS=True}: TLS by C{startTLS}, see
+    L{LoopbackServer.listen}), and returns a L{LoopbackServer}. Every server is
     stopped, and its connections closed, at teardown.
     """
     servers: list[LoopbackServer] = []
 
-    def start(thing: Resource | TrackingSite, tlsOptions: Any = None) -> LoopbackServer:
+    def start(thing: Resource | TrackingSite, tlsOptions: Any = None, *, startTLS: bool = False) -> LoopbackServer:
         site = thing if isinstance(thing, TrackingSite) else site_for(thing)
-        server = LoopbackServer.listen(site, tlsOptions)
+        server = LoopbackServer.listen(site, tlsOptions, startTLS=startTLS)
         servers.append(server)
         return server
 

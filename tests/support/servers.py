@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Self
 
-from twisted.internet import reactor
+from twisted.internet import reactor, ssl
 from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
@@ -111,12 +111,22 @@ class LoopbackServer:
     stopped: bool = False
 
     @classmethod
-    def listen(cls, site: ConnectionTracking, tlsOptions: Any = None, port: int = 0, **fields: Any) -> Self:
+    def listen(
+        cls, site: ConnectionTracking, tlsOptions: Any = None, port: int = 0, *, startTLS: bool = False, **fields: Any
+    ) -> Self:
         """
         Listen with C{site} on 127.0.0.1 (TLS with C{tlsOptions}, if given).
+
+        @param startTLS: serve TLS the other way Twisted can: a plain TCP
+            connection on which C{startTLS} is called (what
+            L{twisted.internet.ssl.Port} does), instead of C{listenSSL}'s
+            TLS wrapper protocol.
         """
         if tlsOptions is None:
             listening = reactor.listenTCP(port, site, interface="127.0.0.1")
+        elif startTLS:
+            listening = ssl.Port(port, site, tlsOptions, interface="127.0.0.1", reactor=reactor)
+            listening.startListening()
         else:
             listening = reactor.listenSSL(port, site, tlsOptions, interface="127.0.0.1")
         return cls(listening.getHost().port, site, listening, tls=tlsOptions is not None, **fields)
