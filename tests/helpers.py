@@ -117,6 +117,7 @@ def assert_failed(conn: Connection, code: int, *, after_data: bool = False) -> N
 
 # -- Twisted-side helpers ------------------------------------------------------
 
+
 class RecordingApp:
     """
     An application protocol (Twisted's C{WebSocketProtocol} shape) that

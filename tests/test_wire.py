@@ -408,7 +408,9 @@ def test_one_large_message_that_fills_the_buffer_is_not_counted() -> None:
     clock = Clock()
     transport = PausingTransport()
     app = RecordingApp()
-    wire = WebSocketWire(app, Connection(Side.SERVER), clock=clock, options=WireOptions(pingInterval=None, maxWriteBuffer=10_000))
+    wire = WebSocketWire(
+        app, Connection(Side.SERVER), clock=clock, options=WireOptions(pingInterval=None, maxWriteBuffer=10_000)
+    )
     wire.makeConnection(transport)
     app.transport.sendBytesMessage(b"x" * 50_000)
     assert not transport.aborted

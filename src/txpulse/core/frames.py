@@ -57,8 +57,6 @@ class Opcode(IntEnum):
     PONG = 0xA
 
 
-
-
 class CloseCode(IntEnum):
     """
     Close status codes (RFC 6455 §7.4.1 and the IANA registry).
