@@ -6,6 +6,8 @@ cleanup, limits, slow subscribers, the JSON protocol and per-topic auth.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from txpulse.hub import Hub, HubError, PubSubFactory
 from txpulse.wire import WebSocketWire, WireOptions
 
 from .helpers import CountingTransport, FakeSubscriber, captured_logs, client_frame, server_frames
+from .support.tcppair import TCPPair
 
 
 def test_publish_reaches_every_subscriber_once_encoded_once() -> None:
@@ -380,3 +383,86 @@ def test_slow_websocket_subscriber_is_closed_with_1008() -> None:
     frames = server_frames(slowTransport.value())
     assert frames[-1].payload == (1008, "subscriber too slow")
     assert len(received(fastTransport)) == 50
+
+
+def test_a_turn_of_large_publishes_cannot_pile_up_on_a_reader_that_stopped() -> None:
+    """
+    Server code publishing 3,000 messages of 8 KiB (24 MiB) in one turn to
+    a subscriber on real TCP that reads nothing: the subscriber is closed
+    with 1008 and a log line once it is C{maxBacklog} behind, and what it
+    holds in user space never grows past its transport's buffer, the limit
+    and one batch, instead of the whole turn.
+    """
+    clock = Clock()
+    hub = Hub(maxBacklog=256 << 10, clock=clock)
+    pair = TCPPair(sendBuffer=16 << 10)
+    try:
+        hub.subscribe(pair.wire, "t")
+        held = []
+        with captured_logs() as logs:
+            for _ in range(3000):
+                hub.publish("t", "x" * 8192)
+                held.append(pair.held())
+        clock.advance(0)
+        assert not pair.wire.isOpen()
+        assert hub.topicsOf(pair.wire) == frozenset()
+        assert any("too slow" in line for line in logs)
+        bound = pair.transport.bufferSize + hub.maxBacklog + 2 * hub.maxBatch + 2 * 8300
+        assert max(held) < bound, (max(held), bound)
+        pair.peer.setblocking(True)
+        received = bytearray()
+        while True:
+            chunk = pair.readAll()
+            received += chunk
+            if not pair.queued():
+                break
+            pair.transport.doWrite()
+        frames = server_frames(bytes(received))
+        assert frames[-1].payload == (1008, "subscriber too slow")
+    finally:
+        pair.close()
+
+
+def test_a_subscriber_reading_between_turns_gets_every_large_batch() -> None:
+    """
+    Turns of 30 messages of 8 KiB (under the backlog limit each), with the
+    subscriber reading between turns: batches written mid-turn do not count
+    as falling behind; everything arrives, in order.
+    """
+    clock = Clock()
+    hub = Hub(maxBacklog=1 << 20, clock=clock)
+    pair = TCPPair(sendBuffer=64 << 10)
+    try:
+        hub.subscribe(pair.wire, "t")
+        received = bytearray()
+        for turn in range(20):
+            for i in range(30):
+                hub.publish("t", f"{turn:02}{i:02}" + "x" * 8192)
+            clock.advance(0)
+            while pair.queued():
+                received += pair.readAll()
+                pair.transport.doWrite()
+            received += pair.readAll()
+        assert pair.wire.isOpen()
+        texts = [json.loads(str(f.payload))["data"][:4] for f in server_frames(bytes(received))]
+        assert texts == [f"{turn:02}{i:02}" for turn in range(20) for i in range(30)]
+    finally:
+        pair.close()
+
+
+def test_a_hub_built_before_the_reactor_uses_the_one_installed_later() -> None:
+    """
+    Building a hub does not import the global reactor (an application may
+    install another reactor after building it); the first delivery does.
+    """
+    code = (
+        "import sys\n"
+        "from txpulse.hub import Hub\n"
+        "hub = Hub()\n"
+        "assert 'twisted.internet.reactor' not in sys.modules, 'reactor imported by Hub()'\n"
+        "from twisted.internet import asyncioreactor\n"
+        "asyncioreactor.install()\n"
+        "from twisted.internet import reactor\n"
+        "assert hub.clock is reactor\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -9,79 +9,16 @@ take to Twisted's buffer, the measured write backlog and the read size.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
-from twisted.internet.task import Clock
-from twisted.internet.tcp import Connection as TCPConnection
-from twisted.internet.testing import MemoryReactorClock
 from wsproto.frame_protocol import Opcode as WOpcode
 
-from txpulse.core.connection import Connection, Side
 from txpulse.core.frames import Opcode
-from txpulse.wire import LARGE_READ_SIZE, WebSocketWire, WireOptions
+from txpulse.wire import LARGE_READ_SIZE
 
-from .helpers import RecordingApp, captured_logs, client_frame, server_frames
-
-
-class Pair:
-    """
-    A wire on a real TCP connection, and the peer's end of the socket.
-    """
-
-    def __init__(self, maxWriteBuffer: int = 1 << 20, sendBuffer: int | None = None) -> None:
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        ours = socket.create_connection(listener.getsockname())
-        self.peer, _ = listener.accept()
-        listener.close()
-        if sendBuffer is not None:
-            ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sendBuffer)
-            self.peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sendBuffer)
-        self.reactor = MemoryReactorClock()
-        self.app = RecordingApp(echo=True)
-        self.wire = WebSocketWire(
-            self.app,
-            Connection(Side.SERVER, max_message_size=None),
-            clock=Clock(),
-            options=WireOptions(pingInterval=None, maxWriteBuffer=maxWriteBuffer),
-        )
-        self.transport = TCPConnection(ours, self.wire, self.reactor)  # type: ignore[arg-type]
-        self.transport.connected = True
-        self.wire.makeConnection(self.transport)
-
-    def queued(self) -> int:
-        """
-        Bytes waiting in Twisted's write buffer.
-        """
-        t = self.transport
-        return len(t.dataBuffer) - t.offset + t._tempDataLen
-
-    def readAll(self, limit: int | None = None) -> bytes:
-        """
-        Read what the peer can read now (at most C{limit} bytes).
-        """
-        self.peer.setblocking(False)
-        chunks = []
-        got = 0
-        while limit is None or got < limit:
-            try:
-                chunk = self.peer.recv(65536 if limit is None else min(65536, limit - got))
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
-        return b"".join(chunks)
-
-    def close(self) -> None:
-        self.peer.close()
-        ours = getattr(self.transport, "socket", None)  # gone once the connection was lost
-        if ours is not None:
-            ours.close()
+from .helpers import captured_logs, client_frame, server_frames
+from .support.tcppair import TCPPair as Pair
 
 
 @pytest.fixture

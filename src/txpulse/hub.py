@@ -21,14 +21,18 @@ Batching: the first message delivered in a reactor turn is written to every
 subscriber at once (so a burst's first message does not wait for the rest
 of the burst); the ones after it, in the same turn, are queued on each
 subscriber and written at the end of the turn, one write per subscriber
-for the whole batch. Order is kept per subscriber.
+for the whole batch, or as soon as the batch holds C{maxBatch} bytes (a
+server-side loop publishing megabytes in one turn must not pile them up
+unchecked). Order is kept per subscriber.
 
 Slow subscribers: a subscriber whose write backlog (the growth of its
 queue since its transport's buffer filled) is over C{maxBacklog} bytes is
 disconnected with close code 1008 ("subscriber too slow") and a log line,
-checked at each turn's first delivery and before each batch is written; the
-others keep receiving, in order, and the server's memory stays bounded (by
-C{maxBacklog} plus one turn's messages per subscriber).
+checked at each turn's first delivery and before each batch is written
+(counting the batch); the others keep receiving, in order, and the memory a
+slow subscriber holds stays bounded by its transport's buffer, plus
+C{maxBacklog}, plus two batches (C{maxBatch}: the one that filled the
+buffer and the one written with the close frame).
 """
 
 from __future__ import annotations
@@ -60,7 +64,11 @@ class HubError(Exception):
 
 class Subscriber(Protocol):
     """
-    What the hub delivers to: a L{txpulse.wire.WebSocketWire}.
+    What the hub delivers to: a L{txpulse.wire.WebSocketWire}, or anything
+    with these methods. C{sendFrame} writes a serialized frame now;
+    C{queueFrame} queues one (returning whether it started a new batch)
+    and C{flush} writes the batch; C{writeBacklog} says how far behind the
+    reader is, in bytes.
     """
 
     def sendFrame(self, frame: bytes) -> None: ...
@@ -111,7 +119,6 @@ class Hub:
     Topics and their local subscribers.
 
     @ivar broker: the L{Broker} messages travel through.
-    @ivar clock: what schedules the end-of-turn flush of batched deliveries.
     """
 
     def __init__(
@@ -121,6 +128,7 @@ class Hub:
         maxTopicsPerConnection: int = 100,
         maxTopicLength: int = 200,
         maxBacklog: int = 1 << 20,
+        maxBatch: int = 64 << 10,
         authorize: Authorize | None = None,
         clock: IReactorTime | None = None,
     ) -> None:
@@ -130,9 +138,13 @@ class Hub:
         @param maxTopicLength: longest topic name, in characters.
         @param maxBacklog: how far behind (C{writeBacklog}, in bytes) a
             subscriber may fall before it is disconnected (1008).
+        @param maxBatch: how many bytes of messages a turn may queue on a
+            subscriber before they are written (and slow subscribers
+            checked) without waiting for the turn's end.
         @param authorize: per-topic authorization hook (default: allow all).
         @param clock: schedules the end-of-turn flush of batched deliveries
-            (default: the global reactor).
+            (default: the global reactor, looked up at the first delivery so
+            that a hub built before a reactor is installed uses that one).
         """
         if broker is None:
             from .broker.memory import MemoryBroker
@@ -142,18 +154,28 @@ class Hub:
         self.maxTopicsPerConnection = maxTopicsPerConnection
         self.maxTopicLength = maxTopicLength
         self.maxBacklog = maxBacklog
+        self.maxBatch = maxBatch
         self.authorize = authorize
-        if clock is None:
-            from twisted.internet import reactor
-
-            clock = reactor
-        self.clock: IReactorTime = clock
+        self._clock = clock
         #: Subscribers with frames queued in this turn, flushed at its end;
         #: C{None} until the turn's first delivery.
         self._queued: list[Subscriber] | None = None
+        #: Bytes queued per subscriber (at most) since the last batch write.
+        self._batchBytes = 0
         self._topics: dict[str, set[Subscriber]] = {}
         self._subscriptions: dict[Subscriber, set[str]] = {}
         broker.start(self.deliver)
+
+    @property
+    def clock(self) -> IReactorTime:
+        """
+        What schedules the end-of-turn flush of batched deliveries.
+        """
+        if self._clock is None:
+            from twisted.internet import reactor
+
+            self._clock = reactor
+        return self._clock
 
     # -- subscriptions ------------------------------------------------------
 
@@ -242,8 +264,8 @@ class Hub:
         """
         Write C{payload} (a JSON envelope, from the broker) to every local
         subscriber of C{topic}: encoded once, the same frame to all; the
-        turn's first delivery at once, later ones batched to the turn's end
-        (see the module docstring).
+        turn's first delivery at once, later ones batched (see the module
+        docstring).
         """
         subscribers = self._topics.get(topic)
         if not subscribers:
@@ -252,7 +274,8 @@ class Hub:
         queued = self._queued
         if queued is None:
             self._queued = []
-            self.clock.callLater(0, self._flushQueued)
+            self._batchBytes = 0
+            self.clock.callLater(0, self._endTurn)
             for subscriber in list(subscribers):
                 try:
                     if not subscriber.isOpen():
@@ -271,17 +294,30 @@ class Hub:
                     queued.append(subscriber)
             except Exception:
                 _log.failure("Delivering to a subscriber of {topic} failed", Failure(), topic=topic)
+        self._batchBytes += len(frame)
+        if self._batchBytes >= self.maxBatch:
+            self._writeBatch()
 
-    def _flushQueued(self) -> None:
+    def _endTurn(self) -> None:
         """
-        The end of the turn: write each subscriber's batch, dropping the
-        subscribers that fell too far behind.
+        The end of the turn: write what is queued; the next delivery is
+        again the first of its turn.
+        """
+        self._writeBatch()
+        self._queued = None
+
+    def _writeBatch(self) -> None:
+        """
+        Write each subscriber's batch, dropping the subscribers that fell
+        too far behind.
         """
         queued = self._queued
-        self._queued = None
+        batchBytes = self._batchBytes
+        self._queued = []
+        self._batchBytes = 0
         for subscriber in queued or ():
             try:
-                if subscriber.writeBacklog > self.maxBacklog:
+                if subscriber.writeBacklog + batchBytes > self.maxBacklog:
                     self._dropSlow(subscriber)
                 subscriber.flush()
             except Exception:
