@@ -368,3 +368,20 @@ def test_protected_chat_refuses_a_wrong_key_and_no_key(protected: TwistdServer, 
     keyless.join("eve", _room())
     expect(keyless.page.locator("#error")).to_contain_text("requires an access key")
     expect(keyless.page.locator("#status")).to_have_attribute("data-state", "reconnecting")
+
+
+def test_protected_chat_explains_a_refused_token(protected: TwistdServer, people: Callable[..., Chatter]) -> None:
+    """
+    A token the WebSocket endpoint refuses (here the token service is made
+    to hand out a forged one) cannot open the room; the page says why it
+    keeps retrying instead of staying silent.
+    """
+    forged = people(protected)
+    forged.page.route(
+        "**/@wstoken",
+        lambda route: route.fulfill(status=200, content_type="application/json", body='{"token": "forged"}'),
+    )
+    forged.page.fill("#key", "k-alice")
+    forged.join("alice", _room())
+    expect(forged.page.locator("#error")).to_contain_text("may not accept its tokens")
+    expect(forged.page.locator("#status")).to_have_attribute("data-state", "reconnecting")

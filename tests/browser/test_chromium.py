@@ -206,6 +206,36 @@ def test_module_drops_a_silent_connection_and_reconnects(server: TwistdServer, p
     assert delays[0] == delays[2] == 50, delays
 
 
+def test_module_gives_up_on_a_token_that_never_comes(server: TwistdServer, page: Any) -> None:
+    # A token provider that never settles (a hung token endpoint): each
+    # attempt fails after tokenTimeout and the next follows the backoff;
+    # close() while an attempt waits for its token ends it with a close event.
+    _open_module_page(server, page)
+    page.evaluate(
+        """() => {
+            window.tokenCalls = 0;
+            window.hung = window.track("hung", new window.txpulse.PulseSocket({
+                url: window.txpulse.defaultUrl("/echo"),
+                token: () => { window.tokenCalls += 1; return new Promise(() => {}); },
+                tokenTimeout: 150,
+                backoff: {initial: 50, max: 50, jitter: 0},
+            }));
+        }"""
+    )
+    page.wait_for_function("window.tokenCalls >= 3", timeout=WAIT_MS)
+    page.evaluate("window.hung.close()")
+    assert page.evaluate("window.hung.state") == "closed"
+    events = _events(page, "hung")
+    closes = [event for event in events if event[0] == "close"]
+    assert closes[:2] == [["close", 1006, "no token after 150 ms"]] * 2, closes
+    assert closes[-1] == ["close", 1006, "closed by the client"], closes
+    states = [event[1] for event in events if event[0] == "status"]
+    assert states[:3] == ["connecting", "reconnecting", "reconnecting"] and states[-1] == "closed", states
+    calls = page.evaluate("window.tokenCalls")
+    page.wait_for_timeout(400)  # no attempt after close()
+    assert page.evaluate("window.tokenCalls") == calls
+
+
 def test_module_helpers(server: TwistdServer, page: Any) -> None:
     _open_module_page(server, page)
     results = page.evaluate(

@@ -236,10 +236,16 @@ function join(name, room, key = "") {
     pulse.send(JSON.stringify({ action: "join", room, name }));
   };
   pulse.onclose = () => {
-    if (!current.everOpen && key === "") {
+    if (!current.everOpen) {
       // A browser is not told why a handshake failed; a protected server
-      // answers 401 to a page without a key.
-      showError($("error"), "Could not connect. If this server requires an access key, leave and join with one.");
+      // answers 401 to a page without a key, or to a token it does not
+      // accept (another server's, or one that expired on the way).
+      showError(
+        $("error"),
+        key === ""
+          ? "Could not connect. If this server requires an access key, leave and join with one."
+          : "Could not connect with the access key's token; retrying. The server may not accept its tokens.",
+      );
     }
     // Also called for attempts that never opened: report each loss once.
     if (!current.open) return;

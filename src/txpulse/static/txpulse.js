@@ -27,7 +27,10 @@
  *    header). Tokens are short-lived, so each reconnection gets a new one.
  *    A `token` function that throws fails that attempt like a refused
  *    connection (`onclose(1006, "no token: ...")`), and the next attempt
- *    follows the backoff; call `close()` from it to stop retrying.
+ *    follows the backoff; call `close()` from it to stop retrying. One that
+ *    does not settle within `tokenTimeout` ms fails the attempt the same
+ *    way (`"no token after N ms"`), so a hung token endpoint cannot leave
+ *    the socket connecting forever.
  *
  * States (`pulse.state`, and the first argument of `onstatus`):
  *  - `"connecting"`: the first connection attempt (after construction or `open()`);
@@ -68,6 +71,9 @@
 
 /** @type {Readonly<Required<Backoff>>} */
 export const DEFAULT_BACKOFF = Object.freeze({ initial: 250, max: 5000, factor: 2, jitter: 0.5 });
+
+/** Default `tokenTimeout`, in ms. */
+export const DEFAULT_TOKEN_TIMEOUT = 10000;
 
 /** Default `silenceTimeout`, in ms. */
 export const DEFAULT_SILENCE_TIMEOUT = 5000;
@@ -127,6 +133,8 @@ export class PulseSocket extends EventTarget {
    * @param {null | (() => Promise<string|null> | string | null)} [options.token]
    *   called before every connection attempt; the access token it returns
    *   is sent as the `ws_token` query parameter (none for `null` or "")
+   * @param {number} [options.tokenTimeout=10000] ms to wait for `token()`
+   *   before the attempt counts as failed
    */
   constructor({
     url = defaultUrl("/ws"),
@@ -137,6 +145,7 @@ export class PulseSocket extends EventTarget {
     connect = true,
     WebSocket = globalThis.WebSocket,
     token = null,
+    tokenTimeout = DEFAULT_TOKEN_TIMEOUT,
   } = {}) {
     super();
     const scheme = new URL(url).protocol; // throws a TypeError if malformed
@@ -155,7 +164,9 @@ export class PulseSocket extends EventTarget {
 
     this._WebSocket = WebSocket;
     this._token = token;
+    /** @readonly */ this.tokenTimeout = tokenTimeout;
     this._pendingToken = null; // the attempt waiting for its token, if any
+    this._tokenTimer = null;
     this._state = "closed";
     this._ws = null; // the current socket, or null
     this._attempt = 0; // reconnection attempts since the last open
@@ -213,7 +224,12 @@ export class PulseSocket extends EventTarget {
    */
   close(code = 1000, reason = "") {
     this._stopped = true;
-    this._pendingToken = null; // a token that arrives now is not used
+    if (this._pendingToken !== null) {
+      // An attempt waiting for its token ends here; a token that arrives
+      // later is not used.
+      this._endTokenWait();
+      this._emit("close", { code: 1006, reason: "closed by the client", wasClean: false });
+    }
     clearTimeout(this._retryTimer);
     this._retryTimer = null;
     const ws = this._ws;
@@ -244,12 +260,19 @@ export class PulseSocket extends EventTarget {
     this._setState(state, info);
     const pending = {};
     this._pendingToken = pending;
+    if (this.tokenTimeout > 0) {
+      this._tokenTimer = setTimeout(() => {
+        if (this._pendingToken !== pending) return;
+        this._endTokenWait();
+        this._lost(1006, `no token after ${this.tokenTimeout} ms`, false);
+      }, this.tokenTimeout);
+    }
     Promise.resolve()
       .then(() => this._token())
       .then(
         (token) => {
-          if (this._pendingToken !== pending) return; // closed meanwhile
-          this._pendingToken = null;
+          if (this._pendingToken !== pending) return; // closed or timed out meanwhile
+          this._endTokenWait();
           try {
             this._dial(withToken(this.url, token));
           } catch (error) {
@@ -258,10 +281,17 @@ export class PulseSocket extends EventTarget {
         },
         (error) => {
           if (this._pendingToken !== pending) return;
-          this._pendingToken = null;
+          this._endTokenWait();
           this._lost(1006, `no token: ${error?.message ?? error}`, false);
         },
       );
+  }
+
+  /** The current attempt stops waiting for its token. */
+  _endTokenWait() {
+    this._pendingToken = null;
+    clearTimeout(this._tokenTimer);
+    this._tokenTimer = null;
   }
 
   /** Open a socket to `url` and wire its events to this object. */
