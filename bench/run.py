@@ -3,7 +3,7 @@ The benchmark suite (issue 7): txpulse and its peers side by side, one
 sitting, one command.
 
     .venv/bin/python bench/run.py                 # everything, ~10 minutes
-    .venv/bin/python bench/run.py --quick         # a ~20-30 s smoke version (CI)
+    .venv/bin/python bench/run.py --quick         # a ~25 s smoke version (CI)
     .venv/bin/python bench/run.py --scenarios echo32,fanout --servers txpulse,picows
 
 Servers (bench/echo_server.py, each its own process on loopback, pinned to
@@ -16,9 +16,11 @@ Scenarios (each figure the median of --runs runs; servers alternate within a
 run, ABC.. then ..CBA, so drift hits all alike):
 
   echo32    64 connections x 32 messages of 32 bytes in flight: messages/s
-  twogen    the same load from two generators (32 + 32 connections) against
-            txpulse and picows: if the server's figure does not rise, one
-            generator was not the bottleneck
+  twogen    against txpulse and picows, back to back on the same server
+            process: the echo32 load from one generator (64 connections),
+            then the same load from two (32 + 32 connections), in
+            alternating order: if the figure does not rise, one generator
+            was not the bottleneck
   latency   a fixed, moderate rate (10,000 msg/s over 64 connections, paced):
             round-trip p50/p99
   echo64k   64 connections x 4 binary messages of 64 KiB in flight: MB/s
@@ -118,15 +120,15 @@ class Settings:
 
 QUICK = Settings(
     runs=1,
-    warmup=0.3,
-    duration=0.5,
+    warmup=0.2,
+    duration=0.4,
     latency_rate=2000.0,
-    idle_connections=500,
+    idle_connections=300,
     heartbeat=1.0,
     fanout_subscribers=100,
     burst=20,
     bursts=1,
-    deflate_connections=100,
+    deflate_connections=50,
     quiet_wait=0.0,
     settle=1.0,
     retry_budget=0.0,
@@ -417,64 +419,99 @@ class Bench:
         kinds = [k for k in ("txpulse", "picows") if k in self.kinds]
         if not kinds:
             return
-        log("\n== two generators: 2 x (32 connections x 32 in flight), 32 B, against the fastest servers")
-        params = replace(self.params("echo32"), connections=32)
+        log(
+            "\n== one generator (64 connections) vs two (2 x 32), 32 x 32 B in flight each, "
+            "back to back on one server process"
+        )
+        one = self.params("echo32")
+        half = replace(one, connections=one.connections // 2)
+        counter = iter(range(1 << 30))
 
         def line(run: int, kind: str, result: dict[str, Any]) -> str:
             return (
-                f"  twogen run {run + 1} {kind:<10} {result['messages_per_s']:>12,.0f} msg/s"
+                f"  twogen run {run + 1} {kind:<10} one {result['one_generator_messages_per_s']:>10,.0f} msg/s"
+                f"  two {result['messages_per_s']:>10,.0f} msg/s"
                 f"  (generators {result['per_generator'][0]:,.0f} + {result['per_generator'][1]:,.0f})"
-                f"  server CPU {_pct(result.get('server_cpu_percent'))}"
+                f"  = {result['two_over_one']:.2f}x  server CPU {_pct(result.get('server_cpu_percent'))}"
                 f"  loadgen CPU {_pct(result['loadgen_cpu_percent'])} in all"
             )
 
         runs = self.sitting(
-            "twogen", kinds, max(1, min(2, self.s.runs)), lambda k: self._two_generators(k, params), line, False
+            "twogen",
+            kinds,
+            max(1, self.s.runs),
+            lambda k: self._one_then_two_generators(k, one, half, twoFirst=next(counter) % 2 == 1),
+            line,
+            False,
         )
         summary = self.summarize("twogen", runs, "messages_per_s")
-        one = self.results.get("echo32", {}).get("summary", {})
         for kind, s in summary.items():
-            single = one.get(kind, {}).get("messages_per_s")
-            if single:
-                s["one_generator_messages_per_s"] = single
-                s["two_over_one"] = round(s["messages_per_s"] / single, 3)
-                verdict = (
-                    "did not raise the figure: one generator is not the bottleneck"
-                    if s["two_over_one"] < 1.05
-                    else "RAISED the figure: the single-generator figure is a lower bound"
-                )
-                self.note(f"twogen: {kind}: two generators {s['two_over_one']:.2f}x one generator; {verdict}")
-        self.results["twogen"] = {"params": asdict(params) | {"generators": 2}, "summary": summary, "runs": runs}
+            rs = runs[kind]
+            s["one_generator_messages_per_s"] = round(
+                statistics.median(r["one_generator_messages_per_s"] for r in rs), 1
+            )
+            s["two_over_one"] = round(statistics.median(r["two_over_one"] for r in rs), 3)
+            verdict = (
+                "did not raise the figure: one generator is not the bottleneck"
+                if s["two_over_one"] < 1.05
+                else "RAISED the figure: the single-generator figure is a lower bound"
+            )
+            self.note(
+                f"twogen: {kind}: two generators {s['two_over_one']:.2f}x one generator (median of runs); {verdict}"
+            )
+        self.results["twogen"] = {"params": asdict(half) | {"generators": 2}, "summary": summary, "runs": runs}
 
-    def _two_generators(self, kind: str, params: Params) -> dict[str, Any]:
+    def _one_then_two_generators(self, kind: str, one: Params, half: Params, twoFirst: bool) -> dict[str, Any]:
+        """
+        Against one C{kind} server process: the load C{one} from a single
+        generator and the same load split over two generators (C{half} each),
+        in the order C{twoFirst} says, so that a drift of the machine hits
+        both alike.
+        """
         with Server(kind, self.server_prefix) as server:
-            with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                futures = [
-                    pool.submit(
-                        run_loadgen,
-                        server.port,
-                        params,
-                        self.loadgen_prefix,
-                        server.pid if i == 0 else None,
-                        self.server_core if i == 0 else None,
-                    )
-                    for i in range(2)
-                ]
-                results = [f.result() for f in futures]
+            if twoFirst:
+                results = self._generators(server, half, 2)
+                single = self._generators(server, one, 1)[0]
+            else:
+                single = self._generators(server, one, 1)[0]
+                results = self._generators(server, half, 2)
         first = results[0]
         total = sum(r["messages_per_s"] for r in results)
         loadgen = sum(r["loadgen_cpu_percent"] for r in results)
         return {
             "server": kind,
             "messages_per_s": total,
+            "one_generator_messages_per_s": single["messages_per_s"],
+            "one_generator_loadgen_cpu_percent": single["loadgen_cpu_percent"],
+            "two_over_one": total / single["messages_per_s"] if single["messages_per_s"] else 0.0,
+            "steal_percent": max(r.get("steal_percent") or 0 for r in (*results, single)),
             "per_generator": [r["messages_per_s"] for r in results],
             "server_cpu_percent": first.get("server_cpu_percent"),
             "server_core_percent": first.get("server_core_percent"),
             "loadgen_cpu_percent": loadgen,
             "other_cpu_percent": max(0.0, (first.get("other_cpu_percent") or 0) - results[1]["loadgen_cpu_percent"]),
-            "errors": sum(r["errors"] for r in results),
+            "errors": sum(r["errors"] for r in results) + single["errors"],
             "generators": results,
         }
+
+    def _generators(self, server: Server, params: Params, count: int) -> list[dict[str, Any]]:
+        """
+        C{count} generators loading C{server} at once with C{params} each;
+        the first samples the server's CPU.
+        """
+        with concurrent.futures.ThreadPoolExecutor(count) as pool:
+            futures = [
+                pool.submit(
+                    run_loadgen,
+                    server.port,
+                    params,
+                    self.loadgen_prefix,
+                    server.pid if i == 0 else None,
+                    self.server_core if i == 0 else None,
+                )
+                for i in range(count)
+            ]
+            return [f.result() for f in futures]
 
     def latency(self) -> None:
         rate = self.s.latency_rate
@@ -1041,7 +1078,7 @@ def main(argv: list[str] | None = None) -> int:
         "--scenarios", default=",".join(all_scenarios), help="comma-separated, from: " + ", ".join(all_scenarios)
     )
     parser.add_argument("--servers", default=",".join(KINDS), help="comma-separated, from: " + ", ".join(KINDS))
-    parser.add_argument("--quick", action="store_true", help="a smoke run (~30 s): 1 run, short windows, small N")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (~25 s with two servers): 1 run, short windows, small N")
     parser.add_argument("--runs", type=int, help="runs per measurement (default 3; the median is reported)")
     parser.add_argument("--duration", type=float, help="seconds measured per run (default 2)")
     parser.add_argument("--warmup", type=float, help="seconds of warm-up per run (default 1)")

@@ -230,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hold", type=int, default=300, help="seconds to hold them (default 300)")
     parser.add_argument("--ping-interval", type=float, default=20.0)
     parser.add_argument("--sample", type=int, default=10, help="seconds between samples")
-    parser.add_argument("--max-growth", type=float, default=2.0, help="RSS growth over the hold that still counts as flat (%%)")
+    parser.add_argument(
+        "--max-growth", type=float, default=2.0, help="RSS growth over the hold that still counts as flat (%%)"
+    )
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
