@@ -134,7 +134,7 @@ export class PulseSocket extends EventTarget {
    *   called before every connection attempt; the access token it returns
    *   is sent as the `ws_token` query parameter (none for `null` or "")
    * @param {number} [options.tokenTimeout=10000] ms to wait for `token()`
-   *   before the attempt counts as failed
+   *   before the attempt counts as failed; 0 waits for ever
    */
   constructor({
     url = defaultUrl("/ws"),
