@@ -1078,7 +1078,9 @@ def main(argv: list[str] | None = None) -> int:
         "--scenarios", default=",".join(all_scenarios), help="comma-separated, from: " + ", ".join(all_scenarios)
     )
     parser.add_argument("--servers", default=",".join(KINDS), help="comma-separated, from: " + ", ".join(KINDS))
-    parser.add_argument("--quick", action="store_true", help="a smoke run (~25 s with two servers): 1 run, short windows, small N")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run (~25 s with two servers): 1 run, short windows, small N"
+    )
     parser.add_argument("--runs", type=int, help="runs per measurement (default 3; the median is reported)")
     parser.add_argument("--duration", type=float, help="seconds measured per run (default 2)")
     parser.add_argument("--warmup", type=float, help="seconds of warm-up per run (default 1)")

@@ -171,7 +171,7 @@ def test_slow_subscriber_is_dropped_others_keep_receiving() -> None:
     assert any("too slow" in line for line in logs)
 
 
-def test_slow_subscriber_is_checked_before_its_batch_is_written() -> None:
+def test_slow_subscriber_is_checked_when_its_batch_is_written() -> None:
     """
     A subscriber that falls behind while a batch is being queued is dropped
     at the end of the turn; the others get the batch.
@@ -466,3 +466,70 @@ def test_a_hub_built_before_the_reactor_uses_the_one_installed_later() -> None:
         "assert hub.clock is reactor\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_large_message_in_a_batch_does_not_count_against_other_subscribers() -> None:
+    """
+    A 1.1 MiB message queued after small ones in the same turn (over the
+    1 MiB backlog limit on its own) is written to its subscriber, which
+    keeps up; a subscriber of another topic with a small frame in the same
+    batch is not charged for it. Both stay open and receive everything.
+    """
+    clock = Clock()
+    hub = Hub(clock=clock)
+    big, other = TCPPair(), TCPPair()
+    try:
+        hub.subscribe(big.wire, "t")
+        hub.subscribe(other.wire, "other")
+        hub.publish("t", "small")
+        hub.publish("other", "small")
+        hub.publish("t", "x" * (1100 << 10))
+        clock.advance(0)
+        assert big.wire.isOpen() and other.wire.isOpen()
+        received = bytearray()
+        while big.queued():
+            received += big.readAll()
+            big.transport.doWrite()
+        received += big.readAll()
+        sizes = [len(json.loads(str(f.payload))["data"]) for f in server_frames(bytes(received))]
+        assert sizes == [5, 1100 << 10]
+        assert [json.loads(str(f.payload))["data"] for f in server_frames(other.readAll())] == ["small"]
+    finally:
+        big.close()
+        other.close()
+
+
+def test_a_backlog_limit_below_one_batch_does_not_drop_a_reader_that_keeps_up() -> None:
+    """
+    With C{maxBacklog} (32 KiB) smaller than a batch, a turn of 80 kB to a
+    subscriber whose socket takes it all leaves it open: only what it has
+    not taken counts.
+    """
+    clock = Clock()
+    hub = Hub(maxBacklog=32 << 10, clock=clock)
+    pair = TCPPair()
+    try:
+        hub.subscribe(pair.wire, "t")
+        for _ in range(10):
+            hub.publish("t", "x" * 8000)
+        clock.advance(0)
+        assert pair.wire.isOpen()
+        assert len(server_frames(pair.readAll())) == 10
+    finally:
+        pair.close()
+
+
+def test_the_clock_can_be_replaced_after_construction() -> None:
+    """
+    C{hub.clock} stays assignable: a test may swap in a L{Clock} later.
+    """
+    hub = Hub()
+    clock = Clock()
+    hub.clock = clock
+    sub = FakeSubscriber()
+    hub.subscribe(sub, "t")
+    hub.publish("t", 1)
+    hub.publish("t", 2)
+    assert [m["data"] for m in sub.messages()] == [1]
+    clock.advance(0)
+    assert [m["data"] for m in sub.messages()] == [1, 2]

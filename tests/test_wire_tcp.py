@@ -9,6 +9,7 @@ take to Twisted's buffer, the measured write backlog and the read size.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -152,12 +153,30 @@ def test_an_abort_by_the_transport_stops_the_direct_path(pair: Pair) -> None:
     assert pair.readAll() == b""
 
 
+class _SendOnlySocket:
+    """
+    A socket as on Windows: C{send} but no C{sendmsg}; records each send.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.sends: list[int] = []
+
+    def send(self, data: bytes) -> int:
+        self.sends.append(len(data))
+        return self._sock.send(data)
+
+
 def test_without_sendmsg_a_few_frames_are_joined(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
     """
     Where sockets have no C{sendmsg} (Windows), a handful of frames from
-    one read go out joined, complete and in order.
+    one read go out as one joined C{send}, complete and in order.
     """
     monkeypatch.setattr("txpulse.wire._HAS_SENDMSG", False)
+    sendOnly = _SendOnlySocket(pair.transport.socket)
+    pair.wire._socket = sendOnly  # type: ignore[assignment]
     pair.wire.dataReceived(b"".join(client_frame(Opcode.TEXT, f"m{i}".encode()) for i in range(5)))
-    assert [f.payload for f in server_frames(pair.readAll())] == [f"m{i}" for i in range(5)]
+    data = pair.readAll()
+    assert [f.payload for f in server_frames(data)] == [f"m{i}" for i in range(5)]
+    assert sendOnly.sends == [len(data)]
     assert pair.queued() == 0

@@ -28,11 +28,11 @@ unchecked). Order is kept per subscriber.
 Slow subscribers: a subscriber whose write backlog (the growth of its
 queue since its transport's buffer filled) is over C{maxBacklog} bytes is
 disconnected with close code 1008 ("subscriber too slow") and a log line,
-checked at each turn's first delivery and before each batch is written
-(counting the batch); the others keep receiving, in order, and the memory a
-slow subscriber holds stays bounded by its transport's buffer, plus
-C{maxBacklog}, plus two batches (C{maxBatch}: the one that filled the
-buffer and the one written with the close frame).
+checked before each turn's first delivery and after each batch is written;
+the others keep receiving, in order, and the memory a slow subscriber holds
+stays bounded by its transport's buffer, plus C{maxBacklog}, plus about two
+batches (the one that filled the buffer, and the one that went over the
+limit; a batch is C{maxBatch} bytes plus at most one message).
 """
 
 from __future__ import annotations
@@ -66,9 +66,10 @@ class Subscriber(Protocol):
     """
     What the hub delivers to: a L{txpulse.wire.WebSocketWire}, or anything
     with these methods. C{sendFrame} writes a serialized frame now;
-    C{queueFrame} queues one (returning whether it started a new batch)
-    and C{flush} writes the batch; C{writeBacklog} says how far behind the
-    reader is, in bytes.
+    C{queueFrame} queues one and returns whether it started a new batch
+    (the hub then remembers to flush this subscriber); C{flush} writes and
+    empties the batch, so that the next C{queueFrame} starts a new one;
+    C{writeBacklog} says how far behind the reader is, in bytes.
     """
 
     def sendFrame(self, frame: bytes) -> None: ...
@@ -176,6 +177,10 @@ class Hub:
 
             self._clock = reactor
         return self._clock
+
+    @clock.setter
+    def clock(self, clock: IReactorTime) -> None:
+        self._clock = clock
 
     # -- subscriptions ------------------------------------------------------
 
@@ -308,18 +313,20 @@ class Hub:
 
     def _writeBatch(self) -> None:
         """
-        Write each subscriber's batch, dropping the subscribers that fell
-        too far behind.
+        Write each subscriber's batch, then drop the subscribers that are
+        now too far behind.
         """
         queued = self._queued
-        batchBytes = self._batchBytes
         self._queued = []
         self._batchBytes = 0
         for subscriber in queued or ():
             try:
-                if subscriber.writeBacklog + batchBytes > self.maxBacklog:
-                    self._dropSlow(subscriber)
+                # Written first, then judged by what is left of it: a reader
+                # that keeps up takes the batch into the kernel (backlog 0),
+                # and only this subscriber's own bytes count against it.
                 subscriber.flush()
+                if subscriber.writeBacklog > self.maxBacklog:
+                    self._dropSlow(subscriber)
             except Exception:
                 _log.failure("Flushing a subscriber failed", Failure())
 

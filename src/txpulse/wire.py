@@ -510,13 +510,21 @@ class WebSocketWire:
             # registered (ITransport.loseConnection; TLS waits for it before
             # sending close_notify), so let go of it first.
             transport.unregisterProducer()  # type: ignore[attr-defined]
-            if conn.close_received is None and self._linger and isinstance(transport, FileDescriptor):
+            if (
+                conn.close_received is None
+                and self._linger
+                and isinstance(transport, FileDescriptor)
+                and not getattr(transport, "TLS", False)
+            ):
                 # The peer has not finished sending (we failed it, or it has
                 # not answered our close): closing now with its data unread
                 # makes the kernel send a reset, which can destroy our close
                 # frame before the peer reads it. Half-close instead, keep
                 # reading (and discarding) until the peer closes; the close
-                # timer bounds the wait. (TLS transports cannot half-close.)
+                # timer bounds the wait. (TLS cannot half-close: neither
+                # listenSSL's wrapper nor a tcp.Connection after startTLS,
+                # whose loseWriteConnection would shut the raw socket down
+                # under the TLS layer.)
                 transport.loseWriteConnection()
                 self._resumeReading()
             else:

@@ -385,3 +385,20 @@ def test_protected_chat_explains_a_refused_token(protected: TwistdServer, people
     forged.join("alice", _room())
     expect(forged.page.locator("#error")).to_contain_text("may not accept its tokens")
     expect(forged.page.locator("#status")).to_have_attribute("data-state", "reconnecting")
+
+
+def test_protected_chat_explains_a_failing_token_service(
+    protected: TwistdServer, people: Callable[..., Chatter]
+) -> None:
+    """
+    When the token service itself fails (here made to answer 500), the page
+    says it could not get a token, not that the server refused one.
+    """
+    broken = people(protected)
+    broken.page.route("**/@wstoken", lambda route: route.fulfill(status=500, body="boom"))
+    broken.page.fill("#key", "k-alice")
+    broken.join("alice", _room())
+    expect(broken.page.locator("#error")).to_contain_text(
+        "Could not get an access token (no token: the token service answered 500)"
+    )
+    expect(broken.page.locator("#status")).to_have_attribute("data-state", "reconnecting")

@@ -236,6 +236,30 @@ def test_module_gives_up_on_a_token_that_never_comes(server: TwistdServer, page:
     assert page.evaluate("window.tokenCalls") == calls
 
 
+def test_module_close_during_a_token_wait_lets_onclose_start_again(server: TwistdServer, page: Any) -> None:
+    # An onclose that calls open() (a "reconnect on close" pattern): the new
+    # attempt stands, the state does not read "closed" while it runs.
+    _open_module_page(server, page)
+    state = page.evaluate(
+        """() => {
+            const pulse = new window.txpulse.PulseSocket({
+                url: window.txpulse.defaultUrl("/echo"),
+                token: () => new Promise(() => {}),
+                connect: false,
+            });
+            let reopened = false;
+            pulse.onclose = () => { if (!reopened) { reopened = true; pulse.open(); } };
+            pulse.open();
+            pulse.close();
+            const state = pulse.state;
+            pulse.onclose = null;
+            pulse.close();
+            return [state, pulse.state];
+        }"""
+    )
+    assert state == ["connecting", "closed"]
+
+
 def test_module_helpers(server: TwistdServer, page: Any) -> None:
     _open_module_page(server, page)
     results = page.evaluate(

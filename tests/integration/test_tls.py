@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.internet.tcp import Connection as TCPConnection
 from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from wsproto.frame_protocol import Opcode
@@ -19,6 +21,7 @@ from wsproto.frame_protocol import Opcode
 from txpulse import ConnectionClosed, WebSocketResource
 from txpulse.apps import EchoFactory
 
+from ..helpers import captured_logs
 from ..support.peers import ws_connect
 from ..support.pki import PKI, make_pki
 from ..support.rawsocket import client_frame, upgrade_request
@@ -115,6 +118,29 @@ async def test_wss_server_initiated_close_reaches_client(serve: Any, pki: PKI, r
     assert await result == (1001, "bye")
     failure = await app.lostReason()
     assert (failure.value.code, failure.value.codeSent, failure.value.clean) == (1001, 1001, True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_start_tls_protocol_error_ends_with_1002_and_a_clean_tls_close(
+    serve: Any, raw: Any, pki: PKI, recorder: RecorderFactory
+) -> None:
+    """
+    When the server fails a peer on a C{startTLS} connection, it must not
+    half-close the raw TCP socket under the TLS layer (what it does on plain
+    TCP to let the close frame arrive): the client gets close 1002, the
+    app sees it, and nothing goes wrong in the server's TLS layer.
+    """
+    server = serve(WebSocketResource(recorder, pingInterval=None), pki.serverOptions, startTLS=True)
+    with captured_logs() as logs:
+        sock = await raw.upgrade(server.port, sslContext=pki.clientContext)
+        await sock.send(client_frame(0x1, b"unmasked", masked=False))
+        messages = await sock.read_all_messages()
+        failure = await (await recorder.next()).lostReason()
+        await deferLater(reactor, 0.1, lambda: None)  # a failure in the TLS layer is logged a little later
+    assert [(m.opcode, m.code) for m in messages] == [(Opcode.CLOSE, 1002)]
+    assert failure.value.codeSent == 1002
+    problems = [line for line in logs if "Traceback" in line or "Unhandled" in line]
+    assert problems == []
 
 
 @pytest_twisted.ensureDeferred

@@ -235,18 +235,8 @@ function join(name, room, key = "") {
     showError($("error"), "");
     pulse.send(JSON.stringify({ action: "join", room, name }));
   };
-  pulse.onclose = () => {
-    if (!current.everOpen) {
-      // A browser is not told why a handshake failed; a protected server
-      // answers 401 to a page without a key, or to a token it does not
-      // accept (another server's, or one that expired on the way).
-      showError(
-        $("error"),
-        key === ""
-          ? "Could not connect. If this server requires an access key, leave and join with one."
-          : "Could not connect with the access key's token; retrying. The server may not accept its tokens.",
-      );
-    }
+  pulse.onclose = (code, reason) => {
+    if (!current.everOpen) showError($("error"), connectFailure(key, reason));
     // Also called for attempts that never opened: report each loss once.
     if (!current.open) return;
     current.open = false;
@@ -281,6 +271,21 @@ function join(name, room, key = "") {
   $("join-card").hidden = true;
   $("room-card").hidden = false;
   $("text").focus();
+}
+
+/**
+ * Why the first connection of a session failed, as far as the page can
+ * tell: PulseSocket says when no token could be had (`reason` "no token…");
+ * past that, a browser is not told why a handshake failed (a protected
+ * server answers 401 to a page without a key, or to a token it does not
+ * accept), nor whether the server was reachable at all.
+ */
+function connectFailure(key, reason) {
+  if (key === "") {
+    return "Could not connect. If this server requires an access key, leave and join with one.";
+  }
+  if (reason.startsWith("no token")) return `Could not get an access token (${reason}); retrying.`;
+  return "Could not connect with the access key's token; retrying. The server may be down, or may not accept its tokens.";
 }
 
 /** The token for the next attempt of `current`; a refused key ends the session. */

@@ -229,6 +229,7 @@ export class PulseSocket extends EventTarget {
       // later is not used.
       this._endTokenWait();
       this._emit("close", { code: 1006, reason: "closed by the client", wasClean: false });
+      if (!this._stopped) return; // the close callback called open(): that attempt stands
     }
     clearTimeout(this._retryTimer);
     this._retryTimer = null;
@@ -245,6 +246,7 @@ export class PulseSocket extends EventTarget {
       this._forget(ws);
       ws.close();
       this._emit("close", { code: 1006, reason: "closed by the client", wasClean: false });
+      if (!this._stopped) return;
     }
     this._setState("closed", {});
   }
