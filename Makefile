@@ -36,9 +36,11 @@ bench-deps: install
 
 bench: bench-deps
 	$(PY) bench/run.py
+	$(PY) bench/coreprofile.py
 
 bench-smoke: bench-deps
 	$(PY) bench/run.py --quick --servers txpulse,twisted
+	$(PY) bench/coreprofile.py --quick
 
 soak: bench-deps
 	$(PY) bench/soak.py
