@@ -47,6 +47,7 @@ import argparse
 import concurrent.futures
 import importlib.metadata
 import importlib.util
+import itertools
 import json
 import os
 import statistics
@@ -425,7 +426,7 @@ class Bench:
         )
         one = self.params("echo32")
         half = replace(one, connections=one.connections // 2)
-        counter = iter(range(1 << 30))
+        counter = itertools.count()
 
         def line(run: int, kind: str, result: dict[str, Any]) -> str:
             return (

@@ -16,7 +16,7 @@ import pytest
 from wsproto.frame_protocol import Opcode as WOpcode
 
 from txpulse.core.frames import Opcode
-from txpulse.wire import LARGE_READ_SIZE
+from txpulse.tcp import LARGE_READ_SIZE
 
 from .helpers import captured_logs, client_frame, server_frames
 from .support.tcppair import TCPPair as Pair
@@ -172,7 +172,7 @@ def test_without_sendmsg_a_few_frames_are_joined(pair: Pair, monkeypatch: pytest
     Where sockets have no C{sendmsg} (Windows), a handful of frames from
     one read go out as one joined C{send}, complete and in order.
     """
-    monkeypatch.setattr("txpulse.wire._HAS_SENDMSG", False)
+    monkeypatch.setattr("txpulse.tcp._HAS_SENDMSG", False)
     sendOnly = _SendOnlySocket(pair.transport.socket)
     pair.wire._socket = sendOnly  # type: ignore[assignment]
     pair.wire.dataReceived(b"".join(client_frame(Opcode.TEXT, f"m{i}".encode()) for i in range(5)))

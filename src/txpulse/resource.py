@@ -28,8 +28,9 @@ from .core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
 from .core.deflate import Deflate, DeflateSettings, parse_extension_header, server_negotiate
 from .core.handshake import UpgradeRequest, accept_key, check_origin, select_subprotocol, validate_request
 from .exceptions import HandshakeError, NegotiationError
+from .interfaces import ConnectionObserver, WebSocketProtocol
 from .site import WebSocketChannel
-from .wire import DEFAULT_MAX_WRITE_BUFFER, ConnectionObserver, WebSocketProtocol, WebSocketWire, WireOptions
+from .wire import DEFAULT_MAX_WRITE_BUFFER, WebSocketWire, WireOptions
 
 __all__ = ["WebSocketResource", "WebSocketServerFactory", "AcceptHook"]
 

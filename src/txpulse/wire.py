@@ -7,6 +7,10 @@ message leaves for the application (C{textMessageReceived} and friends). It
 is also the only place that knows about time (heartbeats, timeouts) and
 about the transport's buffers (back-pressure).
 
+How its bytes reach the kernel (straight to the socket when Twisted's
+buffer is empty, the read size) is L{txpulse.tcp}'s business; what it talks
+to above is described in L{txpulse.interfaces}.
+
 The wire is both sides of the adapter at once: the L{IProtocol} the TCP (or
 TLS) transport talks to, and the C{WebSocketTransport} the application's
 protocol talks to (C{sendTextMessage}, C{loseConnection}, ...). One object
@@ -17,15 +21,14 @@ from __future__ import annotations
 
 import inspect
 import socket
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IDelayedCall, IProtocol, IPushProducer, IReactorTime, ITransport
-from twisted.internet.tcp import Connection as TCPConnection
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -33,6 +36,8 @@ from zope.interface import implementer
 from .core.connection import Close, Connection, Pong, State
 from .core.frames import CloseCode
 from .exceptions import ConnectionClosed, InvalidState
+from .interfaces import ConnectionObserver, WebSocketProtocol
+from .tcp import FULL_READ, LARGE_READ_SIZE, directSocket, queuedBytes, writeChunks
 
 if TYPE_CHECKING:  # pragma: no cover
     from twisted.web.server import Request
@@ -44,62 +49,6 @@ _log = Logger()
 #: How much the queue for a peer that has stopped reading may grow once the
 #: transport's own buffer is full.
 DEFAULT_MAX_WRITE_BUFFER = 8 << 20
-
-#: Read size once a connection has filled a whole read (Twisted reads 64 KiB
-#: at a time): a peer streaming large messages costs a quarter of the reads
-#: and parser passes. Idle and small-message connections never grow.
-#: Twisted's C{bufferSize} is also the write buffer size at which it pauses
-#: the producer, so such a connection may buffer 256 KiB (not 64 KiB) for
-#: its peer before L{WebSocketWire.writeBacklog} starts counting.
-LARGE_READ_SIZE = 256 << 10
-
-#: At most this many chunks go to one C{sendmsg}; more are joined first
-#: (small frames: one copy is cheaper than a long I/O vector, and IOV_MAX
-#: is 1024).
-_MAX_IOV = 16
-
-_DEFAULT_READ_SIZE: int = FileDescriptor.bufferSize
-
-#: Windows sockets have no C{sendmsg}: chunks are joined there.
-_HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
-
-
-class WebSocketProtocol(Protocol):
-    """
-    What the wire needs from the application's protocol: the methods of
-    C{twisted.web.websocket.WebSocketProtocol}.
-
-    C{textMessageReceived} and C{bytesMessageReceived} may return a
-    L{Deferred} (or any awaitable): until it fires, the wire stops reading
-    from the peer, so a slow consumer pushes back on a fast producer.
-    """
-
-    def negotiationStarted(self, transport: Any) -> None: ...
-
-    def negotiationFinished(self) -> None: ...
-
-    def textMessageReceived(self, message: str) -> object: ...
-
-    def bytesMessageReceived(self, data: bytes) -> object: ...
-
-    def pongReceived(self, payload: bytes) -> None: ...
-
-    def connectionLost(self, reason: Failure) -> None: ...
-
-
-class ConnectionObserver(Protocol):
-    """
-    Told when connections open and close (for logging, metrics and graceful
-    shutdown; see L{txpulse.metrics.ConnectionRegistry}).
-    """
-
-    def connectionOpened(self, wire: WebSocketWire) -> None: ...
-
-    def connectionClosed(self, wire: WebSocketWire) -> None: ...
-
-    def pingRoundTrip(self, wire: WebSocketWire, seconds: float) -> None: ...
-
-    def handshakeRefused(self, statusCode: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,12 +200,7 @@ class WebSocketWire:
         """
         self.transport = transport
         self._connected = True
-        if isinstance(transport, TCPConnection) and not transport.TLS:
-            # Plain TCP: writes may go straight to the socket (see _write).
-            # Not once C{startTLS} has run on it (C{twisted.internet.ssl}'s
-            # ports, STARTTLS-style protocols): its bytes must pass through
-            # the TLS layer.
-            self._socket = transport.socket
+        self._socket = directSocket(transport)
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
         now = self._clock.seconds()
         self.openedAt = self._lastReceived = self._lastMessage = now
@@ -288,7 +232,7 @@ class WebSocketWire:
         """
         conn = self._conn
         self.bytesIn += len(data)
-        if len(data) == _DEFAULT_READ_SIZE and self._socket is not None:
+        if len(data) == FULL_READ and self._socket is not None:
             # A full read: the peer is streaming, read more per turn.
             self.transport.bufferSize = LARGE_READ_SIZE  # type: ignore[union-attr]
         if self._timer is not None:
@@ -485,7 +429,7 @@ class WebSocketWire:
             return
         if chunks:
             wasPaused = self._writePaused
-            written = self._write(transport, chunks)
+            written = writeChunks(transport, self._socket, chunks)
             self.bytesOut += written
             if wasPaused:
                 # Only what is written while already paused counts: the write
@@ -529,51 +473,6 @@ class WebSocketWire:
                 self._resumeReading()
             else:
                 transport.loseConnection()
-
-    def _write(self, transport: ITransport, chunks: list[bytes]) -> int:
-        """
-        Write C{chunks} and return their size.
-
-        On plain TCP with nothing queued in Twisted's buffer, the bytes go
-        straight to the socket: Twisted would otherwise hold them until the
-        reactor's next write phase, which comes only after everything read in
-        this turn has been processed (a burst of publishes would reach the
-        first subscriber only after the last one was handled), and would
-        register and unregister the socket for writability with the poller
-        on every message. What the kernel does not take goes to Twisted's
-        buffer, which keeps order and back-pressure as before.
-        """
-        size = sum(map(len, chunks))
-        sock = self._socket
-        if (
-            sock is None
-            or transport._tempDataLen  # type: ignore[attr-defined]
-            or transport.dataBuffer  # type: ignore[attr-defined]
-            or transport.disconnecting  # type: ignore[attr-defined]
-            or transport._aborting  # type: ignore[attr-defined]
-            or not transport.connected  # type: ignore[attr-defined]
-            or transport.TLS  # type: ignore[attr-defined]
-        ):
-            # Twisted's buffer holds earlier bytes (order), the connection is
-            # going away (an abortConnection() by anyone leaves it
-            # "connected" until the next turn), or TLS started after we
-            # attached: Twisted's path.
-            transport.writeSequence(chunks)
-            return size
-        try:
-            if len(chunks) == 1:
-                sent = sock.send(chunks[0])
-            elif len(chunks) <= _MAX_IOV and _HAS_SENDMSG:
-                sent = sock.sendmsg(chunks)
-            else:
-                sent = sock.send(b"".join(chunks))
-        except OSError:
-            # EAGAIN, or an error Twisted will find and report on its own
-            # next write: hand it all over.
-            sent = 0
-        if sent < size:
-            transport.writeSequence(_unsent(chunks, sent))
-        return size
 
     # Sending after the close handshake started is dropped, not an error: a
     # timer-driven sender cannot know the peer's close just arrived. The core
@@ -684,7 +583,7 @@ class WebSocketWire:
         """
         if not self._writePaused:
             return 0
-        queued = _queuedBytes(self.transport)
+        queued = queuedBytes(self.transport)
         if queued is None:
             # A transport whose buffer we cannot see: count what was written
             # since it filled.
@@ -749,7 +648,7 @@ class WebSocketWire:
         if not self._writePaused:
             self._writePaused = True
             self._bufferedWhilePaused = 0
-            self._queuedAtPause = _queuedBytes(self.transport) or 0
+            self._queuedAtPause = queuedBytes(self.transport) or 0
             if self._producer is not None:
                 self._producer.pauseProducing()
 
@@ -867,34 +766,6 @@ class WebSocketWire:
         self._cancelTimer()
         if self._connected:
             self._scheduleTimer(self._clock.seconds())
-
-
-def _unsent(chunks: Sequence[bytes], sent: int) -> list[bytes]:
-    """
-    What is left of C{chunks} after the first C{sent} bytes went out.
-    """
-    for index, chunk in enumerate(chunks):
-        if sent < len(chunk):
-            return [chunk[sent:], *chunks[index + 1 :]]
-        sent -= len(chunk)
-    return []
-
-
-def _queuedBytes(transport: object) -> int | None:
-    """
-    Bytes queued in user space for the peer: Twisted's write buffer, plus,
-    for TLS, the application data not yet encrypted. C{None} for a
-    transport that does not expose its buffer (tests' fakes, other
-    reactors).
-    """
-    if isinstance(transport, FileDescriptor):
-        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-    inner = getattr(transport, "transport", None)
-    appBuffer = getattr(transport, "_appSendBuffer", None)
-    if isinstance(inner, FileDescriptor) and isinstance(appBuffer, list):
-        # twisted.protocols.tls.TLSMemoryBIOProtocol over TCP.
-        return len(inner.dataBuffer) - inner.offset + inner._tempDataLen + sum(map(len, appBuffer))
-    return None
 
 
 def _peerOf(transport: ITransport | None) -> str:

@@ -42,7 +42,8 @@ from ..core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
 from ..core.deflate import Deflate, DeflateSettings, client_accept, client_offer
 from ..core.handshake import ResponseHead, client_request, header_tokens, parse_response_head, validate_response
 from ..exceptions import ConnectionRejected, HandshakeError, NegotiationError
-from ..wire import DEFAULT_MAX_WRITE_BUFFER, WebSocketProtocol, WebSocketWire, WireOptions
+from ..interfaces import WebSocketProtocol
+from ..wire import DEFAULT_MAX_WRITE_BUFFER, WebSocketWire, WireOptions
 
 __all__ = [
     "WebSocketClientEndpoint",
