@@ -59,12 +59,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import IntEnum
 
 from ..exceptions import InvalidPayload, InvalidState, PayloadTooBig, ProtocolError
 from .assembly import MessageAssembler
 from .deflate import Deflate
+from .events import Close, Event, Ping, Pong, Side, State
 from .frames import (
     MAX_CONTROL_PAYLOAD,
     NATIVE_MASK_THRESHOLD,
@@ -99,67 +98,12 @@ _UNLIMITED = 1 << 64
 _SEPARATE_PAYLOAD = 4096
 
 
-class Side(IntEnum):
-    """
-    Which end of the connection this core plays (RFC 6455 §5.1: masking).
-    """
-
-    SERVER = 0
-    CLIENT = 1
-
-
-class State(IntEnum):
-    """
-    Connection states after the opening handshake (RFC 6455 §4-§7).
-    """
-
-    OPEN = 1
-    CLOSING = 2
-    CLOSED = 3
-
-
 _OPEN = State.OPEN
 
 #: Headers of unmasked, unfragmented text and binary frames with payloads
 #: under 126 bytes (the common small message), built once.
 _SMALL_TEXT_HEADERS = tuple(bytes((0x81, n)) for n in range(126))
 _SMALL_BINARY_HEADERS = tuple(bytes((0x82, n)) for n in range(126))
-
-
-@dataclass(frozen=True, slots=True)
-class Ping:
-    """
-    The peer sent a ping (already answered by the core).
-    """
-
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Pong:
-    """
-    The peer sent a pong.
-    """
-
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    """
-    A close frame: received from the peer, or sent by us.
-
-    @ivar code: the status code; 1005 when the frame carried none.
-    @ivar reason: the UTF-8 reason text.
-    """
-
-    code: int
-    reason: str = ""
-
-
-#: What L{Connection.events_received} returns: C{str} is a text message,
-#: C{bytes} a binary message.
-Event = str | bytes | Ping | Pong | Close
 
 
 class Connection:
