@@ -532,3 +532,78 @@ def test_failed_deferred_closes_with_1011() -> None:
     with captured_logs():
         d.errback(RuntimeError("boom"))
     assert server_frames(transport.value())[-1].payload == (1011, "")
+
+
+def test_full_write_buffer_stops_reading_until_it_drains() -> None:
+    """
+    When the transport pauses the wire as a producer (its write buffer is
+    full: the peer does not read), the wire stops reading from the peer
+    (every ping or echoed message would add a reply to that buffer), and
+    reads again once the buffer drains.
+    """
+    wire, transport, app, clock = make_wire()
+    wire.pauseProducing()
+    assert transport.producerState == "paused"
+    wire.resumeProducing()
+    assert transport.producerState == "producing"
+
+
+def test_application_and_write_buffer_hold_reading_independently() -> None:
+    """
+    A pending handler and a full write buffer are two independent reasons
+    to stop reading: reading resumes only once neither holds, whichever
+    ends first.
+    """
+    gate: Deferred[None] = Deferred()
+
+    class Slow(RecordingApp):
+        def textMessageReceived(self, message: str) -> Deferred[None] | None:
+            self.events.append(("text", message))
+            return gate if message == "slow" else None
+
+    wire, transport, app, clock = make_wire(Slow())
+    wire.dataReceived(client_frame(Opcode.TEXT, b"slow") + client_frame(Opcode.TEXT, b"next"))
+    wire.pauseProducing()
+    wire.resumeProducing()  # the buffer drained, the handler still holds
+    assert transport.producerState == "paused"
+    wire.pauseProducing()
+    gate.callback(None)  # the handler finished, the buffer is still full
+    assert app.messages() == [("text", "slow"), ("text", "next")]
+    assert transport.producerState == "paused"
+    wire.resumeProducing()
+    assert transport.producerState == "producing"
+
+
+def test_closing_reads_again_despite_a_full_write_buffer() -> None:
+    """
+    Once the close handshake starts, the peer's close frame must be read
+    however full the write buffer is (the core answers nothing more, so
+    reading adds nothing to it): reading resumes, the peer's close
+    completes the handshake, and a drain afterwards changes nothing.
+    """
+    wire, transport, app, clock = make_wire(closeTimeout=5)
+    wire.pauseProducing()
+    wire.loseConnection(1001)
+    assert transport.producerState == "producing"
+    wire.dataReceived(client_frame(Opcode.PING, b"late") + client_frame(Opcode.CLOSE, (1001).to_bytes(2, "big")))
+    assert opcodes(transport) == [WOpcode.CLOSE]  # no pong once closing
+    assert transport.disconnecting
+    wire.resumeProducing()
+    assert transport.producerState == "producing"
+
+
+def test_keepalive_drops_a_peer_that_reads_nothing_while_reading_is_paused() -> None:
+    """
+    While reading is paused for a full write buffer, a peer whose buffer
+    shows no progress (here: a transport that does not show its buffer at
+    all) gets no credit: it is pinged after C{pingInterval}, and closed with
+    1011 C{pingTimeout} later, as a silent peer.
+    """
+    wire, transport, app, clock = make_wire(pingInterval=10, pingTimeout=5)
+    wire.pauseProducing()
+    clock.advance(10)
+    assert opcodes(transport) == [WOpcode.PING]
+    with captured_logs():
+        clock.advance(5)
+    assert close_code(transport) == 1011
+    assert transport.disconnecting

@@ -16,7 +16,7 @@ import pytest
 from wsproto.frame_protocol import Opcode as WOpcode
 
 from txpulse.core.frames import Opcode
-from txpulse.tcp import LARGE_READ_SIZE
+from txpulse.tcp import CHUNK_OVERHEAD, LARGE_READ_SIZE, heldBytes
 
 from .helpers import captured_logs, client_frame, server_frames
 from .support.tcppair import TCPPair as Pair
@@ -180,3 +180,61 @@ def test_without_sendmsg_a_few_frames_are_joined(pair: Pair, monkeypatch: pytest
     assert [f.payload for f in server_frames(data)] == [f"m{i}" for i in range(5)]
     assert sendOnly.sends == [len(data)]
     assert pair.queued() == 0
+
+
+def test_a_slow_reader_of_a_large_message_is_not_dropped_by_the_keepalive() -> None:
+    """
+    A large message fills Twisted's buffer, so the wire stops reading from
+    the peer and its pongs cannot arrive. As long as the peer reads (bytes
+    leave the buffer for the kernel), that counts as a sign of life: no
+    ping timeout, however long the transfer. Once it stops reading, it is
+    pinged and closed with 1011 like a silent peer.
+    """
+    pair = Pair(sendBuffer=16 << 10, pingInterval=1, pingTimeout=1)
+    try:
+        pair.transport.startReading()
+        pair.app.transport.sendBytesMessage(b"x" * (4 << 20))
+        assert pair.transport not in pair.reactor.getReaders()  # reading paused
+        for _ in range(12):  # 6 s, ping interval and timeout are 1 s each
+            pair.clock.advance(0.5)
+            pair.readAll(32 << 10)
+            pair.transport.doWrite()
+        assert not pair.transport.disconnecting
+        assert pair.queued() > 0 and pair.transport not in pair.reactor.getReaders()
+        with captured_logs() as logs:
+            for _ in range(3):  # credit for the last read, a ping, its timeout
+                pair.clock.advance(1)
+        assert any("silent 1s after a ping" in line for line in logs), logs
+        assert pair.transport.disconnecting
+    finally:
+        pair.close()
+
+
+def test_replies_queued_behind_a_full_buffer_are_coalesced() -> None:
+    """
+    Small frames handed to Twisted's buffer while it holds earlier bytes
+    are joined: one read's thousand pongs become one object, and pongs of
+    reads that brought one ping each are appended to the small chunk at the
+    end of the buffer, not queued one object each. Order is kept, and
+    L{txpulse.tcp.heldBytes} counts the objects' overhead.
+    """
+    pair = Pair(sendBuffer=16 << 10)
+    try:
+        pair.app.transport.sendBytesMessage(b"x" * (1 << 20))
+        objects = len(pair.transport._tempDataBuffer)
+        pair.wire.dataReceived(b"".join(client_frame(Opcode.PING, f"{i:04}".encode()) for i in range(1000)))
+        for i in range(1000, 3000):
+            pair.wire.dataReceived(client_frame(Opcode.PING, f"{i:04}".encode()))
+        # 3000 pongs of 6 bytes: at most one object per 4 KiB.
+        assert len(pair.transport._tempDataBuffer) - objects <= 3000 * 6 // 4096 + 2
+        assert heldBytes(pair.transport) == pair.queued() + CHUNK_OVERHEAD * (len(pair.transport._tempDataBuffer) + 1)
+        received = bytearray()
+        while pair.queued():
+            received += pair.readAll()
+            pair.transport.doWrite()
+        received += pair.readAll()
+        frames = server_frames(bytes(received))
+        assert frames[0].opcode is WOpcode.BINARY
+        assert [f.payload for f in frames[1:]] == [f"{i:04}".encode() for i in range(3000)]
+    finally:
+        pair.close()

@@ -11,6 +11,14 @@ subscriber only after the last one was handled), and would register and
 unregister the socket for writability with the poller on every message.
 What the kernel does not take goes to Twisted's buffer, which keeps order
 and back-pressure as before.
+
+What goes to Twisted's buffer is coalesced first (L{writeChunks}): Twisted
+keeps one Python object per chunk until the socket is writable again, and
+for a peer that does not read, thousands of 2-byte pongs cost some 60 bytes
+of memory each, not 2. Small frames are joined into one C{bytes}, and
+appended to the small chunk already at the end of Twisted's buffer, so what
+a slow peer makes us hold is close to its size in bytes; L{heldBytes}
+counts the rest (the per-object overhead) against the write-buffer limit.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from twisted.internet.abstract import FileDescriptor
 from twisted.internet.interfaces import ITransport
 from twisted.internet.tcp import Connection as TCPConnection
 
-__all__ = ["FULL_READ", "LARGE_READ_SIZE", "directSocket", "writeChunks", "queuedBytes"]
+__all__ = ["FULL_READ", "LARGE_READ_SIZE", "directSocket", "writeChunks", "queuedBytes", "heldBytes"]
 
 #: What Twisted reads at a time (64 KiB): a read this long means the peer
 #: is streaming.
@@ -40,6 +48,16 @@ LARGE_READ_SIZE = 256 << 10
 #: (small frames: one copy is cheaper than a long I/O vector, and IOV_MAX
 #: is 1024).
 _MAX_IOV = 16
+
+#: Chunks shorter than this are joined with their neighbours before they go
+#: to Twisted's buffer (larger ones, e.g. a big message's payload, are
+#: handed over as they are: copying them would cost more than the object).
+_SMALL_CHUNK = 4096
+
+#: What one object in Twisted's buffer costs beyond its bytes: the C{bytes}
+#: header (33 bytes), the allocator's rounding and the list slot. Counted
+#: against the write-buffer limit by L{heldBytes}.
+CHUNK_OVERHEAD = 64
 
 #: Windows sockets have no C{sendmsg}: chunks are joined there.
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
@@ -66,16 +84,18 @@ def writeChunks(transport: ITransport, sock: socket.socket | None, chunks: list[
     size = sum(map(len, chunks))
     if (
         sock is None
-        or transport._tempDataLen  # type: ignore[attr-defined]
-        or transport.dataBuffer  # type: ignore[attr-defined]
         or transport.disconnecting  # type: ignore[attr-defined]
         or transport._aborting  # type: ignore[attr-defined]
         or not transport.connected  # type: ignore[attr-defined]
     ):
-        # Twisted's buffer holds earlier bytes (order), or the connection is
-        # going away (an abortConnection() by anyone leaves it "connected"
-        # until the next turn): Twisted's path.
-        transport.writeSequence(chunks)
+        # Not plain TCP (TLS encrypts each write it is given as a whole), or
+        # the connection is going away (an abortConnection() by anyone
+        # leaves it "connected" until the next turn): Twisted's path.
+        transport.writeSequence(_coalesced(chunks, size))
+        return size
+    if transport._tempDataLen or transport.dataBuffer:  # type: ignore[attr-defined]
+        # Twisted's buffer holds earlier bytes: queue behind them (order).
+        _buffer(transport, chunks, size)  # type: ignore[arg-type]
         return size
     try:
         if len(chunks) == 1:
@@ -89,8 +109,52 @@ def writeChunks(transport: ITransport, sock: socket.socket | None, chunks: list[
         # write: hand it all over.
         sent = 0
     if sent < size:
-        transport.writeSequence(_unsent(chunks, sent))
+        _buffer(transport, _unsent(chunks, sent), size - sent)  # type: ignore[arg-type]
     return size
+
+
+def _buffer(transport: TCPConnection, chunks: list[bytes], size: int) -> None:
+    """
+    Hand C{chunks} (C{size} bytes) to the non-empty (or just filled) buffer
+    of a plain TCP C{transport}, coalesced: small chunks joined together
+    and onto the small chunk at the end of Twisted's buffer, if any.
+    """
+    chunks = _coalesced(chunks, size)
+    first = chunks[0]
+    pending = transport._tempDataBuffer
+    if pending and len(first) < _SMALL_CHUNK and not transport._writeDisconnected:
+        last = pending[-1]
+        if len(last) < _SMALL_CHUNK:
+            # Grow the small tail (a copy of at most _SMALL_CHUNK bytes)
+            # rather than add an object; writeSequence keeps Twisted's
+            # bookkeeping (the producer pause, the writer registration).
+            pending.pop()
+            transport._tempDataLen -= len(last)
+            chunks[0] = last + first
+    transport.writeSequence(chunks)
+
+
+def _coalesced(chunks: list[bytes], size: int) -> list[bytes]:
+    """
+    C{chunks} (C{size} bytes in all) with each run of small ones joined.
+    """
+    if len(chunks) == 1:
+        return chunks
+    if size <= FULL_READ:
+        return [b"".join(chunks)]
+    out: list[bytes] = []
+    run: list[bytes] = []
+    for chunk in chunks:
+        if len(chunk) < _SMALL_CHUNK:
+            run.append(chunk)
+            continue
+        if run:
+            out.append(b"".join(run))
+            run = []
+        out.append(chunk)
+    if run:
+        out.append(b"".join(run))
+    return out
 
 
 def _unsent(chunks: Sequence[bytes], sent: int) -> list[bytes]:
@@ -119,3 +183,20 @@ def queuedBytes(transport: object) -> int | None:
         # twisted.protocols.tls.TLSMemoryBIOProtocol over TCP.
         return len(inner.dataBuffer) - inner.offset + inner._tempDataLen + sum(map(len, appBuffer))
     return None
+
+
+def heldBytes(transport: object) -> int | None:
+    """
+    The memory (in bytes) queued for the peer in user space: L{queuedBytes}
+    plus L{CHUNK_OVERHEAD} for each object holding them. C{None} for a
+    transport that does not expose its buffer.
+    """
+    queued = queuedBytes(transport)
+    if queued is None:
+        return None
+    inner = transport if isinstance(transport, FileDescriptor) else getattr(transport, "transport", None)
+    objects = len(inner._tempDataBuffer) + 1  # type: ignore[union-attr]
+    appBuffer = getattr(transport, "_appSendBuffer", None)
+    if isinstance(appBuffer, list):
+        objects += len(appBuffer)
+    return queued + objects * CHUNK_OVERHEAD

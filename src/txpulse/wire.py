@@ -37,7 +37,7 @@ from .core.connection import Close, Connection, Pong, State
 from .core.frames import CloseCode
 from .exceptions import ConnectionClosed, InvalidState
 from .interfaces import ConnectionObserver, WebSocketProtocol
-from .tcp import FULL_READ, LARGE_READ_SIZE, directSocket, queuedBytes, writeChunks
+from .tcp import FULL_READ, LARGE_READ_SIZE, directSocket, heldBytes, queuedBytes, writeChunks
 
 if TYPE_CHECKING:  # pragma: no cover
     from twisted.web.server import Request
@@ -49,6 +49,15 @@ _log = Logger()
 #: How much the queue for a peer that has stopped reading may grow once the
 #: transport's own buffer is full.
 DEFAULT_MAX_WRITE_BUFFER = 8 << 20
+
+# Why reading from the transport is paused: each reason is one bit of
+# WebSocketWire._readHolds, and reading resumes only when none is left.
+#: The application returned an awaitable it has not finished with.
+_HOLD_APPLICATION = 1
+#: The transport's write buffer is full: the peer does not read what we send,
+#: so we stop reading what it sends (every ping or echoed message would add
+#: to the buffer). TCP's own flow control then holds the peer back.
+_HOLD_WRITES = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +76,13 @@ class WireOptions:
         never.
     @ivar closeTimeout: seconds to wait for the peer to finish the close
         handshake (and for the TCP connection to go) before aborting it.
-    @ivar maxWriteBuffer: how many bytes the queue for a peer may grow once
-        the transport's buffer is full (see L{WebSocketWire.writeBacklog});
-        past it the connection is aborted.
+    @ivar maxWriteBuffer: how much memory (in bytes, counting each queued
+        object's overhead, see L{txpulse.tcp.heldBytes}) the queue for a
+        peer may grow once the transport's buffer is full (see
+        L{WebSocketWire.writeBacklog}); past it the connection is aborted.
+        While the buffer is full the peer is not read from, so only what
+        the application sends counts: replies to the peer's own frames
+        (pongs, echoes) stop with the reading.
     @ivar observer: told when each connection opens and closes.
     """
 
@@ -140,7 +153,8 @@ class WebSocketWire:
         "_producer",
         "_connected",
         "_transportClosing",
-        "_readPaused",
+        "_readHolds",
+        "_drainMark",
         "_linger",
         "openedAt",
         "messagesIn",
@@ -185,7 +199,8 @@ class WebSocketWire:
         self._producer: IPushProducer | None = None
         self._connected = False
         self._transportClosing = False
-        self._readPaused = False
+        self._readHolds = 0
+        self._drainMark = 0
         self._linger = True
         self.openedAt = 0.0
         self.messagesIn = self.messagesOut = self.bytesIn = self.bytesOut = 0
@@ -358,7 +373,7 @@ class WebSocketWire:
         # Answers to the messages held back must go out before the echo of
         # a close that arrived with them.
         self._conn.hold_close_reply = True
-        self._pauseReading()
+        self._pauseReading(_HOLD_APPLICATION)
         d.addCallbacks(self._resumeDelivery, self._applicationFailed)
         return True
 
@@ -368,20 +383,31 @@ class WebSocketWire:
         self._conn.hold_close_reply = False
         if not self._connected:
             return
-        self._resumeReading()
+        self._resumeReading(_HOLD_APPLICATION)
         if pending:
             self._deliver(pending)
         self._flush()
 
-    def _pauseReading(self) -> None:
-        if not self._readPaused and self.transport is not None:
-            self._readPaused = True
+    def _pauseReading(self, reason: int) -> None:
+        """
+        Stop reading from the transport for C{reason} (a C{_HOLD_*} bit), in
+        addition to any other reason already holding it.
+        """
+        holds = self._readHolds
+        self._readHolds = holds | reason
+        if not holds and self.transport is not None:
             self.transport.pauseProducing()  # type: ignore[attr-defined]
 
-    def _resumeReading(self) -> None:
-        if self._readPaused and self.transport is not None:
-            self._readPaused = False
-            self.transport.resumeProducing()  # type: ignore[attr-defined]
+    def _resumeReading(self, reasons: int) -> None:
+        """
+        C{reasons} (C{_HOLD_*} bits) no longer hold reading; it resumes if
+        no other reason does.
+        """
+        holds = self._readHolds
+        if holds & reasons:
+            self._readHolds = holds & ~reasons
+            if not self._readHolds and self.transport is not None:
+                self.transport.resumeProducing()  # type: ignore[attr-defined]
 
     def _pongReceived(self) -> None:
         """
@@ -431,7 +457,11 @@ class WebSocketWire:
             wasPaused = self._writePaused
             written = writeChunks(transport, self._socket, chunks)
             self.bytesOut += written
-            if wasPaused:
+            if not wasPaused and self._writePaused:
+                # This write filled the buffer: what has reached the kernel
+                # so far, to tell later whether the peer reads (keepalive).
+                self._drainMark = self._drained() or 0
+            elif wasPaused:
                 # Only what is written while already paused counts: the write
                 # that filled the buffer (e.g. one large message) is not the
                 # peer's fault.
@@ -470,7 +500,7 @@ class WebSocketWire:
                 # whose loseWriteConnection would shut the raw socket down
                 # under the TLS layer.)
                 transport.loseWriteConnection()
-                self._resumeReading()
+                self._resumeReading(_HOLD_APPLICATION | _HOLD_WRITES)
             else:
                 transport.loseConnection()
 
@@ -576,14 +606,15 @@ class WebSocketWire:
     @property
     def writeBacklog(self) -> int:
         """
-        How far behind a slow reader is: the growth of the bytes queued for
-        it since the transport's buffer filled up (0 while the peer keeps
-        up). A peer that reads steadily, if not as fast as we write, keeps
-        this near 0 even while the buffer never fully drains.
+        How far behind a slow reader is: the growth of the memory queued
+        for it (L{txpulse.tcp.heldBytes}: bytes plus per-object overhead)
+        since the transport's buffer filled up (0 while the peer keeps up).
+        A peer that reads steadily, if not as fast as we write, keeps this
+        near 0 even while the buffer never fully drains.
         """
         if not self._writePaused:
             return 0
-        queued = queuedBytes(self.transport)
+        queued = heldBytes(self.transport)
         if queued is None:
             # A transport whose buffer we cannot see: count what was written
             # since it filled.
@@ -643,23 +674,47 @@ class WebSocketWire:
     def pauseProducing(self) -> None:
         """
         The transport's write buffer is full (the peer reads slower than we
-        write): pause the application's producer and start counting.
+        write): pause the application's producer, stop reading from the
+        peer, and start counting.
+
+        Reading stops because every frame read may add to the buffer (the
+        core answers a ping with a pong, an echo answers a message): a peer
+        that sends and never reads would otherwise make us hold replies
+        without end. TCP's flow control now holds the peer back, in the
+        kernel's buffers. Not while closing: the peer's close frame must
+        still be read, and the core answers nothing once a close frame has
+        crossed.
         """
         if not self._writePaused:
             self._writePaused = True
             self._bufferedWhilePaused = 0
-            self._queuedAtPause = queuedBytes(self.transport) or 0
+            self._queuedAtPause = heldBytes(self.transport) or 0
+            # (Set again by _flush when the pause came from its own write,
+            # once that write is counted in bytesOut.)
+            self._drainMark = self._drained() or 0
             if self._producer is not None:
                 self._producer.pauseProducing()
+            if not self._closing:
+                self._pauseReading(_HOLD_WRITES)
 
     def resumeProducing(self) -> None:
         """
-        The transport's write buffer drained.
+        The transport's write buffer drained: resume the application's
+        producer, and reading (unless the application still holds it).
         """
         self._writePaused = False
         self._bufferedWhilePaused = 0
         if self._producer is not None:
             self._producer.resumeProducing()
+        self._resumeReading(_HOLD_WRITES)
+
+    def _drained(self) -> int | None:
+        """
+        Bytes that have left user space for the kernel so far; C{None} on a
+        transport that does not show its buffer.
+        """
+        queued = queuedBytes(self.transport)
+        return None if queued is None else self.bytesOut - queued
 
     def stopProducing(self) -> None:
         """
@@ -725,6 +780,19 @@ class WebSocketWire:
             # peer's pongs cannot arrive, and the peer is not idle either.
             self._lastReceived = self._lastMessage = now
             self._pingSentAt = None
+        elif self._readHolds & _HOLD_WRITES:
+            # Reading is paused because the peer does not keep up with what
+            # we send: its pongs (and messages) cannot arrive. A peer that
+            # reads at all (bytes left our buffer for the kernel since the
+            # last look) is alive and, as far as we can know, not idle: a
+            # slow reader of a large message is not dropped. One that reads
+            # nothing is pinged and times out as usual (its close frame
+            # cannot reach it either: the close timeout then aborts it).
+            drained = self._drained()
+            if drained is not None and drained > self._drainMark:
+                self._drainMark = drained
+                self._lastReceived = self._lastMessage = now
+                self._pingSentAt = None
         if options.idleTimeout is not None and now - self._lastMessage >= options.idleTimeout:
             _log.info(
                 "WebSocket peer {peer} idle for {timeout}s; closing",
@@ -763,6 +831,9 @@ class WebSocketWire:
         if self._closing:
             return
         self._closing = True
+        # The peer's close frame must be read, however full our buffer: the
+        # core answers nothing from now on, so reading adds nothing to it.
+        self._resumeReading(_HOLD_WRITES)
         self._cancelTimer()
         if self._connected:
             self._scheduleTimer(self._clock.seconds())

@@ -312,17 +312,21 @@ def flood_without_reading(sock: RawSocket, chunk: bytes, limit: int) -> tuple[in
 
 
 @pytest_twisted.ensureDeferred
-async def test_pinger_that_never_reads_pongs_is_dropped_at_the_write_buffer_limit(
+async def test_pinger_that_never_reads_pongs_is_no_longer_read_then_dropped_by_the_keepalive(
     hardened: Any, raw: Any, logs: LogLines
 ) -> None:
     """
-    A peer flooding pings while never reading the pongs makes the server
-    queue output it cannot send: once C{maxWriteBuffer} (64 KiB) is queued
-    behind the full socket, the peer is dropped and logged. The server-side
-    backlog never goes much past the limit (memory stays bounded).
+    A peer flooding pings while never reading the pongs: once the server's
+    write buffer is full it stops reading from that peer (TCP back-pressure
+    holds the flood in the kernel's buffers), so the pongs queued for it
+    stay under Twisted's pause threshold plus the replies to one read,
+    never near C{maxWriteBuffer} (1 MiB). Its pongs cannot be read either:
+    C{pingTimeout} (0.3 s) after the keepalive ping it is closed with 1011,
+    and since that close frame cannot reach it, aborted C{closeTimeout}
+    (0.3 s) later; both logged with the peer's address.
     """
-    limit = 64 << 10
-    server = hardened(maxWriteBuffer=limit)
+    limit = 1 << 20
+    server = hardened(maxWriteBuffer=limit, pingInterval=0.3, pingTimeout=0.3, closeTimeout=0.3)
     async with undisturbed(server):
         sock, peer, app = await opened(raw, server)
         sock.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -336,16 +340,15 @@ async def test_pinger_that_never_reads_pongs_is_dropped_at_the_write_buffer_limi
             await deferLater(reactor, 0.002)
         failure = await app.lostReason()
         sent, ended = await within(flooding)
-        assert (failure.value.code, failure.value.clean) == (1006, False)
+        assert (failure.value.code, failure.value.codeSent, failure.value.clean) == (1006, 1011, False)
         assert ended in ("ConnectionResetError", "BrokenPipeError"), (sent, ended)
-        # What may be queued: up to Twisted's pause threshold plus the write
-        # that crossed it (before counting starts), then the limit plus the
-        # write that crossed it. One write answers one read; a flooding peer
-        # fills every read, so the wire reads (and Twisted pauses at)
-        # LARGE_READ_SIZE: at most that much of pings, less of pongs.
-        batch = LARGE_READ_SIZE
-        assert largest <= LARGE_READ_SIZE + batch + limit + batch, largest
-        await logs.expect(peer, "is not reading", "dropping the connection")
+        # Up to Twisted's pause threshold (LARGE_READ_SIZE, since a flooding
+        # peer fills every read) plus the write that crossed it: the pongs
+        # answering one read, less than the read itself.
+        assert largest <= LARGE_READ_SIZE + LARGE_READ_SIZE, largest
+        assert not logs.matching(peer, "is not reading")
+        await logs.expect(peer, "silent 0.3s after a ping; closing with 1011")
+        await logs.expect(peer, "did not finish closing within 0.3s; aborting")
 
 
 def fragments(opcode: int, payload: bytes) -> bytes:

@@ -24,7 +24,13 @@ class TCPPair:
     A wire on a real TCP connection, and the peer's end of the socket.
     """
 
-    def __init__(self, maxWriteBuffer: int = 1 << 20, sendBuffer: int | None = None) -> None:
+    def __init__(
+        self,
+        maxWriteBuffer: int = 1 << 20,
+        sendBuffer: int | None = None,
+        pingInterval: float | None = None,
+        pingTimeout: float = 20.0,
+    ) -> None:
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
@@ -36,11 +42,12 @@ class TCPPair:
             self.peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sendBuffer)
         self.reactor = MemoryReactorClock()
         self.app = RecordingApp(echo=True)
+        self.clock = Clock()
         self.wire = WebSocketWire(
             self.app,
             Connection(Side.SERVER, max_message_size=None),
-            clock=Clock(),
-            options=WireOptions(pingInterval=None, maxWriteBuffer=maxWriteBuffer),
+            clock=self.clock,
+            options=WireOptions(pingInterval=pingInterval, pingTimeout=pingTimeout, maxWriteBuffer=maxWriteBuffer),
         )
         self.transport = TCPConnection(ours, self.wire, self.reactor)  # type: ignore[arg-type]
         self.transport.connected = True
