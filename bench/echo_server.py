@@ -272,13 +272,14 @@ def _installEpoll() -> Any:
 def _txpulseSite(root: Any) -> Any:
     """
     What C{twistd txpulse} serves with: a L{txpulse.WebSocketSite} (its
-    first-request deadline at the plugin's default, 10 s).
+    request deadline at the plugin's default, 10 s), without connection caps:
+    the suite opens up to 10,000 connections, all from 127.0.0.1.
     """
     if (SRC / "txpulse" / "__init__.py").exists():
         sys.path.insert(0, str(SRC))
     from txpulse.site import WebSocketSite
 
-    return WebSocketSite(root, requestTimeout=10.0)
+    return WebSocketSite(root, requestTimeout=10.0, maxConnections=0, maxConnectionsPerAddress=0)
 
 
 def twistedSite(

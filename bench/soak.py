@@ -91,6 +91,12 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
             f"tcp:{port}:interface=127.0.0.1:backlog=1024",
             "--ping-interval",
             str(args.ping_interval),
+            # Every connection comes from 127.0.0.1, and there are more than
+            # the default total cap leaves room for: no connection caps.
+            "--max-connections",
+            "0",
+            "--max-connections-per-address",
+            "0",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -1,34 +1,92 @@
 """
-Tests for L{txpulse.site.WebSocketSite}: the first-request deadline that
-stops slow-header clients.
+Tests for L{txpulse.site.WebSocketSite}, in memory (StringTransport and
+Clock): the deadline of every request, bounded keep-alive, connection caps,
+request bodies refused at the head, and the C{Host} allow-list.
 """
 
 from __future__ import annotations
 
+import resource as rlimit
+from typing import Any
+
+import pytest
 from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.task import Clock
 from twisted.web.resource import Resource
+from twisted.web.server import Request
 from twisted.web.static import Data
+from zope.interface import implementer
 
 from txpulse import WebSocketResource
 from txpulse.apps import EchoFactory
 from txpulse.core.frames import Opcode
-from txpulse.site import WebSocketSite
+from txpulse.site import REFUSAL_LOG_INTERVAL, AllowedHosts, WebSocketSite, defaultMaxConnections
 
 from .helpers import CountingTransport, captured_logs, client_frame, server_frames
 from .test_resource import upgrade_request
 
+PAGE = b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n"
 
-def connection(requestTimeout: float = 10.0) -> tuple[object, CountingTransport, Clock]:
+
+class Upload(Resource):
+    """
+    Takes request bodies: answers with their size, and counts the requests
+    it rendered.
+    """
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rendered = 0
+
+    def render_POST(self, request: Request) -> bytes:
+        self.rendered += 1
+        assert request.content is not None
+        return b"got %d" % len(request.content.read())
+
+
+def make_site(**kwargs: Any) -> tuple[WebSocketSite, Clock, Upload]:
+    """
+    A L{WebSocketSite} on a L{Clock} with C{/ws} (echo), C{/page} (static)
+    and C{/upload} (L{Upload}); C{kwargs} go to the site.
+    """
     clock = Clock()
     root = Resource()
     root.putChild(b"ws", WebSocketResource(EchoFactory(), clock=clock, pingInterval=None))
     root.putChild(b"page", Data(b"hello", "text/plain"))
-    site = WebSocketSite(root, requestTimeout=requestTimeout, reactor=clock)
-    protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4000))
+    upload = Upload()
+    root.putChild(b"upload", upload)
+    kwargs.setdefault("requestTimeout", 10.0)
+    return WebSocketSite(root, reactor=clock, **kwargs), clock, upload
+
+
+def connect(site: WebSocketSite, host: str = "127.0.0.1", port: int = 4000) -> tuple[Any, CountingTransport]:
+    """
+    A connection to C{site} from C{host:port}.
+    """
+    address = IPv4Address("TCP", host, port)
+    protocol = site.buildProtocol(address)
     transport = CountingTransport()
+    transport.peerAddr = address
     protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def connection(requestTimeout: float = 10.0, **kwargs: Any) -> tuple[Any, CountingTransport, Clock]:
+    site, clock, _ = make_site(requestTimeout=requestTimeout, **kwargs)
+    protocol, transport = connect(site)
     return protocol, transport, clock
+
+
+def drip(protocol: Any, clock: Clock, data: bytes, interval: float) -> None:
+    for i in range(len(data)):
+        protocol.dataReceived(data[i : i + 1])
+        clock.advance(interval)
+
+
+# -- the deadline of every request ---------------------------------------------------------
 
 
 def test_slow_headers_get_408_at_the_deadline() -> None:
@@ -40,7 +98,7 @@ def test_slow_headers_get_408_at_the_deadline() -> None:
     protocol, transport, clock = connection(10)
     request = upgrade_request()
     for i in range(9):
-        protocol.dataReceived(request[i : i + 1])  # type: ignore[attr-defined]
+        protocol.dataReceived(request[i : i + 1])
         clock.advance(1)
     assert transport.value() == b""
     with captured_logs() as logs:
@@ -55,21 +113,112 @@ def test_prompt_request_is_not_affected() -> None:
     A request completed in time is served, and the deadline is disarmed.
     """
     protocol, transport, clock = connection(10)
-    protocol.dataReceived(b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n")  # type: ignore[attr-defined]
+    protocol.dataReceived(PAGE)
     assert b"hello" in transport.value()
-    clock.advance(30)
+    clock.advance(9.9)
     assert b"408" not in transport.value()
+
+
+def test_second_request_has_the_deadline_too() -> None:
+    """
+    After a quick first request, the next request's head dribbled one byte
+    a second gets 408 once C{requestTimeout} has passed since its first
+    byte, then the connection closes, with a log line.
+    """
+    protocol, transport, clock = connection(3.0)
+    protocol.dataReceived(PAGE)
+    assert b"hello" in transport.value()
+    transport.clear()
+    clock.advance(2)  # idle between requests: within the keep-alive time
+    with captured_logs() as logs:
+        drip(protocol, clock, b"GET /page HTTP/1.1\r\nX-Slow: aaaaaaa", 1)
+    assert transport.value().startswith(b"HTTP/1.1 408 Request Timeout")
+    assert transport.disconnecting
+    assert any("no complete request within 3.0s (408)" in line for line in logs)
+
+
+def test_deadline_covers_pipelined_requests() -> None:
+    """
+    A second request arriving (partly) in the same read as the first starts
+    its deadline once the first is answered, and gets 408 if it never
+    completes.
+    """
+    protocol, transport, clock = connection(3)
+    protocol.dataReceived(PAGE + b"GET /page HTTP/1.1\r\nX-")
+    assert transport.value().count(b"hello") == 1
+    clock.advance(3)
+    assert b"408 Request Timeout" in transport.value()
+    assert transport.disconnecting
+
+
+def test_refused_upgrade_closes_the_connection() -> None:
+    """
+    A non-101 answer from a L{WebSocketResource} (here 426: no upgrade
+    headers) says C{Connection: close} and closes the connection, so no
+    further request (slow or not) can follow on it.
+    """
+    protocol, transport, clock = connection(10)
+    protocol.dataReceived(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = transport.value().split(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 426")
+    assert b"connection: close" in head
+    assert transport.disconnecting
+
+
+def test_idle_keepalive_connection_is_closed() -> None:
+    """
+    A connection idle C{keepAliveTimeout} seconds after a response is closed,
+    without an answer.
+    """
+    protocol, transport, clock = connection(10, keepAliveTimeout=5)
+    protocol.dataReceived(PAGE)
+    transport.clear()
+    clock.advance(4.9)
+    assert not transport.disconnecting
+    clock.advance(0.1)
+    assert transport.disconnecting
+    assert transport.value() == b""
+
+
+def test_keepalive_requests_within_the_limits_are_served() -> None:
+    """
+    Requests each arriving within the keep-alive time are all served on one
+    connection, up to C{maxRequestsPerConnection}.
+    """
+    protocol, transport, clock = connection(10, keepAliveTimeout=5, maxRequestsPerConnection=10)
+    for _ in range(9):
+        protocol.dataReceived(PAGE)
+        clock.advance(4)
+    assert transport.value().count(b"hello") == 9
+    assert b"connection: close" not in transport.value().lower()
+    assert not transport.disconnecting
+
+
+def test_requests_per_connection_are_bounded() -> None:
+    """
+    The C{maxRequestsPerConnection}th response carries C{Connection: close}
+    and the connection closes after it.
+    """
+    protocol, transport, clock = connection(10, maxRequestsPerConnection=3)
+    protocol.dataReceived(PAGE * 2)
+    assert not transport.disconnecting
+    protocol.dataReceived(PAGE)
+    responses = transport.value().split(b"HTTP/1.1 200")[1:]
+    assert len(responses) == 3
+    assert b"connection: close" not in responses[1].lower()
+    assert b"connection: close" in responses[2].lower()
+    assert transport.disconnecting
 
 
 def test_websocket_outlives_the_request_deadline() -> None:
     """
-    An upgraded connection is not touched by the deadline (nor by
-    Site.timeOut).
+    An upgraded connection is not touched by the deadlines (request,
+    keep-alive) nor by Site.timeOut.
     """
     protocol, transport, clock = connection(10)
-    protocol.dataReceived(upgrade_request())  # type: ignore[attr-defined]
+    protocol.dataReceived(upgrade_request())
     clock.advance(3600)
-    protocol.dataReceived(client_frame(Opcode.TEXT, b"still here"))  # type: ignore[attr-defined]
+    protocol.dataReceived(client_frame(Opcode.TEXT, b"still here"))
     _, _, rest = transport.value().partition(b"\r\n\r\n")
     assert [f.payload for f in server_frames(rest)] == ["still here"]
     assert not transport.disconnecting
@@ -80,6 +229,331 @@ def test_no_deadline_when_disabled() -> None:
     C{requestTimeout=0} disables the deadline.
     """
     protocol, transport, clock = connection(0)
-    protocol.dataReceived(b"GET")  # type: ignore[attr-defined]
+    protocol.dataReceived(b"GET")
     clock.advance(30)
     assert transport.value() == b""
+
+
+# -- connection caps ------------------------------------------------------------------------
+
+
+def test_total_cap_refuses_with_503() -> None:
+    """
+    Over C{maxConnections} open connections, a new one is answered 503 and
+    closed at once, without disturbing those open; once one closes, a new
+    one is admitted again.
+    """
+    site, clock, _ = make_site(maxConnections=2, maxConnectionsPerAddress=0)
+    first, firstTransport = connect(site, "10.0.0.1")
+    connect(site, "10.0.0.2")
+    with captured_logs() as logs:
+        _, refused = connect(site, "10.0.0.3")
+    assert refused.value().startswith(b"HTTP/1.1 503 Service Unavailable")
+    assert refused.disconnecting
+    assert any("10.0.0.3" in line and "--max-connections" in line for line in logs)
+    assert site.openConnections == 2
+    first.dataReceived(PAGE)
+    assert b"hello" in firstTransport.value()
+    first.connectionLost(None)
+    assert site.openConnections == 1
+    _, admitted = connect(site, "10.0.0.3")
+    assert not admitted.disconnecting and admitted.value() == b""
+
+
+def test_per_address_cap() -> None:
+    """
+    Over C{maxConnectionsPerAddress} connections from one address, new ones
+    from it are refused, while other addresses are still admitted; the log
+    line says what to do behind a reverse proxy.
+    """
+    site, clock, _ = make_site(maxConnectionsPerAddress=2)
+    connect(site, "10.0.0.1", 1)
+    connect(site, "10.0.0.1", 2)
+    with captured_logs() as logs:
+        _, refused = connect(site, "10.0.0.1", 3)
+    assert refused.value().startswith(b"HTTP/1.1 503")
+    assert any("per-address cap" in line and "reverse proxy" in line for line in logs)
+    _, other = connect(site, "10.0.0.2")
+    assert not other.disconnecting
+
+
+def test_caps_disabled_with_zero() -> None:
+    """
+    C{maxConnections=0} and C{maxConnectionsPerAddress=0}: no caps.
+    """
+    site, clock, _ = make_site(maxConnections=0, maxConnectionsPerAddress=0)
+    transports = [connect(site, "10.0.0.1", port)[1] for port in range(1, 301)]
+    assert not any(t.disconnecting for t in transports)
+    assert site.openConnections == 300
+
+
+def test_upgraded_connections_count_until_closed() -> None:
+    """
+    A WebSocket counts against the caps for as long as it is open.
+    """
+    site, clock, _ = make_site(maxConnections=1)
+    protocol, transport = connect(site)
+    protocol.dataReceived(upgrade_request())
+    assert transport.value().startswith(b"HTTP/1.1 101")
+    assert connect(site, "10.0.0.9")[1].disconnecting
+    protocol.connectionLost(None)
+    assert site.openConnections == 0
+    assert not connect(site, "10.0.0.9")[1].disconnecting
+
+
+def test_refusals_are_logged_in_aggregate() -> None:
+    """
+    A flood of refused connections makes one log line at once, then one
+    summary per L{REFUSAL_LOG_INTERVAL} while it lasts, then nothing.
+    """
+    site, clock, _ = make_site(maxConnections=1)
+    connect(site, "10.0.0.1")
+    with captured_logs() as logs:
+        for port in range(500):
+            connect(site, "10.0.0.2", port)
+        clock.advance(REFUSAL_LOG_INTERVAL)
+        for port in range(10):
+            connect(site, "10.0.0.3", port)
+        clock.advance(REFUSAL_LOG_INTERVAL)
+        clock.advance(REFUSAL_LOG_INTERVAL * 3)
+    refusals = [line for line in logs if "Refused" in line]
+    assert len(refusals) == 3, refusals
+    assert "Refused 499 more connections" in refusals[1] and "10.0.0.2 (499)" in refusals[1]
+    assert "Refused 10 more connections" in refusals[2] and "10.0.0.3 (10)" in refusals[2]
+    assert not clock.getDelayedCalls()
+
+
+@implementer(ISSLTransport)
+class TLSTransport(CountingTransport):
+    """
+    A transport that says it is TLS.
+    """
+
+    def getPeerCertificate(self) -> None:
+        return None
+
+
+def test_tls_connection_over_the_cap_is_reset() -> None:
+    """
+    Under TLS a refused connection is aborted at once: no handshake is
+    spent on it, and no 503 is written.
+    """
+    site, clock, _ = make_site(maxConnections=1)
+    connect(site)
+    address = IPv4Address("TCP", "10.0.0.5", 1)
+    protocol = site.buildProtocol(address)
+    transport = TLSTransport()
+    transport.peerAddr = address
+    protocol.makeConnection(transport)
+    assert transport.aborted
+    assert transport.value() == b""
+    protocol.dataReceived(PAGE)  # ignored: the connection is refused
+    assert transport.value() == b""
+
+
+def test_default_total_cap_follows_the_open_files_limit() -> None:
+    """
+    By default the total cap is the soft open-files limit less a reserve
+    (a tenth, between 128 and 1,024).
+    """
+    soft, _ = rlimit.getrlimit(rlimit.RLIMIT_NOFILE)
+    if soft == rlimit.RLIM_INFINITY:
+        assert defaultMaxConnections() == 0
+        return
+    reserve = min(1024, max(128, soft // 10))
+    assert defaultMaxConnections() == max(soft - reserve, 1)
+    site, _, _ = make_site()
+    assert site.maxConnections == defaultMaxConnections()
+
+
+# -- request bodies -----------------------------------------------------------------------
+
+
+def post(body: bytes | None = None, *, length: int | None = None, extra: bytes = b"") -> bytes:
+    size = len(body or b"") if length is None else length
+    return b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n" % size + extra + b"\r\n" + (body or b"")
+
+
+def test_body_over_the_limit_is_refused_at_the_head() -> None:
+    """
+    A C{Content-Length} over C{maxRequestBody} is answered 413 and the
+    connection closed as soon as the head arrives: the body is not read
+    (nor spooled), the resource not rendered, no C{100 Continue} sent.
+    """
+    site, clock, upload = make_site(maxRequestBody=1000)
+    protocol, transport = connect(site)
+    with captured_logs() as logs:
+        protocol.dataReceived(post(length=10**12, extra=b"Expect: 100-continue\r\n") + b"x" * 5000)
+    assert transport.value().startswith(b"HTTP/1.1 413 Content Too Large")
+    assert b"100 Continue" not in transport.value()
+    assert transport.disconnecting
+    assert upload.rendered == 0
+    assert protocol._channel.requests[-1].content is None  # nothing spooled
+    assert any("1000000000000-byte request body" in line and "413" in line for line in logs)
+    clock.advance(60)
+    assert transport.value().count(b"HTTP/1.1") == 1  # no 408 after the 413
+
+
+def test_body_within_the_limit_is_taken() -> None:
+    """
+    A body of exactly C{maxRequestBody} bytes reaches the resource.
+    """
+    site, clock, upload = make_site(maxRequestBody=1000)
+    protocol, transport = connect(site)
+    protocol.dataReceived(post(b"a" * 1000))
+    assert transport.value().endswith(b"got 1000")
+
+
+def test_zero_limit_refuses_any_body() -> None:
+    """
+    C{maxRequestBody=0}: a one-byte body is refused (413), a request
+    without one is served.
+    """
+    site, clock, upload = make_site(maxRequestBody=0)
+    protocol, transport = connect(site)
+    protocol.dataReceived(PAGE)
+    assert b"hello" in transport.value()
+    protocol.dataReceived(post(b"a"))
+    assert b"413" in transport.value() and b"takes no request bodies" in transport.value()
+    assert transport.disconnecting
+
+
+def test_chunked_body_is_cut_at_the_limit() -> None:
+    """
+    A chunked body is counted as it arrives: the chunk that takes it over
+    C{maxRequestBody} gets 413 and a close, and nothing more is read.
+    """
+    site, clock, upload = make_site(maxRequestBody=1000)
+    protocol, transport = connect(site)
+    protocol.dataReceived(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    protocol.dataReceived(b"200\r\n" + b"a" * 512 + b"\r\n")
+    assert transport.value() == b""
+    with captured_logs() as logs:
+        protocol.dataReceived(b"200\r\n" + b"a" * 512 + b"\r\n0\r\n\r\n")
+    assert transport.value().startswith(b"HTTP/1.1 413")
+    assert transport.disconnecting
+    assert upload.rendered == 0
+    assert any("chunked request body over the limit of 1000" in line for line in logs)
+
+
+def test_chunked_body_within_the_limit_is_taken() -> None:
+    """
+    A chunked body within the limit reaches the resource whole.
+    """
+    site, clock, upload = make_site(maxRequestBody=1000)
+    protocol, transport = connect(site)
+    protocol.dataReceived(
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"1f4\r\n" + b"a" * 500 + b"\r\n1f4\r\n" + b"b" * 500 + b"\r\n0\r\n\r\n"
+    )
+    assert transport.value().endswith(b"got 1000")
+
+
+def test_no_body_limit_when_none() -> None:
+    """
+    C{maxRequestBody=None}: bodies of any announced size are read (Twisted's
+    behaviour).
+    """
+    site, clock, upload = make_site(maxRequestBody=None)
+    protocol, transport = connect(site)
+    protocol.dataReceived(post(b"a" * 200_000))
+    assert transport.value().endswith(b"got 200000")
+
+
+# -- the Host allow-list -----------------------------------------------------------------------
+
+
+def request_for(host: bytes | None, target: bytes = b"/page", version: bytes = b"HTTP/1.1") -> bytes:
+    head = b"GET " + target + b" " + version + b"\r\n"
+    if host is not None:
+        head += b"Host: " + host + b"\r\n"
+    return head + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [b"example.com", b"EXAMPLE.com.", b"example.com:8080", b"localhost:8080", b"[::1]:8080", b"localhost"],
+)
+def test_allowed_hosts_are_served(host: bytes) -> None:
+    """
+    A C{Host} naming an allowed host (any port for a bare name, the given
+    port for C{name:port}; without case, trailing dot; C{localhost} alone
+    meaning port 80 here) is served.
+    """
+    site, clock, _ = make_site(allowedHosts=["example.com", "localhost:8080", "localhost:80", "[::1]:8080"])
+    protocol, transport = connect(site)
+    protocol.dataReceived(request_for(host))
+    assert b"hello" in transport.value()
+
+
+@pytest.mark.parametrize(
+    "host",
+    [b"attacker.example", b"localhost:9999", b"example.com.attacker.example", b"[::1]:9999", b"[::1]", b"a:b"],
+)
+def test_other_hosts_get_421(host: bytes) -> None:
+    """
+    Any other C{Host} is answered 421 Misdirected Request and the
+    connection closed, with a log line (DNS rebinding).
+    """
+    site, clock, _ = make_site(allowedHosts=["example.com", "localhost:8080", "[::1]:8080"])
+    protocol, transport = connect(site)
+    with captured_logs() as logs:
+        protocol.dataReceived(request_for(host))
+    assert transport.value().startswith(b"HTTP/1.1 421 Misdirected Request")
+    assert transport.disconnecting
+    assert any("is not an allowed host (421)" in line for line in logs)
+
+
+def test_upgrade_with_a_foreign_host_is_refused() -> None:
+    """
+    The allow-list applies to WebSocket upgrades as well as to pages.
+    """
+    site, clock, _ = make_site(allowedHosts=["example.com"])
+    protocol, transport = connect(site)
+    protocol.dataReceived(upgrade_request())  # Host: localhost
+    assert transport.value().startswith(b"HTTP/1.1 421")
+
+
+def test_absolute_form_target_is_checked() -> None:
+    """
+    In an absolute-form request target, the authority is the host checked.
+    """
+    site, clock, _ = make_site(allowedHosts=["example.com"])
+    protocol, transport = connect(site)
+    protocol.dataReceived(request_for(b"example.com", target=b"http://attacker.example/page"))
+    assert transport.value().startswith(b"HTTP/1.1 421")
+
+
+@pytest.mark.parametrize("request_bytes", [request_for(None), request_for(None, version=b"HTTP/1.0"),
+                                           b"GET /page HTTP/1.1\r\nHost: example.com\r\nHost: example.com\r\n\r\n"])  # fmt: skip
+def test_missing_or_repeated_host_gets_400(request_bytes: bytes) -> None:
+    """
+    With an allow-list, a request without C{Host} (HTTP/1.1 or 1.0) or with
+    two is answered 400 and the connection closed.
+    """
+    site, clock, _ = make_site(allowedHosts=["example.com"])
+    protocol, transport = connect(site)
+    protocol.dataReceived(request_bytes)
+    assert transport.value().startswith(b"HTTP/1.1 400 Bad Request")
+    assert transport.disconnecting
+
+
+def test_any_host_by_default() -> None:
+    """
+    Without C{allowedHosts}, any C{Host} (or none) is served.
+    """
+    protocol, transport, clock = connection()
+    protocol.dataReceived(request_for(b"attacker.example") + request_for(None, version=b"HTTP/1.0"))
+    assert transport.value().count(b"hello") == 2
+
+
+@pytest.mark.parametrize("entry", ["", "a:b", "host:", "[::1", "[::1]x"])
+def test_bad_allowed_host_entries(entry: str) -> None:
+    """
+    An allow-list entry that is not C{name} or C{name:port} is a
+    C{ValueError}, and so is an empty list.
+    """
+    with pytest.raises(ValueError):
+        AllowedHosts([entry])
+    with pytest.raises(ValueError):
+        AllowedHosts([])

@@ -2,58 +2,188 @@
 """
 L{WebSocketSite}: a C{twisted.web} L{Site} made for WebSocket servers.
 
-Its HTTP connections are L{WebSocketChannel}s, which add two things to
-Twisted's C{HTTPChannel}:
+Its HTTP connections are L{WebSocketChannel}s, which add to Twisted's
+C{HTTPChannel} the defences a server facing the open Internet needs, and a
+built-in hand-over to the WebSocket wire after an upgrade (see
+L{txpulse.resource.takeOver}), with no per-connection monkey-patching: that
+keeps an upgraded connection about 1.6 KiB smaller.
 
-  - A deadline for the first request head, the defence against slow-header
-    ("slowloris") clients the stock L{Site} lacks. The stock L{Site} closes
-    a connection idle for C{timeOut} seconds (60), but every byte received
-    resets that timer: a client sending one header byte every 50 seconds
-    holds a connection for days. Here each connection has C{requestTimeout}
-    seconds, from the moment it is accepted, to deliver a complete first
-    request (for a WebSocket, the upgrade); otherwise it gets C{408 Request
-    Timeout}, a log line, and is closed. Oversized request lines and too
-    many or too large headers are refused by Twisted's parser with C{400}.
-  - A built-in hand-over to the WebSocket wire after an upgrade (see
-    L{txpulse.resource.takeOver}), with no per-connection monkey-patching:
-    that keeps an upgraded connection about 1.6 KiB smaller.
+Theory of operation: the life of one HTTP connection, and what bounds it.
 
-L{txpulse.WebSocketResource} works on a plain L{Site} too.
+  1. Accepted. Over C{maxConnections} open connections in total, or over
+     C{maxConnectionsPerAddress} from the client's address, it is refused at
+     once: plain TCP gets a C{503} and a close, TLS a reset (no handshake is
+     spent on it); refusals are logged once, then summed up every
+     L{REFUSAL_LOG_INTERVAL} seconds while they last, so a flood does not
+     flood the log.
+  2. Waiting for a request head. Every request, not only the first, must
+     arrive complete (head and body) within C{requestTimeout} seconds of its
+     first byte (of the connection, for the first request); otherwise
+     C{408}, a log line and a close. The stock L{Site}'s idle timer
+     (C{timeOut}, 60 s) is no defence here: every byte received resets it,
+     so a client dribbling one header byte every few seconds would hold a
+     connection for days. Between two requests a connection may idle
+     C{keepAliveTimeout} seconds, then it is closed (no answer: RFC 9112
+     §9.8 allows closing an idle connection at any time).
+  3. Head received. Before any body byte is read: a C{Host} that is not in
+     C{allowedHosts} gets C{421} (a missing or repeated one C{400}); a body
+     announced larger than C{maxRequestBody} (C{Content-Length}) gets
+     C{413}; both with a log line and a close. A chunked body is counted as
+     it arrives and cut (C{413}, close) at the limit. Oversized request lines
+     and too many or too large headers are refused by Twisted's parser with
+     C{400}.
+  4. Answered. The C{maxRequestsPerConnection}th response carries
+     C{Connection: close}, and so does any response whose resource set that
+     header (L{txpulse.WebSocketResource} does on every refused upgrade): the
+     connection closes once it is sent. Otherwise back to 2.
+  5. Upgraded (C{101}): every byte goes to the WebSocket wire, which has its
+     own timers; none of the above applies any more, except that the
+     connection still counts against the caps of 1 until it closes.
+
+L{txpulse.WebSocketResource} works on a plain L{Site} too, without these
+defences.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
-from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol
+from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, ISSLTransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol
+from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol, combinedLogFormatter
 from twisted.web.server import Site
 from zope.interface import implementer
 
-__all__ = ["WebSocketSite", "WebSocketChannel", "DEFAULT_REQUEST_TIMEOUT"]
+from .hosts import AllowedHosts
+from .redact import redactText
+
+__all__ = [
+    "WebSocketSite",
+    "WebSocketChannel",
+    "AllowedHosts",
+    "DEFAULT_REQUEST_TIMEOUT",
+    "DEFAULT_KEEPALIVE_TIMEOUT",
+    "DEFAULT_MAX_REQUESTS_PER_CONNECTION",
+    "DEFAULT_MAX_CONNECTIONS_PER_ADDRESS",
+    "DEFAULT_MAX_REQUEST_BODY",
+    "REFUSAL_LOG_INTERVAL",
+    "defaultMaxConnections",
+    "raiseOpenFilesLimit",
+]
 
 _log = Logger()
 
-#: Seconds a new connection has to send its first complete request.
+#: Seconds a request (head and body) has to arrive, from its first byte.
 DEFAULT_REQUEST_TIMEOUT = 10.0
 
-_TIMEOUT_BODY = b"request not received in time\n"
-_TIMEOUT_RESPONSE = (
-    b"HTTP/1.1 408 Request Timeout\r\n"
-    b"Connection: close\r\n"
-    b"Content-Type: text/plain; charset=utf-8\r\n"
-    b"Content-Length: %d\r\n"
-    b"\r\n" % len(_TIMEOUT_BODY)
-) + _TIMEOUT_BODY
+#: Seconds a connection may idle between two requests.
+DEFAULT_KEEPALIVE_TIMEOUT = 15.0
+
+#: Requests served on one connection before it is closed.
+DEFAULT_MAX_REQUESTS_PER_CONNECTION = 100
+
+#: Connections open at once from one client address.
+DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 256
+
+#: Largest request body accepted, in bytes (nginx's default too).
+DEFAULT_MAX_REQUEST_BODY = 1 << 20
+
+#: Seconds over which refused connections are summed up in one log line.
+REFUSAL_LOG_INTERVAL = 10.0
+
+#: Distinct addresses remembered per refusal summary (the rest are summed).
+_MAX_REFUSAL_ADDRESSES = 1000
+
+
+def defaultMaxConnections() -> int:
+    """
+    The default total connection cap: the process's open-files limit
+    (C{RLIMIT_NOFILE}, soft) less a reserve for everything else the
+    process opens (listening sockets, log files, files being served, broker
+    connections, and the connections Twisted accepts in one go, up to 100,
+    before a refused one is closed): a tenth of the limit, at least 128 and
+    at most 1,024. With 1,024 files that is 896 connections; with 20,000,
+    18,976.
+
+    @return: the cap, or 0 (no cap) when the limit is unknown or infinite.
+    """
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return 0
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return 0
+    reserve = min(1024, max(128, soft // 10))
+    return max(soft - reserve, 1)
+
+
+def raiseOpenFilesLimit() -> tuple[int, int]:
+    """
+    Raise the soft open-files limit (C{RLIMIT_NOFILE}) to the hard limit,
+    which an unprivileged process may do (capped at 1,048,576 when the hard
+    limit is infinite). A failure leaves the limit as it was.
+
+    @return: the soft limit before and after.
+    """
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return (0, 0)
+    target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError):
+            return (soft, soft)
+        return (soft, target)
+    return (soft, soft)
+
+
+def _response(status: int, phrase: str, message: str) -> bytes:
+    body = message.encode("utf-8") + b"\n"
+    return (
+        b"HTTP/1.1 %d %s\r\n"
+        b"Connection: close\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Length: %d\r\n"
+        b"\r\n" % (status, phrase.encode("ascii"), len(body))
+    ) + body
+
+
+_TIMEOUT_RESPONSE = _response(408, "Request Timeout", "request not received in time")
+_BUSY_RESPONSE = _response(503, "Service Unavailable", "too many connections")
+
+
+# A channel's phase (the low two bits of its _state; the rest counts its
+# requests). Invariant: at most one deadline is armed, the one the phase
+# calls for (when its setting is not 0).
+#: Awaiting or reading a request (deadline: C{requestTimeout}), or handling
+#: one (no deadline: the resource has the connection).
+_REQUEST = 0
+#: Between two requests (deadline: C{keepAliveTimeout}); the next byte
+#: starts a request.
+_IDLE = 1
+#: A request was refused (or timed out) and the connection is closing:
+#: whatever the peer still sends is dropped.
+_REFUSED = 2
+_PHASE = 3
+#: One request, in _state.
+_ONE_REQUEST = 4
 
 
 class WebSocketChannel(HTTPChannel):
     """
-    An C{HTTPChannel} with a first-request deadline that can hand its
-    connection over to a WebSocket wire.
+    An C{HTTPChannel} with request deadlines, bounded keep-alive, request
+    body and C{Host} checks made at the request head, that can hand its
+    connection over to a WebSocket wire (see the module docstring).
     """
 
     site: Any  # set by the Site that builds the channel
@@ -61,15 +191,41 @@ class WebSocketChannel(HTTPChannel):
     def __init__(self) -> None:
         super().__init__()
         # Set here, so every channel shares one key layout (no per-instance
-        # dictionary growth when they change).
+        # dictionary growth when they change). Count before adding one: with
+        # what HTTPChannel sets over a request, a channel has 29 attributes,
+        # the most a key-sharing __dict__ takes here (CPython 3.11); one
+        # more and every channel's __dict__ is a plain one, 1.3 KiB larger
+        # (hence phase and request count in one integer).
         self._deadline: IDelayedCall | None = None
         self._wire: Any = None
+        # The phase (_REQUEST, _IDLE, _REFUSED) + _ONE_REQUEST per request.
+        self._state = _REQUEST
+
+    def _enter(self, phase: int) -> None:
+        self._state = (self._state & ~_PHASE) | phase
+
+    # -- deadlines --
 
     def connectionMade(self) -> None:
         super().connectionMade()
-        timeout = getattr(getattr(self, "site", None), "requestTimeout", None)
+        self._armRequestDeadline()
+
+    def _setting(self, name: str) -> Any:
+        return getattr(getattr(self, "site", None), name, None)
+
+    def _armRequestDeadline(self) -> None:
+        self._cancelDeadline()
+        self._enter(_REQUEST)
+        timeout = self._setting("requestTimeout")
         if timeout:
             self._deadline = self.callLater(timeout, self._requestTooSlow)
+
+    def _armIdleDeadline(self) -> None:
+        self._cancelDeadline()
+        self._enter(_IDLE)
+        timeout = self._setting("keepAliveTimeout")
+        if timeout:
+            self._deadline = self.callLater(timeout, self._idleTooLong)
 
     def _requestTooSlow(self) -> None:
         self._deadline = None
@@ -81,8 +237,29 @@ class WebSocketChannel(HTTPChannel):
             peer=_peer(transport.getPeer()),
             seconds=self.site.requestTimeout,
         )
-        transport.write(_TIMEOUT_RESPONSE)
-        transport.loseConnection()
+        self._closeWith(_TIMEOUT_RESPONSE)
+
+    def _closeWith(self, response: bytes) -> None:
+        """
+        Write C{response} and close; what the peer sends meanwhile is
+        dropped. A peer that does not let the connection close is aborted
+        after C{abortTimeout} seconds (Twisted's 15).
+        """
+        self._enter(_REFUSED)
+        self._cancelDeadline()
+        self.setTimeout(None)
+        if self.transport is None:
+            return
+        self.transport.write(response)
+        self.loseConnection()
+        if self.abortTimeout is not None and self._abortingCall is None:
+            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
+
+    def _idleTooLong(self) -> None:
+        self._deadline = None
+        if self.transport is not None:
+            _log.debug("Closing idle keep-alive connection {peer}", peer=_peer(self.transport.getPeer()))
+            self.loseConnection()
 
     def _cancelDeadline(self) -> None:
         if self._deadline is not None:
@@ -90,9 +267,106 @@ class WebSocketChannel(HTTPChannel):
                 self._deadline.cancel()
             self._deadline = None
 
+    # -- the request head --
+
+    def allHeadersReceived(self) -> None:
+        # Decided here, before a byte of the body is read (and before
+        # Twisted answers "Expect: 100-continue").
+        request = self.requests[-1]
+        if not self._checkHost(request):
+            return
+        limit = self._setting("maxRequestBody")
+        if limit is not None:
+            if self.length is not None and self.length > limit:
+                self._refuseRequest(
+                    413,
+                    "Content Too Large",
+                    _tooLarge(limit),
+                    "a {length}-byte request body, over the limit of {limit} (413)",
+                    length=self.length,
+                    limit=limit,
+                )
+                return
+            if self.length is None and self._transferDecoder is not None:
+                # Chunked (RFC 9112 §7.1): counted as it arrives.
+                self._transferDecoder.dataCallback = _CountingBody(self, request.handleContentChunk, limit)
+        super().allHeadersReceived()
+
+    def _checkHost(self, request: Any) -> bool:
+        allowed: AllowedHosts | None = self._setting("_allowedHosts")
+        if allowed is None:
+            return True
+        values = request.requestHeaders.getRawHeaders(b"host") or []
+        if len(values) != 1:
+            # RFC 9112 §3.2: a request without Host, or with more than one,
+            # is answered 400.
+            self._refuseRequest(
+                400,
+                "Bad Request",
+                "one Host header is required",
+                "{count} Host headers (400)",
+                count=len(values),
+            )
+            return False
+        host = values[0]
+        target = self._path
+        if target[:7].lower() == b"http://" or target[:8].lower() == b"https://":
+            # Absolute form (RFC 9112 §3.2.2): its authority is the host.
+            host = target.split(b"//", 1)[1].split(b"/", 1)[0].split(b"?", 1)[0]
+        if allowed.matches(host, self.isSecure()):
+            return True
+        self._refuseRequest(
+            421,
+            "Misdirected Request",
+            "this server does not serve that host",
+            "Host {host!r} is not an allowed host (421)",
+            host=host[:100].decode("latin-1"),
+        )
+        return False
+
+    def _refuseRequest(self, status: int, phrase: str, message: str, logFormat: str, **fields: Any) -> None:
+        """
+        Answer the request whose head just arrived with C{status}, without
+        reading its body, log why, and close the connection.
+        """
+        transport = self.transport
+        if transport is not None:
+            _log.info("Refused a request from {peer}: " + logFormat, peer=_peer(transport.getPeer()), **fields)
+        self._closeWith(_response(status, phrase, message))
+
+    def checkPersistence(self, request: Any, version: bytes) -> bool:
+        """
+        Twisted's rule (HTTP/1.1 without C{Connection: close}), and at most
+        C{maxRequestsPerConnection} requests per connection: the last one's
+        response carries C{Connection: close}.
+        """
+        persistent: bool = super().checkPersistence(request, version)
+        self._state += _ONE_REQUEST
+        limit = self._setting("maxRequestsPerConnection")
+        if persistent and limit and self._state // _ONE_REQUEST >= limit:
+            request.responseHeaders.setRawHeaders(b"Connection", [b"close"])
+            return False
+        return persistent
+
     def allContentReceived(self) -> None:
+        if self._state & _PHASE == _REFUSED:
+            return
         self._cancelDeadline()
         super().allContentReceived()
+
+    def requestDone(self, request: Any) -> None:
+        # A response saying "Connection: close" (RFC 9112 §9.6) ends the
+        # connection, whoever set the header.
+        for value in request.responseHeaders.getRawHeaders(b"Connection") or []:
+            if b"close" in value.lower():
+                self.persistent = False
+        if self.persistent and self.transport is not None and self._wire is None:
+            # Armed before Twisted replays pipelined bytes (which re-arms
+            # the request deadline through dataReceived).
+            self._armIdleDeadline()
+        super().requestDone(request)
+
+    # -- bytes in --
 
     def lineLengthExceeded(self, line: bytes) -> None:
         # LineReceiver's default drops the connection without an answer.
@@ -129,15 +403,27 @@ class WebSocketChannel(HTTPChannel):
     def dataReceived(self, data: bytes) -> None:
         if self._wire is not None:
             self._wire.dataReceived(data)
+        elif self._state & _PHASE == _REFUSED:
+            return
         else:
+            if self._state & _PHASE == _IDLE:
+                # The first byte of the next request starts its deadline.
+                self._armRequestDeadline()
             super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._state & _PHASE == _IDLE:
+            # A pipelined request, parsed from bytes read with the previous
+            # one: its deadline starts now.
+            self._armRequestDeadline()
+        super().lineReceived(line)
 
     def rawDataReceived(self, data: bytes) -> None:
         # After an upgrade inside a read, LineReceiver hands the rest of that
         # read to rawDataReceived: it belongs to the WebSocket.
         if self._wire is not None:
             self._wire.dataReceived(data)
-        else:
+        elif self._state & _PHASE != _REFUSED:
             super().rawDataReceived(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -147,20 +433,90 @@ class WebSocketChannel(HTTPChannel):
         super().connectionLost(reason)
 
 
+class _CountingBody:
+    """
+    The data callback of a chunked request body: passes chunks on until
+    they add up to more than the limit, then refuses the request (413).
+    """
+
+    __slots__ = ("_channel", "_deliver", "_left")
+
+    def __init__(self, channel: WebSocketChannel, deliver: Any, limit: int) -> None:
+        self._channel = channel
+        self._deliver = deliver
+        self._left = limit
+
+    def __call__(self, data: bytes) -> None:
+        channel = self._channel
+        if channel._state & _PHASE == _REFUSED:
+            return
+        self._left -= len(data)
+        if self._left < 0:
+            limit = channel._setting("maxRequestBody")
+            channel._refuseRequest(
+                413,
+                "Content Too Large",
+                _tooLarge(limit),
+                "a chunked request body over the limit of {limit} (413)",
+                limit=limit,
+            )
+            return
+        self._deliver(data)
+
+
 @implementer(IHalfCloseableProtocol)
 class _HalfCloseableChannelProtocol(_GenericHTTPChannelProtocol):
     """
-    Lets a peer's half-close (EOF on read) reach the channel, so what was
-    already written to the peer is still sent before the connection closes.
+    The connection's protocol: admits it against the site's connection caps
+    (and counts it until it closes, whatever protocol ends up speaking on
+    it), and lets a peer's half-close (EOF on read) reach the channel, so
+    what was already written to the peer is still sent before the
+    connection closes.
     """
 
+    def __init__(self, channel: WebSocketChannel) -> None:
+        super().__init__(channel)
+        # Whether the connection is counted against the caps (a refused one
+        # never reaches the channel), and the address it is counted under.
+        self._admitted = False
+        self._address: str | None = None
+
+    def makeConnection(self, transport: Any) -> None:
+        peer = transport.getPeer()
+        address = getattr(peer, "host", None)
+        # The site (set by Site.buildProtocol, before the connection).
+        site: WebSocketSite = self._site  # type: ignore[assignment]
+        if not site._admit(address, peer):
+            if ISSLTransport.providedBy(transport):
+                # No TLS handshake spent on a connection that is refused.
+                transport.abortConnection()
+            else:
+                transport.write(_BUSY_RESPONSE)
+                transport.loseConnection()
+            return
+        self._admitted, self._address = True, address
+        super().makeConnection(transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._admitted:
+            super().dataReceived(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._admitted:
+            self._admitted = False
+            site: WebSocketSite = self._site  # type: ignore[assignment]
+            site._release(self._address)
+            self._channel.connectionLost(reason)
+
     def readConnectionLost(self) -> None:
-        channel: Any = self._channel
-        channel.readConnectionLost()
+        if self._admitted:
+            channel: Any = self._channel
+            channel.readConnectionLost()
 
     def writeConnectionLost(self) -> None:
-        channel: Any = self._channel
-        channel.writeConnectionLost()
+        if self._admitted:
+            channel: Any = self._channel
+            channel.writeConnectionLost()
 
 
 def _channelFactory(factory: Any) -> _GenericHTTPChannelProtocol:
@@ -169,23 +525,179 @@ def _channelFactory(factory: Any) -> _GenericHTTPChannelProtocol:
 
 class WebSocketSite(Site):
     """
-    A L{Site} whose connections must send their first request within
-    C{requestTimeout} seconds, and whose upgraded connections cost less
-    memory (see the module docstring).
+    A L{Site} that bounds what one client can take: request deadlines,
+    bounded keep-alive, connection caps, request bodies refused before they
+    are read, an optional C{Host} allow-list; and whose upgraded connections
+    cost less memory (see the module docstring).
+
+    @ivar openConnections: connections open now (upgraded ones included).
     """
 
     protocol = _channelFactory
 
-    def __init__(self, resource: Any, requestTimeout: float | None = DEFAULT_REQUEST_TIMEOUT, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        resource: Any,
+        requestTimeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+        *,
+        keepAliveTimeout: float | None = DEFAULT_KEEPALIVE_TIMEOUT,
+        maxRequestsPerConnection: int | None = DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+        maxConnections: int | None = None,
+        maxConnectionsPerAddress: int | None = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+        maxRequestBody: int | None = DEFAULT_MAX_REQUEST_BODY,
+        allowedHosts: Iterable[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         """
         @param resource: the root resource.
-        @param requestTimeout: seconds from accepting a connection to the
-            end of its first request head (C{None} or 0: no deadline).
+        @param requestTimeout: seconds a request has to arrive complete
+            (head and body), from its first byte (from the accept, for the
+            first one); then C{408} and a close. C{None} or 0: no deadline.
+        @param keepAliveTimeout: seconds a connection may idle between two
+            requests before it is closed (without an answer). C{None} or 0:
+            only L{Site}'s C{timeOut} (60 s of silence) applies.
+        @param maxRequestsPerConnection: requests served on one connection;
+            the last response carries C{Connection: close}. C{None} or 0: no
+            limit.
+        @param maxConnections: connections open at once (upgraded WebSockets
+            included); more are refused at once (C{503} and a close, or a
+            reset under TLS). C{None} (the default): L{defaultMaxConnections},
+            the open-files limit less a reserve, read here (raise the limit
+            first, e.g. with L{raiseOpenFilesLimit}); 0: no cap.
+        @param maxConnectionsPerAddress: connections open at once from one
+            client IP address (IPv6 addresses are compared whole), refused
+            as above. Behind a reverse proxy or a load balancer every client
+            has the proxy's address: raise this there, or set 0 (no cap).
+        @param maxRequestBody: the largest request body accepted, in bytes:
+            a larger C{Content-Length} is answered C{413} (and the connection
+            closed) before any of the body is read; a chunked body is cut
+            (C{413}, close) once it goes over. 0: no bodies at all; C{None}:
+            no limit (Twisted spools large bodies to a temporary file).
+        @param allowedHosts: the C{Host} values served (a defence against
+            DNS rebinding): C{"name"} (any port) or C{"name:port"}, e.g.
+            C{["example.com", "localhost:8080", "[::1]:8080"]}. Any other
+            C{Host} is answered C{421} (a missing or repeated one C{400})
+            and the connection closed, on every path. C{None}: any host.
         @param kwargs: any other keyword argument of L{Site} (C{reactor},
             C{timeout}, C{logPath}, ...).
+        @raise ValueError: if an C{allowedHosts} entry is not a host.
         """
+        # Access-log lines without credentials (?ws_token= values).
+        kwargs.setdefault("logFormatter", redactingLogFormatter)
         super().__init__(resource, **kwargs)
         self.requestTimeout = requestTimeout
+        self.keepAliveTimeout = keepAliveTimeout
+        self.maxRequestsPerConnection = maxRequestsPerConnection
+        self.maxConnections = defaultMaxConnections() if maxConnections is None else maxConnections
+        self.maxConnectionsPerAddress = maxConnectionsPerAddress
+        self.maxRequestBody = maxRequestBody
+        self.allowedHosts = None if allowedHosts is None else list(allowedHosts)
+        self._allowedHosts = None if self.allowedHosts is None else AllowedHosts(self.allowedHosts)
+        self.openConnections = 0
+        self._perAddress: dict[str, int] = {}
+        self._refusalSummary: IDelayedCall | None = None
+        self._refusedFor: Counter[str] = Counter()
+        self._refusedFrom: Counter[str] = Counter()
+
+    # -- connection caps --
+
+    def _admit(self, address: str | None, peer: Any) -> bool:
+        """
+        Count a new connection from C{address}, or refuse it (C{False})
+        when it would go over a cap.
+        """
+        total, perAddress = self.maxConnections, self.maxConnectionsPerAddress
+        if total and self.openConnections >= total:
+            self._noteRefusal("total", address, peer)
+            return False
+        if address is not None:
+            count = self._perAddress.get(address, 0)
+            if perAddress and count >= perAddress:
+                self._noteRefusal("address", address, peer)
+                return False
+            self._perAddress[address] = count + 1
+        self.openConnections += 1
+        return True
+
+    def _release(self, address: str | None) -> None:
+        self.openConnections -= 1
+        if address is not None:
+            count = self._perAddress.get(address, 0) - 1
+            if count > 0:
+                self._perAddress[address] = count
+            else:
+                self._perAddress.pop(address, None)
+
+    def _noteRefusal(self, cap: str, address: str | None, peer: Any) -> None:
+        if self._refusalSummary is None:
+            # The first refusal in a while: said at once, in full.
+            if cap == "total":
+                _log.warn(
+                    "Refused a connection from {peer}: {open} connections open, the cap (maxConnections, "
+                    "--max-connections); further refusals are summed up every {interval:g}s",
+                    peer=_peer(peer),
+                    open=self.openConnections,
+                    interval=REFUSAL_LOG_INTERVAL,
+                )
+            else:
+                _log.warn(
+                    "Refused a connection from {peer}: {open} connections open from {address}, the per-address "
+                    "cap (maxConnectionsPerAddress, --max-connections-per-address; behind a reverse proxy every "
+                    "client has the proxy's address: raise it or set 0); further refusals are summed up every "
+                    "{interval:g}s",
+                    peer=_peer(peer),
+                    open=self._perAddress.get(address or "", 0),
+                    address=address,
+                    interval=REFUSAL_LOG_INTERVAL,
+                )
+            self._refusalSummary = self.reactor.callLater(REFUSAL_LOG_INTERVAL, self._summarizeRefusals)
+            return
+        self._refusedFor[cap] += 1
+        key = address if address is not None else "(no address)"
+        if key in self._refusedFrom or len(self._refusedFrom) < _MAX_REFUSAL_ADDRESSES:
+            self._refusedFrom[key] += 1
+        else:
+            self._refusedFrom["(other addresses)"] += 1
+
+    def _summarizeRefusals(self) -> None:
+        refused = sum(self._refusedFor.values())
+        if not refused:
+            self._refusalSummary = None
+            return
+        top = ", ".join(f"{address} ({count})" for address, count in self._refusedFrom.most_common(3))
+        _log.warn(
+            "Refused {refused} more connections in the last {interval:g}s: {total} over the total cap of {cap}, "
+            "{address} over the per-address cap of {perAddress}; most from {top}",
+            refused=refused,
+            interval=REFUSAL_LOG_INTERVAL,
+            total=self._refusedFor["total"],
+            cap=self.maxConnections,
+            address=self._refusedFor["address"],
+            perAddress=self.maxConnectionsPerAddress,
+            top=top,
+        )
+        self._refusedFor.clear()
+        self._refusedFrom.clear()
+        self._refusalSummary = self.reactor.callLater(REFUSAL_LOG_INTERVAL, self._summarizeRefusals)
+
+    def stopFactory(self) -> None:
+        if self._refusalSummary is not None and self._refusalSummary.active():
+            self._refusalSummary.cancel()
+        self._refusalSummary = None
+        super().stopFactory()
+
+
+def _tooLarge(limit: int) -> str:
+    return "this server takes no request bodies" if not limit else f"request body over {limit} bytes"
+
+
+def redactingLogFormatter(timestamp: str, request: Any) -> str:
+    """
+    Twisted's combined access-log format, with credentials redacted
+    (C{?ws_token=} values in the request line and the referrer; see
+    L{txpulse.redact}). L{WebSocketSite}'s default C{logFormatter}.
+    """
+    return redactText(combinedLogFormatter(timestamp, request))
 
 
 def _peer(addr: Any) -> str:

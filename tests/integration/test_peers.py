@@ -906,16 +906,22 @@ async def test_async_accept_hook_refusal_sends_nothing_before_the_error(serve: A
 
 
 @pytest_twisted.ensureDeferred
-async def test_connection_is_reusable_after_a_refused_upgrade(serve: Any, raw: Any) -> None:
+async def test_refused_upgrade_ends_the_connection_and_a_new_one_works(serve: Any, raw: Any) -> None:
     """
-    A refusal is a complete HTTP response on a persistent connection: the
-    same socket can then send a valid upgrade and talk WebSocket.
+    A refusal is a complete HTTP response that says C{Connection: close},
+    and the server closes (issue 12: no second request, slow or not, on a
+    connection that only came to upgrade), on a plain L{Site} too; the
+    client retries on a new connection, which upgrades and talks WebSocket.
     """
     server = serve(WebSocketResource(EchoFactory(), pingInterval=None))
-    sock = await raw.connect(server.port)
+    first = await raw.connect(server.port)
     wrong, _ = upgrade_request(server.port, version="8")
-    await sock.send(wrong)
-    assert (await sock.read_response()).status == 426
+    await first.send(wrong)
+    refusal = await first.read_response()
+    assert refusal.status == 426
+    assert refusal.headers["connection"] == "close"
+    assert await first.read_until_eof() == b""
+    sock = await raw.connect(server.port)
     right, key = upgrade_request(server.port)
     await sock.send(right)
     response = await sock.read_response()
