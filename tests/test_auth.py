@@ -12,6 +12,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.python import usage
 from twisted.web.server import Site
@@ -165,6 +166,9 @@ def test_identity_reaches_the_application(files: tuple[Path, Path]) -> None:
         def getHeader(self, name: str) -> str | None:
             return "Bearer k-bob" if name == "authorization" else None
 
+        def getClientAddress(self) -> IPv4Address:
+            return IPv4Address("TCP", "127.0.0.1", 50000)
+
     assert authenticator(Request()) == "bob"  # type: ignore[arg-type]
 
 
@@ -228,3 +232,139 @@ def test_gen_api_key_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert command(["gen-api-key", "carol"]) == 0
     ((key, identity),) = json.loads(capsys.readouterr().out).items()
     assert identity == "carol" and len(key) >= 40
+
+
+# -- issue #12 item 5: only the algorithms we issue, and bounded work ------------------
+
+
+def b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def pbes2_token(p2c: int = 16384) -> str:
+    """
+    A compact JWE claiming C{PBES2-HS512+A256KW} with C{p2c} iterations and
+    the issuer's C{kid}: before any check, jwcrypto derives a key with that
+    many PBKDF2-HMAC-SHA512 rounds (it caps C{p2c} at 16,384).
+    """
+    header = {"alg": "PBES2-HS512+A256KW", "enc": "A256GCM", "p2s": b64url(os.urandom(16)), "p2c": p2c, "kid": "enc"}
+    parts = [json.dumps(header).encode(), os.urandom(40), os.urandom(12), os.urandom(64), os.urandom(16)]
+    return ".".join(b64url(part) for part in parts)
+
+
+def mean_verify_seconds(issuer: TokenIssuer, token: str, rounds: int) -> float:
+    import time
+
+    started = time.perf_counter()
+    for _ in range(rounds):
+        with pytest.raises(InvalidToken):
+            issuer.verify(token)
+    return (time.perf_counter() - started) / rounds
+
+
+def test_pbes2_token_is_refused_before_any_key_derivation(keySet: str) -> None:
+    """
+    A PBES2 token with the largest C{p2c} jwcrypto takes cost 6.4-6.9 ms per
+    verify (36x a valid token); it is now refused from its header, in
+    microseconds: far below what verifying a token of ours costs.
+    """
+    issuer = TokenIssuer(keySet)
+    token = pbes2_token()
+    with pytest.raises(InvalidToken, match="unexpected algorithm"):
+        issuer.verify(token)
+    good, _ = issuer.issue("alice")
+    tampered = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    hostile = mean_verify_seconds(issuer, token, 200)
+    ours = mean_verify_seconds(issuer, tampered, 200)
+    assert hostile < 100e-6, f"{hostile * 1e6:.0f} us per PBES2 token"
+    assert hostile < ours / 3, (hostile, ours)
+
+
+def test_only_the_algorithms_we_issue_are_accepted(keySet: str) -> None:
+    """
+    Even made with the right keys, a token with another key-management,
+    content-encryption or signature algorithm, another C{kid}, or an extra
+    header parameter is refused: the headers must be exactly ours.
+    """
+    from jwcrypto import jwk, jwt
+
+    keys = jwk.JWKSet.from_json(keySet)
+    sign, enc = keys.get_key("sign"), keys.get_key("enc")
+    issuer = TokenIssuer(keySet)
+
+    def make(outer: dict[str, str], inner: dict[str, str]) -> str:
+        signed = jwt.JWT(header=inner, claims={"sub": "mallory", "exp": 4e9})
+        signed.make_signed_token(sign)
+        encrypted = jwt.JWT(header=outer, claims=signed.serialize())
+        encrypted.make_encrypted_token(enc)
+        return str(encrypted.serialize())
+
+    ours_outer = {"alg": "A256KW", "enc": "A256GCM", "kid": "enc", "cty": "JWT"}
+    ours_inner = {"alg": "HS256", "kid": "sign"}
+    assert issuer.verify(make(ours_outer, ours_inner)) == "mallory"
+    for outer, inner in (
+        ({**ours_outer, "alg": "A256GCMKW"}, ours_inner),
+        ({**ours_outer, "alg": "dir"}, ours_inner),
+        ({**ours_outer, "enc": "A128GCM"}, ours_inner),
+        ({**ours_outer, "zip": "DEF"}, ours_inner),
+        (ours_outer, {**ours_inner, "typ": "JWT"}),
+        (ours_outer, {**ours_inner, "kid": "other"}),
+    ):
+        with pytest.raises(InvalidToken, match="unexpected algorithm"):
+            issuer.verify(make(outer, inner))
+
+
+def test_oversized_token_is_refused_unread(keySet: str) -> None:
+    """
+    A token longer than L{MAX_TOKEN_LENGTH} is refused before it is split
+    or decoded; one of ours for a long identity stays well below it.
+    """
+    from txpulse.auth import MAX_TOKEN_LENGTH
+
+    issuer = TokenIssuer(keySet)
+    long, _ = issuer.issue("a" * 250)
+    assert len(long) < MAX_TOKEN_LENGTH / 4 and issuer.verify(long) == "a" * 250
+    with pytest.raises(InvalidToken, match="too long"):
+        issuer.verify("A" * (MAX_TOKEN_LENGTH + 1))
+
+
+# -- issue #12 item 12: protected mounts are same-origin by default --------------------
+
+
+def test_protected_mounts_are_same_origin_by_default(files: tuple[Path, Path]) -> None:
+    """
+    Without C{--allowed-origin}, a protected mount refuses (403) a page from
+    another site even with a valid key, the defence against cross-site
+    WebSocket hijacking should the accept hook ever trust cookies; a page
+    from the server itself and a client without C{Origin} are let in, and
+    unprotected mounts still take any origin.
+    """
+    site = protected(files)
+    key = {"Authorization": "Bearer k-alice"}
+    head, _ = Client(site).request(upgrade_request("/chat", Origin="https://evil.example", **key))
+    assert head.startswith(b"HTTP/1.1 403")
+    for origin in ("http://localhost", "https://localhost", ""):
+        head, _ = Client(site).request(upgrade_request("/chat", Origin=origin, **key))
+        assert head.startswith(b"HTTP/1.1 101"), (origin, head)
+    head, _ = Client(site).request(upgrade_request("/echo", Origin="https://evil.example"))
+    assert head.startswith(b"HTTP/1.1 101")
+
+
+def test_allowed_origin_overrides_the_same_origin_default(files: tuple[Path, Path]) -> None:
+    """
+    C{--allowed-origin} applies to every mount, protected ones included:
+    C{*} reopens them to any page, a list allows exactly its origins, and
+    C{same-origin} can be combined with a list.
+    """
+    key = {"Authorization": "Bearer k-alice"}
+    site = protected(files, "--allowed-origin", "*")
+    head, _ = Client(site).request(upgrade_request("/chat", Origin="https://evil.example", **key))
+    assert head.startswith(b"HTTP/1.1 101")
+    site = protected(files, "--allowed-origin", "https://app.example", "--allowed-origin", "same-origin")
+    for origin, status in (("https://app.example", b"101"), ("http://localhost", b"101"), ("https://x.example", b"403")):
+        head, _ = Client(site).request(upgrade_request("/chat", Origin=origin, **key))
+        assert head.startswith(b"HTTP/1.1 " + status), (origin, head)
+    head, _ = Client(site).request(upgrade_request("/echo", Origin="https://x.example"))
+    assert head.startswith(b"HTTP/1.1 403"), "an explicit list applies to every mount"

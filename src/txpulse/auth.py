@@ -16,12 +16,26 @@ the two keys of a JWK set (L{generateKeySet}, C{txpulse gen-key}): its
 content (the identity) is private, and a token that was tampered with,
 signed with another key set, or is past its expiry is refused (401).
 
+Only what L{TokenIssuer} issues is ever verified: the protected headers must
+be exactly the ones it writes (A256KW + A256GCM outside, HS256 inside, the
+expected C{kid}s), checked by decoding a few hundred bytes of base64 and
+JSON I{before} any key unwrapping or derivation, and a token longer than
+L{MAX_TOKEN_LENGTH} is refused unread. Any other algorithm (above all
+C{PBES2-*}, whose key derivation costs milliseconds per attempt) is refused
+in microseconds.
+
+Failed attempts are limited per client address (L{FailureLimiter}): past
+the limit, requests get C{429} with C{Retry-After} without their
+credentials being looked at, and the failures are logged in aggregate.
+
 The identity becomes C{transport.identity} for the application protocol and
 the hub's per-topic C{authorize} hook.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -35,6 +49,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from .exceptions import HandshakeError
+from .ratelimit import FailureLimiter, clientKey
 
 __all__ = [
     "ApiKeys",
@@ -42,7 +57,10 @@ __all__ = [
     "Authenticator",
     "TokenResource",
     "InvalidToken",
+    "AuthenticationRefused",
+    "RequireKey",
     "generateKeySet",
+    "MAX_TOKEN_LENGTH",
     "DEFAULT_TOKEN_LIFETIME",
 ]
 
@@ -54,12 +72,57 @@ DEFAULT_TOKEN_LIFETIME = 60.0
 
 _CHALLENGE = (("WWW-Authenticate", 'Bearer realm="txpulse"'),)
 
+#: The longest token verified (in characters); longer ones are refused
+#: unread. A token for a 250-character identity is about 820 characters.
+MAX_TOKEN_LENGTH = 4096
+
+#: The protected headers L{TokenIssuer.issue} writes, the only ones
+#: L{TokenIssuer.verify} accepts (outer JWE, inner JWS).
+_OUTER_HEADER = {"alg": "A256KW", "enc": "A256GCM", "kid": "enc", "cty": "JWT"}
+_INNER_HEADER = {"alg": "HS256", "kid": "sign"}
+
+#: The largest encoded protected header worth decoding (ours take ~80).
+_MAX_HEADER_LENGTH = 256
+
 
 class InvalidToken(Exception):
     """
     A token that is malformed, tampered with, from another key set, or
     expired.
     """
+
+
+class AuthenticationRefused(HandshakeError):
+    """
+    A handshake refused for bad credentials (401) or too many failed
+    attempts (429). The L{FailureLimiter} has logged it (in aggregate), so
+    the resource does not log it again.
+    """
+
+    logged = True
+
+
+def _expectHeader(token: str, parts: int, expected: Mapping[str, str]) -> None:
+    """
+    Cheaply check a compact JOSE serialization before any cryptography: the
+    number of parts, and a protected header equal to C{expected}.
+
+    @raise InvalidToken: otherwise.
+    """
+    pieces = token.split(".")
+    if len(pieces) != parts:
+        raise InvalidToken("invalid token (not a compact serialization)")
+    encoded = pieces[0]
+    if len(encoded) > _MAX_HEADER_LENGTH:
+        raise InvalidToken("invalid token (header too long)")
+    try:
+        header = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (binascii.Error, ValueError):
+        raise InvalidToken("invalid token (malformed header)") from None
+    if header != expected:
+        # Another algorithm (e.g. PBES2-*, or "none"), another key id, or an
+        # extra parameter (zip, crit, jku...): never ours.
+        raise InvalidToken("invalid token (unexpected algorithm or header)")
 
 
 class ApiKeys:
@@ -167,9 +230,15 @@ class TokenIssuer:
         @raise InvalidToken: for a malformed, tampered, foreign or expired
             token.
         """
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("invalid token (too long)")
+        _expectHeader(token, 5, _OUTER_HEADER)
         try:
-            outer = jwt.JWT(jwt=token, key=self._enc, expected_type="JWE", check_claims=False)
-            inner = jwt.JWT(jwt=outer.claims, key=self._sign, expected_type="JWS", check_claims=False)
+            outer = jwt.JWT(
+                jwt=token, key=self._enc, algs=["A256KW", "A256GCM"], expected_type="JWE", check_claims=False
+            )
+            _expectHeader(outer.claims, 3, _INNER_HEADER)
+            inner = jwt.JWT(jwt=outer.claims, key=self._sign, algs=["HS256"], expected_type="JWS", check_claims=False)
             claims = json.loads(inner.claims)
         except (
             JWException,
@@ -196,57 +265,129 @@ def _bearer(request: Request) -> str | None:
     return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
 
 
+def _tooMany(retryAfter: int) -> AuthenticationRefused:
+    return AuthenticationRefused(
+        "too many failed authentication attempts; retry later", 429, (("Retry-After", str(retryAfter)),)
+    )
+
+
 class Authenticator:
     """
     The accept hook of a protected mount: C{WebSocketResource(...,
     accept=Authenticator(keys, issuer))}. Returns the identity (which
-    becomes C{transport.identity}) or refuses with 401.
+    becomes C{transport.identity}) or refuses with 401; refuses with 429
+    (and C{Retry-After}), without checking the credentials, an address over
+    its limit of failed attempts.
     """
 
-    def __init__(self, keys: ApiKeys | None, issuer: TokenIssuer | None = None) -> None:
+    def __init__(
+        self, keys: ApiKeys | None, issuer: TokenIssuer | None = None, limiter: FailureLimiter | None = None
+    ) -> None:
+        """
+        @param keys: the API keys (C{Authorization: Bearer <key>}), if any.
+        @param issuer: verifies browser tokens (C{?ws_token=}), if any.
+        @param limiter: limits failed attempts per address (default: a
+            L{FailureLimiter} with its defaults; share one between the
+            mounts and L{TokenResource} of a server).
+        """
         self._keys = keys
         self._issuer = issuer
+        self.limiter = limiter if limiter is not None else FailureLimiter()
 
     def __call__(self, request: Request) -> str:
+        address = clientKey(request.getClientAddress())
+        retryAfter = self.limiter.retryAfter(address)
+        if retryAfter is not None:
+            raise _tooMany(retryAfter)
         key = _bearer(request)
         if key is not None and self._keys is not None:
             identity = self._keys.identify(key)
             if identity is not None:
                 return identity
-            _log.info("WebSocket refused: unknown API key")
-            raise HandshakeError("invalid API key", 401, _CHALLENGE)
+            self.limiter.failed(address, "unknown API key")
+            raise AuthenticationRefused("invalid API key", 401, _CHALLENGE)
         tokens = request.args.get(b"ws_token") if request.args else None
         if tokens and self._issuer is not None:
             try:
                 return self._issuer.verify(tokens[0].decode("ascii", "replace"))
             except InvalidToken as error:
-                _log.info("WebSocket refused: {error}", error=str(error))
-                raise HandshakeError(str(error), 401, _CHALLENGE) from None
+                self.limiter.failed(address, str(error))
+                raise AuthenticationRefused(str(error), 401, _CHALLENGE) from None
         raise HandshakeError("authentication required: 'Authorization: Bearer <key>' or ?ws_token=", 401, _CHALLENGE)
+
+
+def _checkKey(request: Request, keys: ApiKeys, limiter: FailureLimiter) -> str | bytes:
+    """
+    The identity of the request's Bearer key; or, having set the status
+    and headers of the refusal (401 or 429), the body to answer with.
+    """
+    address = clientKey(request.getClientAddress())
+    request.setHeader("Content-Type", "application/json")
+    request.setHeader("Cache-Control", "no-store")
+    retryAfter = limiter.retryAfter(address)
+    if retryAfter is not None:
+        request.setResponseCode(429)
+        request.setHeader("Retry-After", str(retryAfter))
+        return b'{"error": "too many failed authentication attempts; retry later"}\n'
+    key = _bearer(request)
+    identity = keys.identify(key) if key is not None else None
+    if identity is None:
+        if key is not None:
+            limiter.failed(address, "unknown API key")
+        request.setResponseCode(401)
+        request.setHeader("WWW-Authenticate", _CHALLENGE[0][1])
+        return b'{"error": "a valid API key is required (Authorization: Bearer <key>)"}\n'
+    return identity
 
 
 class TokenResource(Resource):
     """
     C{GET /@wstoken}: exchanges a Bearer API key for a short-lived browser
     token: C{{"token": "...", "expires": EPOCH_SECONDS}}; 401 without a
-    valid key.
+    valid key, 429 (with C{Retry-After}) for an address over its limit of
+    failed attempts.
     """
 
     isLeaf = True
 
-    def __init__(self, keys: ApiKeys, issuer: TokenIssuer) -> None:
+    def __init__(self, keys: ApiKeys, issuer: TokenIssuer, limiter: FailureLimiter | None = None) -> None:
+        """
+        @param limiter: limits failed attempts per address (default: a
+            L{FailureLimiter} with its defaults).
+        """
         super().__init__()
         self._keys = keys
         self._issuer = issuer
+        self.limiter = limiter if limiter is not None else FailureLimiter()
 
     def render_GET(self, request: Request) -> bytes:
-        key = _bearer(request)
-        identity = self._keys.identify(key) if key is not None else None
-        request.setHeader("Content-Type", "application/json")
-        request.setHeader("Cache-Control", "no-store")
-        if identity is None:
-            request.setResponseCode(401)
-            request.setHeader("WWW-Authenticate", _CHALLENGE[0][1])
-            return b'{"error": "a valid API key is required (Authorization: Bearer <key>)"}\n'
+        identity = _checkKey(request, self._keys, self.limiter)
+        if isinstance(identity, bytes):
+            return identity
         token, expires = self._issuer.issue(identity)
         return json.dumps({"token": token, "expires": expires}).encode() + b"\n"
+
+
+class RequireKey(Resource):
+    """
+    Puts a leaf resource (e.g. C{/metrics}) behind the API keys: its C{GET}
+    needs C{Authorization: Bearer <key>} (401 without a valid one, 429 for
+    an address over its limit of failed attempts).
+    """
+
+    isLeaf = True
+
+    def __init__(self, wrapped: Resource, keys: ApiKeys, limiter: FailureLimiter | None = None) -> None:
+        super().__init__()
+        self._wrapped = wrapped
+        self._keys = keys
+        self.limiter = limiter if limiter is not None else FailureLimiter()
+
+    def render(self, request: Request) -> bytes | int:
+        identity = _checkKey(request, self._keys, self.limiter)
+        if isinstance(identity, bytes):
+            return identity
+        request.responseHeaders.removeHeader("Content-Type")
+        request.responseHeaders.removeHeader("Cache-Control")
+        result: bytes | int = self._wrapped.render(request)
+        return result

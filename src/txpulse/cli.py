@@ -34,6 +34,7 @@ from twisted.python.failure import Failure
 
 from .client.endpoint import HandshakeTimeout, InvalidURL, WebSocketClientEndpoint, parseURL
 from .exceptions import ConnectionClosed, ConnectionRejected, NegotiationError
+from .redact import redactText
 
 __all__ = ["main", "buildParser"]
 
@@ -137,8 +138,10 @@ def _parseHeader(text: str) -> tuple[str, str]:
 
 class Output:
     """
-    Writes received messages to stdout, one a line, flushed; status lines to
-    stderr.
+    Writes received messages to stdout, one a line, flushed; status and
+    error lines to stderr, with credentials redacted (a C{?ws_token=} value
+    in the URL, a C{Bearer} key in a header: see L{txpulse.redact}), so a
+    terminal, a shared screen or a CI log never shows them.
     """
 
     def __init__(self, asJSON: bool, quiet: bool) -> None:
@@ -167,13 +170,13 @@ class Output:
         An informational line on stderr (suppressed by C{--quiet}).
         """
         if not self._quiet:
-            self._write(sys.stderr, line)
+            self._write(sys.stderr, redactText(line))
 
     def error(self, line: str) -> None:
         """
         An error line on stderr (always shown).
         """
-        self._write(sys.stderr, line)
+        self._write(sys.stderr, redactText(line))
 
     def _write(self, stream: Any, line: str) -> None:
         if self.brokenPipe:

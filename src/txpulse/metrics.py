@@ -8,6 +8,16 @@ graceful shutdown.
 Message and byte counts are kept as plain integers on each connection (see
 L{WebSocketWire}) and only summed when metrics are scraped, so counting costs
 the hot path an integer increment, not a metrics-library call.
+
+Label values are bounded, so a client cannot grow the output: the close
+code a peer sends becomes its number only for the codes RFC 6455 and the
+IANA registry define (1000-1015), and one of three labels otherwise
+(C{"3xxx"}, C{"4xxx"}, C{"other"}); see L{closeCodeLabel}. Paths are the
+server's mounts, statuses the server's own answers.
+
+Who may read C{/metrics} is the deployment's choice (see the README): the
+plugin serves it on the main listener by default, behind the API keys with
+C{--protect /metrics}, or on a separate listener with C{--metrics-listen}.
 """
 
 from __future__ import annotations
@@ -28,9 +38,28 @@ from twisted.web.server import Request
 
 from .wire import WebSocketWire
 
-__all__ = ["ConnectionRegistry", "MetricsResource"]
+__all__ = ["ConnectionRegistry", "MetricsResource", "closeCodeLabel"]
 
 _log = Logger()
+
+#: Close codes defined by RFC 6455 §7.4.1 and the IANA registry (1012-1015),
+#: the only ones labelled by their number.
+_KNOWN_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 1015))
+
+
+def closeCodeLabel(code: int) -> str:
+    """
+    The C{code} label of a close code: its number for a registered code,
+    else C{"3xxx"} (libraries and frameworks, RFC 6455 §7.4.2), C{"4xxx"}
+    (private use) or C{"other"}; at most 18 values, whatever peers send.
+    """
+    if code in _KNOWN_CLOSE_CODES:
+        return str(code)
+    if 3000 <= code <= 3999:
+        return "3xxx"
+    if 4000 <= code <= 4999:
+        return "4xxx"
+    return "other"
 
 
 class _PathStats:
@@ -44,7 +73,7 @@ class _PathStats:
         self.closedMessagesOut = 0
         self.closedBytesIn = 0
         self.closedBytesOut = 0
-        self.closes: Counter[int] = Counter()
+        self.closes: Counter[str] = Counter()
         self.refusals: Counter[int] = Counter()
 
 
@@ -141,7 +170,7 @@ class ConnectionRegistry(Collector):
         stats.closedBytesIn += wire.bytesIn
         stats.closedBytesOut += wire.bytesOut
         code = wire.closeCode if wire.closeCode is not None else 1006
-        stats.closes[code] += 1
+        stats.closes[closeCodeLabel(code)] += 1
         if self._logConnections:
             _log.info(
                 "WebSocket closed: {peer} {path} code={code} duration={duration:.1f}s "
@@ -215,8 +244,8 @@ class ConnectionRegistry(Collector):
             counters["messages_sent"].add_metric([path], stats.closedMessagesOut + sum(w.messagesOut for w in wires))
             counters["bytes_received"].add_metric([path], stats.closedBytesIn + sum(w.bytesIn for w in wires))
             counters["bytes_sent"].add_metric([path], stats.closedBytesOut + sum(w.bytesOut for w in wires))
-            for code, count in sorted(stats.closes.items()):
-                closes.add_metric([path, str(code)], count)
+            for label, count in sorted(stats.closes.items()):
+                closes.add_metric([path, label], count)
             for status, count in sorted(stats.refusals.items()):
                 refusals.add_metric([path, str(status)], count)
         yield opened

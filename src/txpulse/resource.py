@@ -25,10 +25,11 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from .core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
-from .core.deflate import Deflate, DeflateSettings, parse_extension_header, server_negotiate
+from .core.deflate import SERVER_DEFAULTS, Deflate, DeflateSettings, parse_extension_header, server_negotiate
 from .core.handshake import UpgradeRequest, accept_key, check_origin, select_subprotocol, validate_request
 from .exceptions import HandshakeError, NegotiationError
 from .interfaces import ConnectionObserver, WebSocketProtocol
+from .redact import redactURL
 from .site import WebSocketChannel
 from .wire import DEFAULT_MAX_WRITE_BUFFER, WebSocketWire, WireOptions
 
@@ -88,7 +89,7 @@ class WebSocketResource(Resource):
         factory: WebSocketServerFactory,
         *,
         subprotocols: Sequence[str] = (),
-        allowedOrigins: Sequence[str] | None = None,
+        allowedOrigins: Sequence[str] | str | None = None,
         maxMessageSize: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         maxFrameSize: int | None = None,
         pingInterval: float | None = 20.0,
@@ -109,9 +110,15 @@ class WebSocketResource(Resource):
             the first one the client also offers is chosen. None in common:
             the connection opens without a subprotocol (RFC 6455 §4.2.2).
         @param allowedOrigins: browser origins allowed to connect
-            (C{"https://example.com"}, or C{"*"}); others get 403. A request
-            without C{Origin} (a non-browser client) is always allowed.
-            C{None} (the default) checks nothing.
+            (C{"https://example.com"}, or C{"*"}), and/or C{"same-origin"}
+            (L{txpulse.core.handshake.SAME_ORIGIN}: the C{Origin}'s host and port must be the
+            request's C{Host}; a single string is a list of one); others get
+            403. A request without C{Origin} (a non-browser client) is always
+            allowed. C{None} (the default) checks nothing: then a page from
+            any site can open a connection with the user's cookies, so an
+            accept hook that trusts cookies (or client certificates, or the
+            client's address) needs an allow-list, or C{"same-origin"}, to
+            resist cross-site WebSocket hijacking.
         @param maxMessageSize: largest message accepted, summed over its
             fragments (default 1 MiB); larger closes with 1009. C{None}: no
             limit.
@@ -134,14 +141,17 @@ class WebSocketResource(Resource):
             each refused handshake (logging, metrics, graceful shutdown: see
             L{txpulse.metrics.ConnectionRegistry}).
         @param compression: accept permessage-deflate (RFC 7692) when a client
-            offers it: C{True} for the default L{DeflateSettings}, or your
-            own settings; C{False} (the default) declines every offer (see
-            the README for the memory cost per connection).
+            offers it: C{True} for L{SERVER_DEFAULTS} (12-bit windows, mem
+            level 4: 30-43 KiB per active connection, measured), or your
+            own L{DeflateSettings}; C{False} (the default) declines every
+            offer (see the README for the memory cost per setting).
         @param clock: the L{IReactorTime} for timers (default: the reactor).
         """
         super().__init__()
         self.factory = factory
         self._subprotocols = tuple(subprotocols)
+        if isinstance(allowedOrigins, str):
+            allowedOrigins = (allowedOrigins,)
         self._allowedOrigins = None if allowedOrigins is None else tuple(allowedOrigins)
         if maxMessageSize is not None and maxMessageSize <= 0:
             raise ValueError("maxMessageSize must be positive or None")
@@ -161,7 +171,7 @@ class WebSocketResource(Resource):
         )
         self._observer = observer
         self._handshakeTimeout = handshakeTimeout
-        self._compression: DeflateSettings | None = DeflateSettings() if compression is True else (compression or None)
+        self._compression: DeflateSettings | None = SERVER_DEFAULTS if compression is True else (compression or None)
         self._accept = accept
         self._clockOrNone = clock
 
@@ -228,7 +238,7 @@ class WebSocketResource(Resource):
             request.clientproto.decode("latin-1"),
             headers,
         )
-        check_origin(upgrade.origin, self._allowedOrigins)
+        check_origin(upgrade.origin, self._allowedOrigins, upgrade.host)
         if not isinstance(request.channel, HTTPChannel):
             # e.g. HTTP/2 (RFC 8441 WebSockets are not supported).
             raise HandshakeError("WebSocket upgrades need an HTTP/1.1 connection")
@@ -375,19 +385,28 @@ def _refuse(request: Request, error: HandshakeError) -> bytes:
     Answer a refused upgrade with C{error}'s status, headers and message
     (the single place a L{HandshakeError} becomes an HTTP response).
     """
-    _log.info(
-        "WebSocket handshake refused for {peer} on {path}: {status} {message}",
-        peer=_peerOf(request),
-        path=request.uri.decode("latin-1", "replace"),
-        status=error.statusCode,
-        message=str(error),
-    )
+    if not getattr(error, "logged", False):
+        # (An authentication refusal is logged, in aggregate, by the
+        # FailureLimiter instead: one line per attempt would let a client
+        # flood the log.) Credentials in the URL (?ws_token=) are redacted.
+        _log.info(
+            "WebSocket handshake refused for {peer} on {path}: {status} {message}",
+            peer=_peerOf(request),
+            path=redactURL(request.uri.decode("latin-1", "replace")),
+            status=error.statusCode,
+            message=str(error),
+        )
     request.setResponseCode(error.statusCode, _phrase(error.statusCode))
     for name, value in error.headers:
         request.setHeader(name, value)
     body = f"{error}\n".encode()
     request.setHeader("Content-Type", "text/plain; charset=utf-8")
     request.setHeader("Content-Length", str(len(body)))
+    # A connection that came to upgrade and did not gets no second request
+    # (slow or not): the refusal ends it (RFC 9112 §9.6), on a plain Site too.
+    request.setHeader("Connection", "close")
+    if isinstance(request.channel, HTTPChannel):
+        request.channel.persistent = False
     return body
 
 

@@ -472,6 +472,24 @@ def test_handshake_timeout_exits_3(scripted: Scripted) -> None:
     assert result.elapsed < 5.0
 
 
+def test_status_and_error_lines_redact_the_token(demo: Demo) -> None:
+    """
+    A C{ws_token} in the URL never reaches the terminal: the "connected to"
+    status line and a connection error show C{ws_token=[REDACTED]}, and a
+    malformed C{Authorization} header is not echoed with its key.
+    """
+    secret = "eyJhbGciOiJBMjU2S1ciLCJjdHkiOiJKV1QifQ.c2VjcmV0LXRva2Vu"
+    result = run([demo.url(f"/ws?ws_token={secret}&x=1"), "--count", "1"])
+    assert result.returncode == 0, result.stderr
+    assert f"connected to {demo.url('/ws?ws_token=[REDACTED]&x=1')}" in result.stderr
+    refused = run([f"ws://127.0.0.1:{free_port()}/ws?ws_token={secret}"])
+    assert refused.returncode == 3 and "ws_token=[REDACTED]" in one_error_line(refused)
+    malformed = run([demo.url(), "--header", f"Authorization Bearer {secret}"])
+    assert malformed.returncode == 2 and "Bearer [REDACTED]" in one_error_line(malformed)
+    for output in (result, refused, malformed):
+        assert secret not in output.stderr and "c2VjcmV0LXRva2Vu" not in output.stderr
+
+
 def test_handshake_refused_exits_5_and_shows_status(demo: Demo) -> None:
     """
     A path with no WebSocket resource (C{/nope}, 404): one line with the

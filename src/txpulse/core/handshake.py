@@ -29,6 +29,8 @@ __all__ = [
     "validate_request",
     "select_subprotocol",
     "check_origin",
+    "is_same_origin",
+    "SAME_ORIGIN",
     "ResponseHead",
     "client_request",
     "parse_response_head",
@@ -43,6 +45,13 @@ SUPPORTED_VERSION = "13"
 
 Headers = Sequence[tuple[str, str]]
 
+#: An entry of an origin allow-list meaning "the page's own server": the
+#: C{Origin}'s host and port must be those of the request's C{Host}.
+SAME_ORIGIN = "same-origin"
+
+#: The port a URL scheme implies when its origin names none.
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
 
 @dataclass(frozen=True, slots=True)
 class UpgradeRequest:
@@ -53,12 +62,14 @@ class UpgradeRequest:
     @ivar subprotocols: the subprotocols the client offers, in its order.
     @ivar extensions: the raw C{Sec-WebSocket-Extensions} offers.
     @ivar origin: the C{Origin} header, or C{None} (a non-browser client).
+    @ivar host: the C{Host} header (C{None} only when built by hand).
     """
 
     key: str
     subprotocols: tuple[str, ...] = ()
     extensions: tuple[str, ...] = ()
     origin: str | None = None
+    host: str | None = None
 
 
 def accept_key(key: str) -> str:
@@ -135,6 +146,7 @@ def validate_request(method: str, http_version: str, headers: Headers) -> Upgrad
         subprotocols=tuple(header_tokens(_values(headers, "Sec-WebSocket-Protocol"))),
         extensions=tuple(header_tokens(_values(headers, "Sec-WebSocket-Extensions"))),
         origin=origins[0].strip() if origins else None,
+        host=_values(headers, "Host")[0].strip(),
     )
 
 
@@ -175,7 +187,7 @@ def select_subprotocol(offered: Sequence[str], supported: Sequence[str]) -> str 
     return None
 
 
-def check_origin(origin: str | None, allowed: Sequence[str] | None) -> None:
+def check_origin(origin: str | None, allowed: Sequence[str] | None, host: str | None = None) -> None:
     """
     Enforce an C{Origin} allow-list (RFC 6455 §10.2).
 
@@ -183,7 +195,9 @@ def check_origin(origin: str | None, allowed: Sequence[str] | None) -> None:
         always send one, so its absence means a non-browser client, which an
         allow-list (a defence against cross-site pages) does not concern.
     @param allowed: exact origins (C{"https://example.com"}, compared without
-        regard to case), C{"*"} for any, or C{None} for no check.
+        regard to case), C{"*"} for any, L{SAME_ORIGIN} for the request's
+        own host (see L{is_same_origin}), or C{None} for no check.
+    @param host: the request's C{Host} header (for L{SAME_ORIGIN}).
     @raise InvalidOrigin: 403 for a present origin outside the list.
     """
     if allowed is None or origin is None:
@@ -192,7 +206,64 @@ def check_origin(origin: str | None, allowed: Sequence[str] | None) -> None:
     for entry in allowed:
         if entry == "*" or entry.lower() == lowered:
             return
+        if entry == SAME_ORIGIN and host is not None and is_same_origin(origin, host):
+            return
     raise InvalidOrigin(f"origin {origin!r} is not allowed")
+
+
+def _split_authority(authority: str) -> tuple[str, int | None] | None:
+    """
+    C{host[:port]} (an IPv6 literal in brackets) as a lower-case host
+    without a trailing dot and a port (C{None} when absent), or C{None} when
+    malformed.
+    """
+    if authority.startswith("["):
+        end = authority.find("]")
+        if end < 0:
+            return None
+        host, rest = authority[: end + 1], authority[end + 1 :]
+        if rest and not rest.startswith(":"):
+            return None
+        port_text = rest[1:] if rest else None
+    else:
+        host, colon, port_text_or_empty = authority.partition(":")
+        port_text = port_text_or_empty if colon else None
+    if not host or any(c in host for c in "/?#@ \t"):
+        return None
+    if port_text is None:
+        return host.lower().rstrip("."), None
+    if not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
+        return None
+    return host.lower().rstrip("."), int(port_text)
+
+
+def is_same_origin(origin: str, host: str) -> bool:
+    """
+    Whether a page of C{origin} is served by the server the request names
+    in C{Host}: the same host name, and the same port (the origin's port, or
+    its scheme's default, against the C{Host}'s port; a C{Host} without a
+    port matches an origin on its scheme's default port).
+
+    The scheme is not compared: behind a TLS-terminating proxy an C{https}
+    page reaches the server over plain HTTP with the same C{Host}. An
+    opaque origin (C{"null"}: sandboxed frames, C{file:} pages) is never
+    the same origin.
+    """
+    scheme, sep, authority = origin.strip().partition("://")
+    default = _DEFAULT_PORTS.get(scheme.lower())
+    if not sep or default is None:
+        return False
+    mine = _split_authority(authority)
+    theirs = _split_authority(host.strip())
+    if mine is None or theirs is None:
+        return False
+    origin_host, origin_port = mine
+    host_name, host_port = theirs
+    if origin_host != host_name:
+        return False
+    if host_port is None:
+        return origin_port is None or origin_port == default
+    return (origin_port if origin_port is not None else default) == host_port
 
 
 # -- the client's side -------------------------------------------------------
