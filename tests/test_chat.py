@@ -19,7 +19,7 @@ from txpulse.core.frames import Opcode
 from txpulse.hub import Hub
 from txpulse.wire import WebSocketWire, WireOptions
 
-from .helpers import CountingTransport, client_frame, server_frames
+from .helpers import CountingTransport, FakeSubscriber, client_frame, server_frames
 
 
 def join(
@@ -61,6 +61,8 @@ def events(transport: CountingTransport) -> list[tuple[str, ...]]:
             (data.get("type"), data.get("name"), data.get("text", ""))
             if "data" in message
             else ("error", message["error"])
+            if "error" in message
+            else ("notice", message["name"], message["notice"])
         )
     return out
 
@@ -68,7 +70,7 @@ def events(transport: CountingTransport) -> list[tuple[str, ...]]:
 def test_join_say_and_leave_in_a_room() -> None:
     """
     Everyone in the room sees joins, messages (with sender and time) and
-    leaves, as hub envelopes on topic C{chat/ROOM}.
+    leaves, as hub envelopes whose topic is the room.
     """
     factory = ChatFactory(Hub(clock=Clock()), now=lambda: 1234.5)
     alice, alices = join(factory, "lobby", "alice")
@@ -82,7 +84,7 @@ def test_join_say_and_leave_in_a_room() -> None:
         ("leave", "bob", ""),
     ]
     assert received(alices)[2] == {
-        "topic": "chat/lobby",
+        "topic": "lobby",
         "data": {"type": "message", "name": "alice", "time": 1234.5, "text": "<b>hi</b> bob"},
     }
     assert events(bobs) == [("join", "bob", ""), ("message", "alice", "<b>hi</b> bob")]
@@ -113,6 +115,9 @@ def test_rooms_are_separate() -> None:
         ([{"action": "join", "room": "r", "name": "a"}, {"action": "say", "text": ""}], "non-empty"),
         ([{"action": "join", "room": "r", "name": "a"}, {"action": "say", "text": "x" * 2001}], "longer than"),
         (["not json"], "JSON object"),
+        (['{"action": "join", "room": "r", "name": NaN}'], "JSON object"),
+        (["[" * 100_000], "JSON object"),
+        ([{"action": "join", "room": "r\x1fx", "name": "a"}], "control characters"),
         ([{"action": "shout"}], "action must be"),
     ],
 )
@@ -131,9 +136,71 @@ def test_joining_a_room_goes_through_the_hub_authorization() -> None:
     """
     The hub's per-topic hook decides who may join which room.
     """
-    hub = Hub(authorize=lambda identity, action, topic: topic == "chat/public" or identity == "admin", clock=Clock())
+    hub = Hub(authorize=lambda identity, action, topic: topic == "public" or identity == "admin", clock=Clock())
     factory = ChatFactory(hub)
     _, guests = join(factory, "staff", "guest", identity="guest")
     assert events(guests) == [("error", "not allowed to join 'staff'")]
-    _, admins = join(factory, "staff", "root", identity="admin")
-    assert events(admins) == [("join", "root", "")]
+    _, admins = join(factory, "staff", "admin", identity="admin")
+    assert events(admins) == [("join", "admin", "")]
+
+
+def test_the_name_is_the_authenticated_identity() -> None:
+    """
+    On a connection with an identity, the name is the identity: asking for
+    another name is overridden, and the client is told so (a C{notice}
+    reply) before its join; leaving the name out is fine.
+    """
+    factory = ChatFactory(Hub(clock=Clock()))
+    bob, bobs = join(factory, "lobby", "alice", identity="bob")
+    send(bob, {"action": "say", "text": "I am alice"})
+    assert events(bobs) == [
+        ("notice", "bob", "signed in as 'bob': you speak under that name"),
+        ("join", "bob", ""),
+        ("message", "bob", "I am alice"),
+    ]
+    carol, carols = join(factory, None, None, identity="carol")
+    send(carol, {"action": "join", "room": "lobby"})
+    assert events(carols) == [("join", "carol", "")]
+
+
+def test_speaking_needs_permission_to_publish() -> None:
+    """
+    Joining a room takes C{subscribe}, saying something C{publish}: a
+    member without it reads the room, and its C{say} is an error reply.
+    """
+
+    def authorize(identity: object, action: str, topic: str) -> bool:
+        return action == "subscribe" or identity == "alice"
+
+    factory = ChatFactory(Hub(clock=Clock()), authorize=authorize)
+    alice, alices = join(factory, "lobby", None, identity="alice")
+    reader, readers = join(factory, "lobby", None, identity="reader")
+    send(reader, {"action": "say", "text": "hello"})
+    send(alice, {"action": "say", "text": "hi"})
+    assert events(readers) == [
+        ("join", "reader", ""),
+        ("error", "not allowed to speak in 'lobby'"),
+        ("message", "alice", "hi"),
+    ]
+    assert ("message", "reader", "hello") not in events(alices)
+
+
+def test_rooms_live_in_the_chat_namespace_only() -> None:
+    """
+    A room is a topic of the hub namespace C{"chat"}: a subscriber of the
+    root namespace's topic of the same name (or of C{chat/ROOM}, the old
+    spelling) sees nothing, and what the root publishes there does not
+    reach the room.
+    """
+    clock = Clock()
+    hub = Hub(clock=clock)
+    alice, alices = join(ChatFactory(hub), "lobby", "alice")
+    spy = FakeSubscriber()
+    hub.subscribe(spy, "lobby")
+    hub.subscribe(spy, "chat/lobby")
+    send(alice, {"action": "say", "text": "secret"})
+    hub.publish("lobby", {"type": "message", "name": "bob", "text": "forged", "time": 0})
+    hub.publish("chat/lobby", {"type": "message", "name": "bob", "text": "forged", "time": 0})
+    clock.advance(0)
+    assert [m["data"] for m in spy.messages()] == [{"type": "message", "name": "bob", "text": "forged", "time": 0}] * 2
+    assert ("message", "bob", "forged") not in events(alices)

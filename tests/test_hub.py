@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 from txpulse.core.connection import Connection, Side
 from txpulse.core.frames import Opcode
 from txpulse.exceptions import ConnectionClosed
-from txpulse.hub import Hub, HubError, PubSubFactory
+from txpulse.hub import Hub, HubError, PubSubFactory, checkEnvelope
 from txpulse.wire import WebSocketWire, WireOptions
 
 from .helpers import CountingTransport, FakeSubscriber, captured_logs, client_frame, server_frames
@@ -533,3 +533,136 @@ def test_the_clock_can_be_replaced_after_construction() -> None:
     assert [m["data"] for m in sub.messages()] == [1]
     clock.advance(0)
     assert [m["data"] for m in sub.messages()] == [1, 2]
+
+
+def test_namespaces_keep_topics_apart() -> None:
+    """
+    The same topic name in two namespaces is two topics: a subscriber of
+    one does not see what is published in the other, and each delivery
+    names the topic as its namespace's clients see it. The root namespace's
+    broker channel is the bare topic; another's cannot be named from the
+    root, since topics may not contain control characters.
+    """
+    clock = Clock()
+    hub = Hub(clock=clock)
+    chat = hub.namespace("chat")
+    root, inChat = FakeSubscriber(), FakeSubscriber()
+    hub.subscribe(root, "lobby")
+    chat.subscribe(inChat, "lobby")
+    hub.publish("lobby", "root")
+    chat.publish("lobby", "chat")
+    clock.advance(0)
+    assert root.messages() == [{"topic": "lobby", "data": "root"}]
+    assert inChat.messages() == [{"topic": "lobby", "data": "chat"}]
+    assert hub.topicsOf(root) == frozenset({"lobby"}) and chat.topicsOf(inChat) == frozenset({"lobby"})
+    assert hub.topicsOf(inChat) == frozenset() and chat.topicsOf(root) == frozenset()
+    assert sorted(hub._topics) == ["chat\x1flobby", "lobby"]
+    with pytest.raises(HubError, match="control characters"):
+        hub.subscribe(root, chat.channel("lobby"))
+    with pytest.raises(ValueError):
+        hub.namespace("a\x1fb")
+    hub.unsubscribeAll(inChat)
+    assert chat.subscribers("lobby") == frozenset()
+
+
+def test_a_namespace_has_its_own_authorization() -> None:
+    """
+    A factory's C{authorize} applies to its namespace only; without one,
+    the hub's applies.
+    """
+    hub = Hub(authorize=lambda identity, action, topic: topic == "open", clock=Clock())
+    strict = PubSubFactory(hub, namespace="strict", authorize=lambda identity, action, topic: identity == "ops")
+    wire, transport = connect(strict, identity="guest")
+    send(wire, {"action": "subscribe", "topic": "open"})
+    wire2, transport2 = connect(PubSubFactory(hub), identity="guest")
+    send(wire2, {"action": "subscribe", "topic": "open"})
+    send(wire2, {"action": "subscribe", "topic": "other"})
+    assert received(transport) == [{"error": "not allowed to subscribe to 'open'"}]
+    assert received(transport2) == [{"error": "not allowed to subscribe to 'other'"}]
+
+
+def test_refusals_are_logged_naming_the_peer_a_few_times_per_connection() -> None:
+    """
+    A refused request is logged with the peer, identity and topic; a client
+    looping on refused topics logs three lines, not one per request.
+    """
+    hub = Hub(authorize=lambda identity, action, topic: False, clock=Clock())
+    wire, transport = connect(PubSubFactory(hub), identity="mallory")
+    with captured_logs() as logs:
+        for _ in range(10):
+            send(wire, {"action": "publish", "topic": "t", "data": 1})
+    refusals = [line for line in logs if "Refused publish" in line]
+    assert len(refusals) == 3 and "'mallory'" in refusals[0] and "'t'" in refusals[0]
+    assert len(received(transport)) == 10
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        '{"action": "publish", "topic": "t", "data": NaN}',
+        '{"action": "publish", "topic": "t", "data": Infinity}',
+        '{"action": "publish", "topic": "t", "data": [-Infinity]}',
+        "[" * 100_000,
+        '{"action": "publish", "topic": "t", "data": ' + "[" * 50_000 + "]" * 50_000 + "}",
+        '{"action": "publish", "topic": "t", "data": "\\ud800"}',
+    ],
+)
+def test_json_is_strict_and_the_connection_stays(message: str) -> None:
+    """
+    C{NaN}, C{Infinity}, nesting deeper than the parser goes and lone
+    surrogates get an C{{"error"}} reply, with no traceback in the log: a
+    subscriber receives nothing, and the connection stays open and usable.
+    """
+    clock = Clock()
+    hub = Hub(clock=clock)
+    wire, transport = connect(PubSubFactory(hub, maxPublishSize=1 << 20))
+    subscriber = FakeSubscriber()
+    hub.subscribe(subscriber, "t")
+    with captured_logs() as logs:
+        send(wire, message)
+    assert "error" in received(transport)[0]
+    assert not [line for line in logs if "Traceback" in line or "Error" in line]
+    assert subscriber.frames == [] and wire.isOpen()
+    send(wire, {"action": "publish", "topic": "t", "data": 1})
+    assert subscriber.messages() == [{"topic": "t", "data": 1}]
+
+
+def test_server_code_publishing_nan_gets_a_clear_error() -> None:
+    """
+    C{hub.publish} with a value JSON cannot carry raises L{ValueError}
+    saying why, and nothing is sent.
+    """
+    hub = Hub(clock=Clock())
+    subscriber = FakeSubscriber()
+    hub.subscribe(subscriber, "t")
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        hub.publish("t", {"x": float("nan")})
+    with pytest.raises(ValueError, match="nested too deeply"):
+        nested: list[Any] = []
+        for _ in range(100_000):
+            nested = [nested]
+        hub.publish("t", nested)
+    assert subscriber.frames == []
+
+
+@pytest.mark.parametrize(
+    ("channel", "payload", "refused"),
+    [
+        ("news", '{"topic":"news","data":1}', None),
+        ("chat\x1flobby", '{"topic":"lobby","data":{"type":"join"}}', None),
+        ("news", '{"topic":"other","data":1}', "does not match"),
+        ("chat\x1flobby", '{"topic":"chat/lobby","data":1}', "does not match"),
+        ("news", '{"topic":"news","data":NaN}', "not valid JSON"),
+        ("news", '{"topic":"news","data":1,"error":"x"}', "envelope"),
+        ("news", '["news", 1]', "envelope"),
+        ("news", "[" * 100_000, "not valid JSON"),
+    ],
+)
+def test_envelopes_from_outside_are_checked(channel: str, payload: str, refused: str | None) -> None:
+    """
+    L{checkEnvelope} accepts strict JSON C{{"topic", "data"}} whose topic
+    is its channel's (as the namespace's clients see it), and says why
+    anything else is refused.
+    """
+    result = checkEnvelope(channel, payload)
+    assert result is None if refused is None else refused in str(result)

@@ -1,14 +1,24 @@
 # -*- test-case-name: tests.test_chat -*-
 """
-The chat demo mounted at C{/chat}: rooms on top of the pub/sub L{Hub} (a room
-is the hub topic C{chat/ROOM}), so it scales out through the same broker.
+The chat demo mounted at C{/chat}: rooms on top of the pub/sub L{Hub}, so it
+scales out through the same broker. A room R is topic R of the hub
+namespace C{"chat"} (L{Hub.namespace}), which no other mount can reach: the
+chat's events come from this protocol only, never from a C{/pubsub} client.
 
 Wire format (JSON text messages)::
 
     client -> server   {"action": "join", "room": R, "name": N}     once, first
                        {"action": "say", "text": T}
-    server -> client   {"topic": "chat/R", "data": EVENT}            hub envelopes
+    server -> client   {"topic": R, "data": EVENT}                  hub envelopes
+                       {"name": N, "notice": "..."}                 the name was set
+                                                                     by the server
                        {"error": "..."}
+
+On a connection with an identity (a mount protected by an accept hook), the
+name is the identity: a C{name} that differs is overridden, and the client
+is told so (the C{"notice"} reply) before its join event; C{name} may then
+be left out. Joining needs permission to C{"subscribe"} to the room, saying
+something permission to C{"publish"} (the namespace's C{authorize} hook).
 
 where EVENT is C{{"type": "join" | "leave", "name": N, "time": SECONDS}} or
 C{{"type": "message", "name": N, "text": T, "time": SECONDS}}. Names and texts
@@ -24,7 +34,7 @@ from typing import Any
 
 from twisted.python.failure import Failure
 
-from .hub import Hub, HubError
+from .hub import Authorize, Hub, HubError, Namespace, loadJSON, refuse
 
 __all__ = ["ChatFactory", "ChatProtocol"]
 
@@ -38,9 +48,11 @@ class ChatProtocol:
     One chat participant.
     """
 
-    def __init__(self, hub: Hub, now: Callable[[], float]) -> None:
-        self._hub = hub
+    def __init__(self, topics: Namespace, now: Callable[[], float]) -> None:
+        self._topics = topics
         self._now = now
+        self._maySay = False
+        self._refusalsLogged = 0
         self.transport: Any = None
         self.name: str | None = None
         self.topic: str | None = None
@@ -56,11 +68,11 @@ class ChatProtocol:
 
     def _event(self, kind: str, **fields: Any) -> None:
         assert self.topic is not None
-        self._hub.publish(self.topic, {"type": kind, "name": self.name, "time": round(self._now(), 3), **fields})
+        self._topics.publish(self.topic, {"type": kind, "name": self.name, "time": round(self._now(), 3), **fields})
 
     def textMessageReceived(self, message: str) -> None:
         try:
-            request = json.loads(message)
+            request = loadJSON(message)
             if not isinstance(request, dict):
                 raise ValueError
         except ValueError:
@@ -80,21 +92,36 @@ class ChatProtocol:
     def _join(self, room: object, name: object) -> None:
         if self.topic is not None:
             raise HubError("already joined")
-        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
+        identity = getattr(self.transport, "identity", None)
+        overridden = False
+        if identity is not None:
+            # Authenticated: one speaks as oneself, whatever the page asked.
+            overridden = name is not None and name != str(identity)
+            name = str(identity)
+        elif not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
             raise HubError(f"name must be 1 to {MAX_NAME} characters")
         if not isinstance(room, str) or not room.strip() or len(room) > MAX_ROOM:
             raise HubError(f"room must be 1 to {MAX_ROOM} characters")
-        topic = f"chat/{room.strip()}"
-        authorize = self._hub.authorize
-        if authorize is not None and not authorize(getattr(self.transport, "identity", None), "subscribe", topic):
+        topic = self._topics.checkTopic(room.strip())
+        if refuse(self._topics, self.transport, "subscribe", topic, self._refusalsLogged):
+            self._refusalsLogged += 1
             raise HubError(f"not allowed to join {room!r}")
-        self._hub.subscribe(self.transport, topic)
+        self._topics.subscribe(self.transport, topic)
+        self._maySay = self._topics.allowed(identity, "publish", topic)
         self.name, self.topic = name.strip(), topic
+        if overridden:
+            self.transport.sendTextMessage(
+                json.dumps({"name": self.name, "notice": f"signed in as {self.name!r}: you speak under that name"})
+            )
         self._event("join")
 
     def _say(self, text: object) -> None:
         if self.topic is None:
             raise HubError("join a room first")
+        if not self._maySay:
+            if refuse(self._topics, self.transport, "publish", self.topic, self._refusalsLogged):
+                self._refusalsLogged += 1
+                raise HubError(f"not allowed to speak in {self.topic!r}")
         if not isinstance(text, str) or not text.strip():
             raise HubError("text must be a non-empty string")
         if len(text) > MAX_TEXT:
@@ -109,18 +136,36 @@ class ChatProtocol:
 
     def connectionLost(self, reason: Failure) -> None:
         if self.topic is not None:
-            self._hub.unsubscribeAll(self.transport)
+            self._topics.hub.unsubscribeAll(self.transport)
             self._event("leave")
 
 
 class ChatFactory:
     """
     Builds a L{ChatProtocol} per connection, all on one L{Hub}.
+
+    @ivar hub: the L{Hub}.
+    @ivar topics: the L{Namespace} of the rooms.
     """
 
-    def __init__(self, hub: Hub, now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        now: Callable[[], float] = time.time,
+        *,
+        namespace: str = "chat",
+        authorize: Authorize | None = None,
+    ) -> None:
+        """
+        @param now: the clock of the events' C{time}.
+        @param namespace: the hub namespace of the rooms (each room is a topic
+            of it).
+        @param authorize: who may join (C{"subscribe"}) and speak
+            (C{"publish"}) in which room (default: the hub's C{authorize}).
+        """
         self.hub = hub
+        self.topics = hub.namespace(namespace, authorize)
         self._now = now
 
     def buildProtocol(self, request: object) -> ChatProtocol:
-        return ChatProtocol(self.hub, self._now)
+        return ChatProtocol(self.topics, self._now)

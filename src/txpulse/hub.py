@@ -11,6 +11,19 @@ Wire format (JSON text messages)::
     server -> client   {"topic": T, "data": D}       to every subscriber of T
                        {"error": "..."}              to a client whose message was refused
 
+Namespaces: each mount's topics live in a namespace of their own
+(L{Hub.namespace}); the hub's own methods are those of the root namespace
+(C{""}), whose broker channel for topic T is T itself, so that
+C{hub.publish("news", ...)} from server code reaches C{/pubsub}. Topic T of
+namespace N travels on channel C{N + "\x1f" + T}; topic and namespace
+names may not contain control characters, so no client of one namespace
+can name a channel of another. Deliveries carry the topic as the
+namespace's clients see it.
+
+Strict JSON: requests are parsed without C{NaN}/C{Infinity} and with a
+bound on nesting (both are an C{{"error"}} reply), and data is encoded with
+C{allow_nan=False} (server code publishing C{NaN} gets a L{ValueError}).
+
 Delivery: L{Hub.publish} hands the message to the hub's broker; the broker
 (L{txpulse.broker.memory.MemoryBroker} in one process, the Redis broker
 across processes) calls L{Hub.deliver} in every process with subscribers,
@@ -38,6 +51,7 @@ limit; a batch is C{maxBatch} bytes plus at most one message).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -47,13 +61,105 @@ from twisted.python.failure import Failure
 
 from .core.frames import Opcode, encode_frame
 
-__all__ = ["Hub", "HubError", "Subscriber", "Broker", "PubSubFactory", "PubSubProtocol", "Authorize"]
+__all__ = [
+    "Hub",
+    "HubError",
+    "Namespace",
+    "Subscriber",
+    "Broker",
+    "PubSubFactory",
+    "PubSubProtocol",
+    "Authorize",
+    "channelFor",
+    "topicOfChannel",
+    "loadJSON",
+    "dumpJSON",
+    "checkEnvelope",
+]
 
 _log = Logger()
 
 #: Close code for a subscriber that cannot keep up (RFC 6455 §7.4.1: 1008,
 #: "a message that violates its policy").
 TOO_SLOW = 1008
+
+#: Between a namespace and a topic in a broker channel name: a control
+#: character, which topic and namespace names may not contain.
+SEPARATOR = "\x1f"
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def channelFor(namespace: str, topic: str) -> str:
+    """
+    The broker channel of C{topic} in C{namespace}: the topic itself in the
+    root namespace (C{""}), else C{namespace + SEPARATOR + topic}.
+    """
+    return namespace + SEPARATOR + topic if namespace else topic
+
+
+def topicOfChannel(channel: str) -> str:
+    """
+    The topic, as its namespace's clients see it, of a broker channel.
+    """
+    _namespace, separator, topic = channel.partition(SEPARATOR)
+    return topic if separator else channel
+
+
+def _refuseConstant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loadJSON(text: str) -> Any:
+    """
+    Parse JSON strictly: C{NaN}, C{Infinity} and C{-Infinity} are refused,
+    and so is nesting too deep for the parser.
+
+    @raise ValueError: for anything but valid JSON.
+    """
+    try:
+        return json.loads(text, parse_constant=_refuseConstant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def dumpJSON(value: Any) -> str:
+    """
+    Encode C{value} as compact JSON text that every JSON parser accepts.
+
+    @raise ValueError: for C{NaN} or infinite floats, nesting too deep, or
+        strings with lone surrogates (not encodable as UTF-8).
+    @raise TypeError: for values JSON cannot encode.
+    """
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except RecursionError:
+        raise ValueError("data nested too deeply to encode as JSON") from None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("data holds a lone surrogate, which UTF-8 cannot encode") from None
+    return text
+
+
+def checkEnvelope(channel: str, payload: str) -> str | None:
+    """
+    Check a payload that arrived from outside this process (e.g. from
+    Redis) before it is relayed: it must be a strict JSON envelope
+    C{{"topic": T, "data": D}} whose T is the topic of C{channel}.
+
+    @return: why it is refused, or C{None} if it is good.
+    """
+    try:
+        envelope = loadJSON(payload)
+    except ValueError as error:
+        return f"not valid JSON ({error})"
+    if not isinstance(envelope, dict) or set(envelope) != {"topic", "data"}:
+        return 'not a {"topic", "data"} envelope'
+    if envelope["topic"] != topicOfChannel(channel):
+        return f"topic {envelope['topic']!r} does not match the channel"
+    return None
 
 
 class HubError(Exception):
@@ -163,8 +269,10 @@ class Hub:
         self._queued: list[Subscriber] | None = None
         #: Bytes queued per subscriber (at most) since the last batch write.
         self._batchBytes = 0
+        #: Local subscribers per broker channel, and channels per subscriber.
         self._topics: dict[str, set[Subscriber]] = {}
         self._subscriptions: dict[Subscriber, set[str]] = {}
+        self._root = Namespace(self, "")
         broker.start(self.deliver)
 
     @property
@@ -182,18 +290,35 @@ class Hub:
     def clock(self, clock: IReactorTime) -> None:
         self._clock = clock
 
-    # -- subscriptions ------------------------------------------------------
+    # -- namespaces ---------------------------------------------------------
+
+    def namespace(self, name: str = "", authorize: Authorize | None = None) -> Namespace:
+        """
+        A view of the topics of namespace C{name}: what one mount's clients
+        can reach, and nothing else (see the module docstring).
+
+        @param name: the namespace (C{""}: the root, the hub's own methods).
+        @param authorize: who may subscribe or publish to its topics, seen
+            as its clients name them (default: the hub's C{authorize}).
+        @raise ValueError: for a name with control characters.
+        """
+        return Namespace(self, name, authorize)
+
+    # -- subscriptions (the root namespace) -------------------------------------
 
     def checkTopic(self, topic: object) -> str:
         """
         Validate a topic name.
 
-        @raise HubError: for a non-string, empty or too long name.
+        @raise HubError: for a non-string, empty or too long name, or one
+            with control characters.
         """
         if not isinstance(topic, str) or not topic:
             raise HubError("topic must be a non-empty string")
         if len(topic) > self.maxTopicLength:
             raise HubError(f"topic longer than {self.maxTopicLength} characters")
+        if _CONTROL.search(topic) is not None:
+            raise HubError("topic must not contain control characters")
         return topic
 
     def subscribe(self, subscriber: Subscriber, topic: str) -> None:
@@ -202,73 +327,79 @@ class Hub:
 
         @raise HubError: for a bad topic name or too many subscriptions.
         """
-        self.checkTopic(topic)
-        topics = self._subscriptions.setdefault(subscriber, set())
-        if topic in topics:
-            return
-        if len(topics) >= self.maxTopicsPerConnection:
-            raise HubError(f"subscribed to too many topics (limit {self.maxTopicsPerConnection})")
-        topics.add(topic)
-        subscribers = self._topics.get(topic)
-        if subscribers is None:
-            subscribers = self._topics[topic] = set()
-            self.broker.subscribe(topic)
-        subscribers.add(subscriber)
+        self._root.subscribe(subscriber, topic)
 
     def unsubscribe(self, subscriber: Subscriber, topic: str) -> None:
         """
         Remove C{subscriber} from C{topic} (no error if it was not there).
         """
-        topics = self._subscriptions.get(subscriber)
-        if topics is None or topic not in topics:
-            return
-        topics.discard(topic)
-        if not topics:
-            del self._subscriptions[subscriber]
-        subscribers = self._topics[topic]
-        subscribers.discard(subscriber)
-        if not subscribers:
-            del self._topics[topic]
-            self.broker.unsubscribe(topic)
+        self._root.unsubscribe(subscriber, topic)
 
     def unsubscribeAll(self, subscriber: Subscriber) -> None:
         """
-        Drop every subscription of C{subscriber} (its connection closed).
+        Drop every subscription of C{subscriber}, in every namespace (its
+        connection closed).
         """
-        for topic in list(self._subscriptions.get(subscriber, ())):
-            self.unsubscribe(subscriber, topic)
+        for channel in list(self._subscriptions.get(subscriber, ())):
+            self._unsubscribe(subscriber, channel)
 
     def topicsOf(self, subscriber: Subscriber) -> frozenset[str]:
         """
-        The topics C{subscriber} is subscribed to.
+        The topics of the root namespace C{subscriber} is subscribed to.
         """
-        return frozenset(self._subscriptions.get(subscriber, ()))
+        return self._root.topicsOf(subscriber)
 
     def subscribers(self, topic: str) -> frozenset[Subscriber]:
         """
-        The local subscribers of C{topic}.
+        The local subscribers of C{topic} (root namespace).
         """
-        return frozenset(self._topics.get(topic, ()))
+        return self._root.subscribers(topic)
+
+    def _subscribe(self, subscriber: Subscriber, channel: str) -> None:
+        channels = self._subscriptions.setdefault(subscriber, set())
+        if channel in channels:
+            return
+        if len(channels) >= self.maxTopicsPerConnection:
+            raise HubError(f"subscribed to too many topics (limit {self.maxTopicsPerConnection})")
+        channels.add(channel)
+        subscribers = self._topics.get(channel)
+        if subscribers is None:
+            subscribers = self._topics[channel] = set()
+            self.broker.subscribe(channel)
+        subscribers.add(subscriber)
+
+    def _unsubscribe(self, subscriber: Subscriber, channel: str) -> None:
+        channels = self._subscriptions.get(subscriber)
+        if channels is None or channel not in channels:
+            return
+        channels.discard(channel)
+        if not channels:
+            del self._subscriptions[subscriber]
+        subscribers = self._topics[channel]
+        subscribers.discard(subscriber)
+        if not subscribers:
+            del self._topics[channel]
+            self.broker.unsubscribe(channel)
 
     # -- publishing ------------------------------------------------------------
 
     def publish(self, topic: str, data: Any) -> None:
         """
-        Publish C{data} (anything JSON can encode) to C{topic}: every
-        subscriber, in every process the broker reaches, receives
-        C{{"topic": topic, "data": data}}.
+        Publish C{data} (anything JSON can encode) to C{topic} of the root
+        namespace: every subscriber, in every process the broker reaches,
+        receives C{{"topic": topic, "data": data}}.
 
         @raise HubError: for a bad topic name.
+        @raise ValueError: for C{NaN} or infinite floats (not JSON), nesting
+            too deep, or lone surrogates in strings.
         @raise TypeError: for data JSON cannot encode.
         """
-        self.checkTopic(topic)
-        payload = json.dumps({"topic": topic, "data": data}, ensure_ascii=False, separators=(",", ":"))
-        self.broker.publish(topic, payload)
+        self._root.publish(topic, data)
 
     def deliver(self, topic: str, payload: str) -> None:
         """
         Write C{payload} (a JSON envelope, from the broker) to every local
-        subscriber of C{topic}: encoded once, the same frame to all; the
+        subscriber of broker channel C{topic}: encoded once, the same frame to all; the
         turn's first delivery at once, later ones batched (see the module
         docstring).
         """
@@ -331,8 +462,15 @@ class Hub:
                 _log.failure("Flushing a subscriber failed", Failure())
 
     def _dropSlow(self, subscriber: Subscriber) -> None:
+        try:
+            address = subscriber.getPeer()  # type: ignore[attr-defined]
+            peer = f"{address.host}:{address.port}"
+        except Exception:
+            peer = "?"
         _log.warn(
-            "Disconnecting a subscriber too slow to keep up: {backlog} bytes queued (limit {limit})",
+            "Disconnecting subscriber {peer}, too slow to keep up: {backlog} bytes queued (limit {limit}); "
+            "close 1008 sent behind them",
+            peer=peer,
             backlog=subscriber.writeBacklog,
             limit=self.maxBacklog,
         )
@@ -340,15 +478,100 @@ class Hub:
         subscriber.loseConnection(TOO_SLOW, "subscriber too slow")
 
 
+class Namespace:
+    """
+    The topics of one namespace of a L{Hub}: what one mount's clients can
+    reach. Subscriptions and deliveries live in the hub; a namespace only
+    maps its topic names to broker channels, and knows who may use them.
+
+    @ivar hub: the L{Hub}.
+    @ivar name: the namespace's name (C{""}: the root).
+    """
+
+    def __init__(self, hub: Hub, name: str, authorize: Authorize | None = None) -> None:
+        if not isinstance(name, str) or _CONTROL.search(name) is not None:
+            raise ValueError(f"a namespace name may not contain control characters: {name!r}")
+        self.hub = hub
+        self.name = name
+        self._authorize = authorize
+
+    @property
+    def authorize(self) -> Authorize | None:
+        """
+        The per-topic authorization hook: this namespace's own, else the
+        hub's (C{None}: everything is allowed).
+        """
+        return self._authorize if self._authorize is not None else self.hub.authorize
+
+    def allowed(self, identity: object, action: str, topic: str) -> bool:
+        """
+        Whether C{identity} may C{action} (C{"subscribe"} or C{"publish"})
+        on C{topic}.
+        """
+        authorize = self.authorize
+        return authorize is None or bool(authorize(identity, action, topic))
+
+    def checkTopic(self, topic: object) -> str:
+        """
+        Validate a topic name (see L{Hub.checkTopic}).
+        """
+        return self.hub.checkTopic(topic)
+
+    def channel(self, topic: str) -> str:
+        """
+        The broker channel of C{topic}.
+        """
+        return channelFor(self.name, topic)
+
+    def subscribe(self, subscriber: Subscriber, topic: str) -> None:
+        """
+        Add C{subscriber} to C{topic} (idempotent).
+
+        @raise HubError: for a bad topic name or too many subscriptions.
+        """
+        self.hub._subscribe(subscriber, self.channel(self.checkTopic(topic)))
+
+    def unsubscribe(self, subscriber: Subscriber, topic: str) -> None:
+        """
+        Remove C{subscriber} from C{topic} (no error if it was not there).
+        """
+        if isinstance(topic, str):
+            self.hub._unsubscribe(subscriber, self.channel(topic))
+
+    def topicsOf(self, subscriber: Subscriber) -> frozenset[str]:
+        """
+        The topics of this namespace C{subscriber} is subscribed to.
+        """
+        prefix = channelFor(self.name, "")
+        channels = self.hub._subscriptions.get(subscriber, ())
+        if not prefix:
+            return frozenset(channel for channel in channels if SEPARATOR not in channel)
+        return frozenset(channel[len(prefix) :] for channel in channels if channel.startswith(prefix))
+
+    def subscribers(self, topic: str) -> frozenset[Subscriber]:
+        """
+        The local subscribers of C{topic}.
+        """
+        return frozenset(self.hub._topics.get(self.channel(topic), ()))
+
+    def publish(self, topic: str, data: Any) -> None:
+        """
+        Publish C{data} to C{topic}: see L{Hub.publish}.
+        """
+        self.checkTopic(topic)
+        self.hub.broker.publish(self.channel(topic), dumpJSON({"topic": topic, "data": data}))
+
+
 class PubSubProtocol:
     """
     One client of the hub, speaking the JSON wire format in the module
-    docstring.
+    docstring, on the topics of one L{Namespace}.
     """
 
-    def __init__(self, hub: Hub, maxPublishSize: int) -> None:
-        self._hub = hub
+    def __init__(self, topics: Namespace, maxPublishSize: int) -> None:
+        self._topics = topics
         self._maxPublishSize = maxPublishSize
+        self._refusalsLogged = 0
         self.transport: Any = None
 
     def negotiationStarted(self, transport: Any) -> None:
@@ -362,7 +585,7 @@ class PubSubProtocol:
 
     def textMessageReceived(self, message: str) -> None:
         try:
-            request = json.loads(message)
+            request = loadJSON(message)
         except ValueError:
             self._error("message is not valid JSON")
             return
@@ -370,29 +593,34 @@ class PubSubProtocol:
             self._error("message must be a JSON object")
             return
         action = request.get("action")
+        topics = self._topics
         try:
-            topic = self._hub.checkTopic(request.get("topic"))
+            topic = topics.checkTopic(request.get("topic"))
             if action == "subscribe":
                 self._authorize("subscribe", topic)
-                self._hub.subscribe(self.transport, topic)
+                topics.subscribe(self.transport, topic)
             elif action == "unsubscribe":
-                self._hub.unsubscribe(self.transport, topic)
+                topics.unsubscribe(self.transport, topic)
             elif action == "publish":
                 if "data" not in request:
                     raise HubError("publish needs 'data'")
                 self._authorize("publish", topic)
                 if len(message) > self._maxPublishSize:
                     raise HubError(f"published message larger than {self._maxPublishSize} bytes")
-                self._hub.publish(topic, request["data"])
+                try:
+                    topics.publish(topic, request["data"])
+                except ValueError as error:
+                    raise HubError(str(error)) from None
             else:
                 raise HubError("action must be 'subscribe', 'unsubscribe' or 'publish'")
         except HubError as refused:
             self._error(str(refused))
 
     def _authorize(self, action: str, topic: str) -> None:
-        authorize = self._hub.authorize
-        if authorize is not None and not authorize(getattr(self.transport, "identity", None), action, topic):
-            raise HubError(f"not allowed to {action} to {topic!r}")
+        if not refuse(self._topics, self.transport, action, topic, self._refusalsLogged):
+            return
+        self._refusalsLogged += 1
+        raise HubError(f"not allowed to {action} to {topic!r}")
 
     def bytesMessageReceived(self, data: bytes) -> None:
         self._error("binary messages are not part of the pub/sub protocol")
@@ -402,22 +630,65 @@ class PubSubProtocol:
 
     def connectionLost(self, reason: Failure) -> None:
         if self.transport is not None:
-            self._hub.unsubscribeAll(self.transport)
+            self._topics.hub.unsubscribeAll(self.transport)
+
+
+#: Refusals logged per connection; the ones after are not (a client looping
+#: on a refused topic must not flood the log).
+MAX_REFUSALS_LOGGED = 3
+
+
+def refuse(topics: Namespace, transport: Any, action: str, topic: str, logged: int) -> bool:
+    """
+    Whether the connection on C{transport} is refused C{action} on C{topic}
+    by the namespace's authorization (its C{identity} is what the accept
+    hook attached); a refusal is logged, naming the peer and the identity,
+    unless C{logged} refusals of this connection already were.
+    """
+    identity = getattr(transport, "identity", None)
+    if topics.allowed(identity, action, topic):
+        return False
+    if logged < MAX_REFUSALS_LOGGED:
+        try:
+            peer = transport.getPeer()
+            where = f"{peer.host}:{peer.port}"
+        except Exception:
+            where = "?"
+        _log.info(
+            "Refused {action} on topic {topic!r} (namespace {namespace!r}) to {peer}, identity {identity!r}{more}",
+            action=action,
+            topic=topic,
+            namespace=topics.name,
+            peer=where,
+            identity=identity,
+            more="; further refusals on this connection are not logged" if logged + 1 == MAX_REFUSALS_LOGGED else "",
+        )
+    return True
 
 
 class PubSubFactory:
     """
     Builds a L{PubSubProtocol} per connection to a shared L{Hub}: mount it
     with C{WebSocketResource(PubSubFactory(hub))}.
+
+    @ivar hub: the L{Hub}.
+    @ivar topics: the L{Namespace} its clients use.
     """
 
-    def __init__(self, hub: Hub, maxPublishSize: int = 64 * 1024) -> None:
+    def __init__(
+        self, hub: Hub, maxPublishSize: int = 64 * 1024, *, namespace: str = "", authorize: Authorize | None = None
+    ) -> None:
         """
         @param maxPublishSize: largest publish request accepted, in
             characters of JSON; larger ones get an error reply.
+        @param namespace: the hub namespace of this mount's topics (default:
+            the root, where server code's C{hub.publish} goes).
+        @param authorize: who may subscribe or publish where on this mount
+            (default: the hub's C{authorize}).
         """
         self.hub = hub
+        self.topics = hub.namespace(namespace, authorize)
         self._maxPublishSize = maxPublishSize
 
     def buildProtocol(self, request: object) -> PubSubProtocol:
-        return PubSubProtocol(self.hub, self._maxPublishSize)
+        return PubSubProtocol(self.topics, self._maxPublishSize)

@@ -351,6 +351,25 @@ def test_protected_chat_with_an_access_key(protected: TwistdServer, people: Call
     alice.wait_notice("alice joined", count=2)
 
 
+def test_protected_chat_names_you_by_your_key(protected: TwistdServer, people: Callable[..., Chatter]) -> None:
+    """
+    On a protected server the name is the key's identity: joining with
+    alice's key as "mallory" shows the server's notice, "as alice" on the
+    page, and alice (not mallory) joining and speaking, marked as mine.
+    """
+    room = _room()
+    alice = people(protected)
+    alice.page.fill("#key", "k-alice")
+    alice.join("mallory", room)
+    alice.wait_notice("alice joined")
+    expect(alice.page.locator("#me")).to_have_text("alice")
+    expect(alice.messages.locator("li.notice.local", has_text="signed in as 'alice'")).to_have_count(1)
+    alice.say("who am I")
+    expect(alice.message("who am I").locator(".name")).to_have_text("alice")
+    expect(alice.messages.locator("li.mine")).to_have_count(1)
+    expect(alice.notice("mallory joined")).to_have_count(0)
+
+
 def test_protected_chat_refuses_a_wrong_key_and_no_key(protected: TwistdServer, people: Callable[..., Chatter]) -> None:
     """
     A wrong key brings the page back to the join form with the reason; no

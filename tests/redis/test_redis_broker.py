@@ -128,6 +128,41 @@ async def test_other_programs_may_publish_bare_envelopes(make_hub: Any, redis_se
     assert onA.texts() == ['{"topic":"feed","data":42}']
 
 
+@pytest_twisted.ensureDeferred
+async def test_spoofed_or_malformed_messages_from_redis_are_dropped(
+    make_hub: Any, redis_server: RedisServer, log_events: list[LogEvent]
+) -> None:
+    """
+    A foreign Redis publisher cannot pass a message off as another topic's
+    (the envelope's topic must be its channel's), nor relay C{NaN}, extra
+    fields or deep nesting, even behind a txpulse origin tag: each is
+    dropped, with a warning naming the channel (rate-limited: one line for
+    the burst). A good envelope on the chat namespace's channel reaches the
+    room with the room's topic, as chat clients see it.
+    """
+    a = await make_hub()
+    onA, inRoom = FakeSubscriber(), FakeSubscriber()
+    a.subscribe(onA, "feed")
+    a.namespace("chat").subscribe(inRoom, "lobby")
+    await subscribed(redis_server, "txpulse:feed", "txpulse:chat\x1flobby")
+    for bad in (
+        '{"topic":"other","data":1}',
+        '{"topic":"feed","data":NaN}',
+        '{"topic":"feed","data":1,"error":"x"}',
+        "0123456789abcdef " + '{"topic":"other","data":2}',
+        "[" * 100_000,
+    ):
+        assert redis_server.command("PUBLISH", "txpulse:feed", bad) == 1
+    assert redis_server.command("PUBLISH", "txpulse:chat\x1flobby", '{"topic":"chat/lobby","data":3}') == 1
+    assert redis_server.command("PUBLISH", "txpulse:chat\x1flobby", '{"topic":"lobby","data":4}') == 1
+    assert redis_server.command("PUBLISH", "txpulse:feed", '{"topic":"feed","data":5}') == 1
+    await until(lambda: onA.frames and inRoom.frames, "the good envelopes")
+    assert onA.texts() == ['{"topic":"feed","data":5}']
+    assert inRoom.texts() == ['{"topic":"lobby","data":4}']
+    dropped = [text for level, text in broker_lines(log_events) if "Dropped" in text]
+    assert len(dropped) == 1 and "'txpulse:feed'" in dropped[0] and "does not match" in dropped[0]
+
+
 # -- subscriptions and connections --------------------------------------------------
 
 

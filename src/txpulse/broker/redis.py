@@ -57,6 +57,15 @@ envelope (starting with C{"{"}), e.g.
 C{PUBLISH txpulse:news '{"topic":"news","data":"hi"}'}, is delivered as
 it is to the subscribers of C{news} in every process.
 
+Every message from Redis (another txpulse process's too: the origin tag
+is no proof) is checked before it is relayed
+(L{txpulse.hub.checkEnvelope}): it must be strict JSON (no C{NaN}), an
+object with exactly C{topic} and C{data}, and its C{topic} must be the
+topic of the channel it came on, so a foreign publisher cannot make a
+message look like another topic's. Anything else is dropped, with a
+warning (the first one at once, then at most one line every
+L{DROP_LOG_INTERVAL} seconds, counting the drops).
+
 Delivery guarantee
 ==================
 
@@ -97,6 +106,8 @@ from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel, globalLogPu
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
+from ..hub import checkEnvelope
+
 __all__ = ["RedisBroker", "DEFAULT_PREFIX"]
 
 _log = Logger()
@@ -106,6 +117,10 @@ DEFAULT_PREFIX = "txpulse:"
 
 #: The port Redis listens on unless the URL says otherwise.
 DEFAULT_PORT = 6379
+
+#: Seconds between two log lines about dropped (malformed or spoofed)
+#: messages from Redis.
+DROP_LOG_INTERVAL = 10.0
 
 
 def _txredisapi() -> Any:
@@ -192,6 +207,9 @@ class RedisBroker:
         self._publishErrorLogged = False
         self._pingInterval = pingInterval
         self._pinger: LoopingCall | None = None
+        # Messages from Redis dropped since the last log line about them.
+        self._dropped = 0
+        self._dropLoggedAt: float | None = None
 
         endpoint = HostnameEndpoint(reactor, host, port, timeout=connectTimeout)
         if retryPolicy is None:
@@ -406,7 +424,7 @@ class RedisBroker:
         if topic not in self._wanted:
             return  # in flight when we unsubscribed
         if not isinstance(message, str):
-            _log.warn("Dropped a message on Redis channel {channel}: not UTF-8", channel=channel)
+            self._drop(channel, "not UTF-8")
             return
         if message.startswith(self._tag):
             return  # our own, already delivered locally
@@ -415,12 +433,35 @@ class RedisBroker:
         else:
             _origin, separator, payload = message.partition(" ")
             if not separator or not payload.startswith("{"):
-                _log.warn("Dropped a message on Redis channel {channel}: not a txpulse message", channel=channel)
+                self._drop(channel, "not a txpulse message")
                 return
+        refused = checkEnvelope(topic, payload)
+        if refused is not None:
+            self._drop(channel, refused)
+            return
         try:
             deliver(topic, payload)
         except Exception:
             _log.failure("Delivering a message from Redis to {topic} failed", Failure(), topic=topic)
+
+    def _drop(self, channel: str, why: str) -> None:
+        """
+        Drop a message from Redis, with a warning: the first at once, then
+        at most one every L{DROP_LOG_INTERVAL} seconds (a foreign publisher
+        must not flood the log).
+        """
+        self._dropped += 1
+        now = self._reactor.seconds()
+        if self._dropLoggedAt is not None and now - self._dropLoggedAt < DROP_LOG_INTERVAL:
+            return
+        _log.warn(
+            "Dropped {count} message(s) from Redis; the last on channel {channel!r}: {why}",
+            count=self._dropped,
+            channel=channel,
+            why=why,
+        )
+        self._dropped = 0
+        self._dropLoggedAt = now
 
     def _ping(self) -> None:
         for link in (self._publisher, self._subscriber):

@@ -4,10 +4,12 @@
  * Wire format (see `txpulse/chat.py`): after each (re)connection the page
  * sends `{"action": "join", "room": R, "name": N}`, then one
  * `{"action": "say", "text": T}` per message. The server answers with hub
- * envelopes `{"topic": "chat/R", "data": EVENT}`, where EVENT is
+ * envelopes `{"topic": R, "data": EVENT}`, where EVENT is
  * `{"type": "join"|"leave", "name", "time"}` or
  * `{"type": "message", "name", "text", "time"}` (`time` in seconds since the
- * epoch), and with `{"error": "..."}` for a refused request.
+ * epoch), with `{"name": N, "notice": "..."}` when a protected server
+ * sets the name to the signed-in identity, and with `{"error": "..."}` for
+ * a refused request.
  *
  * Names and texts come from other users: they are only ever put into the
  * page as text (`textContent`, `createTextNode`), never as HTML.
@@ -233,7 +235,7 @@ function join(name, room, key = "") {
     current.everOpen = current.open = true;
     current.joining = true;
     showError($("error"), "");
-    pulse.send(JSON.stringify({ action: "join", room, name }));
+    pulse.send(JSON.stringify({ action: "join", room, name: current.name }));
   };
   pulse.onclose = (code, reason) => {
     if (!current.everOpen) showError($("error"), connectFailure(key, reason));
@@ -260,6 +262,14 @@ function join(name, room, key = "") {
       } else {
         showError($("error"), message.error);
       }
+      return;
+    }
+    if (typeof message.name === "string" && typeof message.notice === "string") {
+      // On a protected server the name is the signed-in identity: the
+      // server says so when it differs from the one asked for.
+      current.name = message.name;
+      $("me").textContent = message.name;
+      showLocal(message.notice, "up");
       return;
     }
     current.joining = false;
