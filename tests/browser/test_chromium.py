@@ -33,6 +33,19 @@ pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _wait_until(page: Any, expression: str) -> None:
+    """
+    Poll C{expression} in the page until it is true (at most L{WAIT_MS}):
+    C{page.evaluate} runs under the page's Content-Security-Policy, where
+    C{wait_for_function} (which evals its predicate) cannot.
+    """
+    for _ in range(WAIT_MS // 50):
+        if page.evaluate(expression):
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"still false after {WAIT_MS} ms: {expression}")
+
+
 def _messages(page: Any) -> list[str]:
     """
     The server messages in the page's log, newest first.
@@ -58,7 +71,9 @@ def test_page_shows_heartbeats_replies_and_reconnects(server: TwistdServer, page
     expect(status).to_have_text("open")
 
     # Heartbeats arrive and are listed, newest first.
-    page.wait_for_function("document.querySelectorAll('#log li.msg').length >= 3")
+    # (Not wait_for_function on the plugin's pages: Playwright evaluates its
+    # predicate with eval, which their Content-Security-Policy forbids.)
+    expect(page.locator("#log li.msg").nth(2)).to_be_attached()
     beats = _messages(page)
     assert all(re.fullmatch(r"heartbeat \d+", text) for text in beats), beats
     numbers = [int(text.split()[1]) for text in beats]
@@ -75,7 +90,7 @@ def test_page_shows_heartbeats_replies_and_reconnects(server: TwistdServer, page
     # The reply is not logged as a heartbeat.
     assert not any(text.startswith("reply to") for text in _messages(page))
 
-    page.wait_for_function("document.querySelectorAll('#log li.msg').length >= 8")
+    expect(page.locator("#log li.msg").nth(7)).to_be_attached(timeout=WAIT_MS)
     _save_screenshot(page)
     last_before = int(_messages(page)[0].split()[1])
     assert last_before >= 3
@@ -99,7 +114,7 @@ def test_page_shows_heartbeats_replies_and_reconnects(server: TwistdServer, page
     # the new connection's heartbeats start again from 1.
     server.start()
     expect(status).to_have_attribute("data-state", "open")
-    page.wait_for_function("window.received.length >= 2")
+    _wait_until(page, "window.received.length >= 2")
     received = page.evaluate("window.received")
     assert received[:2] == ["heartbeat 1", "heartbeat 2"], received
     expect(page.locator("#log li.msg span").first).to_have_text(re.compile(r"^heartbeat \d+$"))

@@ -149,10 +149,14 @@ def extensions_answered(server: ThreadedServer) -> list[str | None]:
     return [response.headers.get("Sec-WebSocket-Extensions") for response in server.responses]
 
 
-def echo_resource(compression: DeflateSettings | bool = True, **options: Any) -> WebSocketResource:
+def echo_resource(compression: DeflateSettings | bool | None = None, **options: Any) -> WebSocketResource:
     """
-    txpulse's echo app behind a resource with C{compression}.
+    txpulse's echo app behind a resource with C{compression} (default:
+    L{DeflateSettings()}, which imposes nothing, so that the answer to an
+    offer is exactly what was asked).
     """
+    if compression is None:
+        compression = DeflateSettings()
     return WebSocketResource(EchoFactory(), pingInterval=None, compression=compression, **options)
 
 
@@ -203,7 +207,7 @@ async def test_websockets_client_offer_is_answered_and_messages_echo(
 ) -> None:
     """
     For every combination of the four parameters the websockets client
-    can offer, txpulse's server (C{compression=True}) answers with exactly
+    can offer, txpulse's server (C{compression=DeflateSettings()}) answers with exactly
     what was asked, and 64 KiB messages, compressible and random, echo
     unchanged several times on one connection, compressed both ways.
     """
@@ -232,7 +236,8 @@ async def test_websockets_client_offer_is_answered_and_messages_echo(
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [
-        pytest.param(True, header(), id="defaults"),
+        pytest.param(DeflateSettings(), header(), id="unconstrained"),
+        pytest.param(True, header(server_bits=12, client_bits=12), id="server-defaults"),
         pytest.param(DeflateSettings(server_no_context_takeover=True), header(server_reset=True), id="server-resets"),
         pytest.param(DeflateSettings(client_no_context_takeover=True), header(client_reset=True), id="client-resets"),
         pytest.param(DeflateSettings(server_max_window_bits=10), header(server_bits=10), id="server-window-10"),
