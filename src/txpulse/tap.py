@@ -17,29 +17,35 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-from importlib.resources import files
 from typing import Any
 
 from twisted.application import service, strports
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import Resource
 from twisted.web.script import ResourceScript
-from twisted.web.static import File
 
 from .apps import EchoFactory, HeartbeatFactory
-from .auth import ApiKeys, Authenticator, TokenIssuer, TokenResource
+from .auth import ApiKeys, Authenticator, RequireKey, TokenIssuer, TokenResource
 from .broker.memory import MemoryBroker
 from .chat import ChatFactory
 from .core.connection import DEFAULT_MAX_MESSAGE_SIZE
+from .core.deflate import SERVER_DEFAULTS
+from .core.handshake import SAME_ORIGIN
+from .files import StaticFiles, builtinSite
 from .hub import Broker, Hub, PubSubFactory
 from .metrics import ConnectionRegistry, MetricsResource
+from .ratelimit import DEFAULT_BURST, DEFAULT_PERIOD, FailureLimiter
 from .resource import WebSocketResource
-from .site import WebSocketSite
+from .site import DEFAULT_MAX_REQUEST_BODY, AllowedHosts, WebSocketSite, raiseOpenFilesLimit
+from .topicrules import TopicRules
 from .wire import DEFAULT_MAX_WRITE_BUFFER
 
 __all__ = ["Options", "makeService", "buildRoot"]
+
+_log = Logger()
 
 
 def _seconds(value: str) -> float:
@@ -71,6 +77,31 @@ _SIZE_SUFFIXES = {
     "GB": 1 << 30,
     "GIB": 1 << 30,
 }
+
+
+def _failureRate(value: str) -> tuple[int, float]:
+    count, slash, seconds = value.partition("/")
+    try:
+        parsed = (int(count), float(seconds) if slash else 0.0)
+    except ValueError:
+        parsed = (0, 0.0)
+    if parsed[0] < 1 or parsed[1] <= 0:
+        raise usage.UsageError(f"expected FAILURES/SECONDS (e.g. 10/60), not {value!r}")
+    return parsed
+
+
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise usage.UsageError(f"not a whole number: {value!r}") from None
+    if number < 0:
+        raise usage.UsageError(f"must not be negative: {value!r}")
+    return number
+
+
+def _bodySize(value: str) -> int:
+    return 0 if value.strip() == "0" else _size(value)
 
 
 def _size(value: str) -> int:
@@ -136,9 +167,36 @@ class Options(usage.Options):
             "request-timeout",
             None,
             10.0,
-            "Seconds a new connection has to send its first request (slow clients get 408; 0: no limit).",
+            "Seconds every request (head and body) has to arrive, from its first byte (slow clients get 408; "
+            "0: no limit).",
             _seconds,
         ],
+        ["keepalive-timeout", None, 15.0, "Seconds a connection may idle between requests (0: 60 s).", _seconds],
+        ["max-requests-per-connection", None, 100, "Requests served per connection (0: no limit).", _count],
+        [
+            "max-connections",
+            None,
+            None,
+            "Connections open at once; more are refused (503/reset). Default: the open-files limit (raised to "
+            "the hard limit at start) less a reserve; 0: no cap.",
+            _count,
+        ],
+        [
+            "max-connections-per-address",
+            None,
+            256,
+            "Connections open at once from one client address (0: no cap; behind a reverse proxy every client "
+            "has the proxy's address: raise it or use 0).",
+            _count,
+        ],
+        [
+            "max-request-body",
+            None,
+            None,
+            "Largest request body, else 413 before it is read (0: none). Default: 0, or 1M with --path.",
+            _bodySize,
+        ],
+        ["backlog", None, 1024, "Listen backlog of --listen endpoints that set no backlog= of their own.", _count],
         [
             "broker",
             None,
@@ -153,11 +211,37 @@ class Options(usage.Options):
             "JWK set file for browser tokens (GET /@wstoken, ?ws_token=); make one with 'txpulse gen-key'.",
         ],
         ["token-lifetime", None, 60.0, "Seconds a browser token stays valid.", _positiveSeconds],
+        [
+            "auth-failures",
+            None,
+            (DEFAULT_BURST, DEFAULT_PERIOD),
+            "Failed authentications allowed per client address: FAILURES/SECONDS (a bucket of FAILURES "
+            "refilled over SECONDS); beyond it, 429 with Retry-After without checking keys. Default 10/60.",
+            _failureRate,
+        ],
+        [
+            "metrics-listen",
+            None,
+            None,
+            "Serve /metrics on this endpoint only (e.g. tcp:9100:interface=127.0.0.1), not on --listen.",
+        ],
         ["max-topics", None, 100, "Topics one pub/sub connection may subscribe to.", int],
+        [
+            "topic-rules",
+            None,
+            None,
+            "JSON file of per-topic rules for /pubsub and /chat: who may subscribe and publish where "
+            "(default: anyone a mount lets in, on that mount's own topics).",
+        ],
     ]
     optFlags = [
         ["no-metrics", None, "Do not mount /metrics."],
-        ["deflate", None, "Accept permessage-deflate compression (costs ~30-90 KiB per active connection)."],
+        [
+            "deflate",
+            None,
+            "Accept permessage-deflate compression (12-bit windows: 30-43 KiB more RSS per connection that sent"
+            " a message; see bench/deflate_memory.py).",
+        ],
         ["no-deflate", None, "Decline permessage-deflate (the default)."],
     ]
 
@@ -168,21 +252,30 @@ class Options(usage.Options):
         self["subprotocols"] = []
         self["apps"] = []
         self["protect"] = []
+        self["allowedHosts"] = []
 
     def opt_listen(self, endpoint: str) -> None:
         """Listen on a Twisted endpoint (repeatable; default tcp:8080), e.g. ssl:8443:privateKey=key.pem:certKey=cert.pem"""
         self["listen"].append(endpoint)
 
     def opt_allowed_origin(self, origin: str) -> None:
-        """Allow browser pages from this origin (repeatable; https://example.com or *); others get 403. Default: any"""
+        """Allow browser pages from this origin (repeatable; https://example.com, same-origin, or *); others get 403. Default: same-origin on --protect mounts, any elsewhere"""
         self["allowedOrigins"].append(origin)
+
+    def opt_allowed_host(self, host: str) -> None:
+        """Answer only requests for this Host: name or name:port (repeatable); others get 421 (no Host: 400). Default: any"""
+        try:
+            AllowedHosts([host])
+        except ValueError as error:
+            raise usage.UsageError(f"--allowed-host: {error}") from None
+        self["allowedHosts"].append(host)
 
     def opt_subprotocol(self, name: str) -> None:
         """Speak this subprotocol (repeatable; the first is most preferred)"""
         self["subprotocols"].append(name)
 
     def opt_protect(self, path: str) -> None:
-        """Require authentication (Bearer key or ?ws_token=) on this mount, e.g. /pubsub (repeatable; needs --auth-keys)"""
+        """Require authentication (Bearer key or ?ws_token=) on this mount, e.g. /pubsub, or a Bearer key on /metrics (repeatable; needs --auth-keys)"""
         self["protect"].append("/" + path.strip("/"))
 
     def opt_app(self, spec: str) -> None:
@@ -213,8 +306,18 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--app {name}: /{name} is already mounted")
             taken.add(name)
         for path in self["protect"]:
-            if path.lstrip("/") not in taken - {"metrics", "@wstoken"}:
-                raise usage.UsageError(f"--protect {path}: not a WebSocket mount")
+            if path.lstrip("/") not in taken - {"@wstoken"}:
+                raise usage.UsageError(f"--protect {path}: not a WebSocket mount or /metrics")
+        if self["metrics-listen"] is not None:
+            if self["no-metrics"]:
+                raise usage.UsageError("--metrics-listen and --no-metrics contradict each other")
+            try:
+                from twisted.internet import reactor
+                from twisted.internet.endpoints import serverFromString
+
+                serverFromString(reactor, self["metrics-listen"])
+            except Exception as error:
+                raise usage.UsageError(f"bad --metrics-listen {self['metrics-listen']!r}: {error}") from None
         if self["protect"] and self["auth-keys"] is None:
             raise usage.UsageError("--protect needs --auth-keys (and --jwk for browsers)")
         if self["jwk"] is not None and self["auth-keys"] is None:
@@ -228,6 +331,12 @@ class Options(usage.Options):
             raise usage.UsageError(str(error)) from None
         if self["deflate"] and self["no-deflate"]:
             raise usage.UsageError("--deflate and --no-deflate contradict each other")
+        try:
+            self["topicRules"] = None if self["topic-rules"] is None else TopicRules.fromFile(self["topic-rules"])
+            if self["topicRules"] is not None:
+                self["topicRules"].check(["/pubsub", "/chat"])
+        except ValueError as error:
+            raise usage.UsageError(f"--topic-rules: {error}") from None
         if self["max-topics"] <= 0:
             raise usage.UsageError("--max-topics must be positive")
         broker = self["broker"]
@@ -283,8 +392,40 @@ def _resourceOptions(options: Options) -> dict[str, Any]:
         "closeTimeout": options["close-timeout"],
         "handshakeTimeout": options["handshake-timeout"],
         "maxWriteBuffer": options["max-write-buffer"],
-        "compression": bool(options["deflate"]) and not options["no-deflate"],
+        "compression": SERVER_DEFAULTS if options["deflate"] and not options["no-deflate"] else False,
     }
+
+
+def siteOptions(options: Options) -> dict[str, Any]:
+    """
+    The L{WebSocketSite} keyword arguments the options ask for. The built-in
+    tree takes no request bodies (C{--max-request-body} 0); with C{--path}
+    (whose C{.rpy} scripts may take them) the default is 1 MiB.
+    """
+    body = options["max-request-body"]
+    if body is None:
+        body = 0 if options["path"] is None else DEFAULT_MAX_REQUEST_BODY
+    return {
+        "requestTimeout": options["request-timeout"],
+        "keepAliveTimeout": options["keepalive-timeout"],
+        "maxRequestsPerConnection": options["max-requests-per-connection"],
+        "maxConnections": options["max-connections"],
+        "maxConnectionsPerAddress": options["max-connections-per-address"],
+        "maxRequestBody": body,
+        "allowedHosts": options["allowedHosts"] or None,
+    }
+
+
+def withBacklog(description: str, backlog: int) -> str:
+    """
+    C{description} with C{backlog=} added, when it is a tcp, tcp6, ssl or
+    unix endpoint that sets none (Twisted's default, 50, drops connections
+    arriving in bursts: each one dropped costs its client a 1 s SYN retry).
+    """
+    kind = description.split(":", 1)[0].strip().lower()
+    if not backlog or kind not in ("tcp", "tcp6", "ssl", "unix") or "backlog=" in description:
+        return description
+    return f"{description}:backlog={backlog}"
 
 
 def makeBroker(options: Options) -> Broker:
@@ -297,8 +438,21 @@ def makeBroker(options: Options) -> Broker:
     return broker
 
 
+def _authorizerFor(options: Options, mount: str) -> Any:
+    """
+    The per-topic authorization of a hub mount: its C{--topic-rules}, if
+    any (else anyone the mount lets in may use its topics).
+    """
+    rules = options.get("topicRules")
+    return None if rules is None else rules.authorizerFor(mount)
+
+
 def buildRoot(
-    options: Options, registry: ConnectionRegistry, clock: IReactorTime | None = None, hub: Hub | None = None
+    options: Options,
+    registry: ConnectionRegistry,
+    clock: IReactorTime | None = None,
+    hub: Hub | None = None,
+    limiter: FailureLimiter | None = None,
 ) -> Resource:
     """
     Build the resource tree the plugin serves.
@@ -307,37 +461,83 @@ def buildRoot(
         reactor).
     @param hub: the pub/sub hub of C{/pubsub} and C{/chat} (default: a new
         one on an in-process broker).
+    @param limiter: limits failed authentications per client address
+        (default: L{makeLimiter} on C{clock}).
     """
     if hub is None:
         hub = Hub(MemoryBroker(), maxTopicsPerConnection=options["max-topics"])
     root: Resource
     if options["path"] is not None:
-        site = File(os.path.abspath(options["path"]))
-        site.processors = {".rpy": ResourceScript}
-        site.indexNames = ["index.rpy", "index.html"]
-        root = site
+        # No listings, nothing outside the directory, .rpy scripts run.
+        root = StaticFiles(
+            os.path.abspath(options["path"]), processors={".rpy": ResourceScript}, indexNames=["index.rpy", "index.html"]
+        )
     else:
-        root = File(str(files("txpulse") / "static"))
+        root = builtinSite()
     settings = _resourceOptions(options)
     mounts: list[tuple[str, Any]] = [
         ("ws", HeartbeatFactory(options["heartbeat"], clock)),
         ("echo", EchoFactory()),
-        ("pubsub", PubSubFactory(hub, maxPublishSize=options["max-message-size"])),
-        ("chat", ChatFactory(hub)),
+        # Each mount's topics in a namespace of its own (the root for /pubsub,
+        # so that server code's hub.publish reaches it), with its own rules.
+        (
+            "pubsub",
+            PubSubFactory(
+                hub, maxPublishSize=options["max-message-size"], authorize=_authorizerFor(options, "/pubsub")
+            ),
+        ),
+        ("chat", ChatFactory(hub, namespace="chat", authorize=_authorizerFor(options, "/chat"))),
     ]
     mounts += options["factories"]
-    authenticator = Authenticator(options["keys"], options["issuer"])
+    if limiter is None:
+        limiter = makeLimiter(options, clock)
+    authenticator = Authenticator(options["keys"], options["issuer"], limiter)
     for name, factory in mounts:
         path = "/" + name
         accept = authenticator if path in options["protect"] else None
+        mountSettings = settings
+        if accept is not None and not options["allowedOrigins"]:
+            # A protected mount is same-origin unless --allowed-origin says
+            # otherwise (cross-site WebSocket hijacking, should the accept
+            # hook ever trust cookies); non-browser clients send no Origin.
+            mountSettings = {**settings, "allowedOrigins": [SAME_ORIGIN]}
         resource = WebSocketResource(
-            factory, observer=registry.observerFor(path), clock=clock, accept=accept, **settings
+            factory, observer=registry.observerFor(path), clock=clock, accept=accept, **mountSettings
         )
         root.putChild(name.encode("utf-8"), resource)
-    if not options["no-metrics"]:
-        root.putChild(b"metrics", MetricsResource(registry))
+    if not options["no-metrics"] and options["metrics-listen"] is None:
+        root.putChild(b"metrics", metricsResource(options, registry, limiter))
     if options["keys"] is not None and options["issuer"] is not None:
-        root.putChild(b"@wstoken", TokenResource(options["keys"], options["issuer"]))
+        root.putChild(b"@wstoken", TokenResource(options["keys"], options["issuer"], limiter))
+    return root
+
+
+def makeLimiter(options: Options, clock: IReactorTime | None = None) -> FailureLimiter:
+    """
+    The failure limiter C{--auth-failures} asks for; one per server, shared
+    by every way in (the protected mounts, C{/@wstoken}, C{/metrics}).
+    """
+    burst, period = options["auth-failures"]
+    return FailureLimiter(burst, period, clock=clock)
+
+
+def metricsResource(options: Options, registry: ConnectionRegistry, limiter: FailureLimiter) -> Resource:
+    """
+    C{/metrics}: behind the API keys with C{--protect /metrics}, else open
+    to anyone who can reach its listener.
+    """
+    resource: Resource = MetricsResource(registry)
+    if "/metrics" in options["protect"]:
+        resource = RequireKey(resource, options["keys"], limiter)
+    return resource
+
+
+def buildMetricsRoot(options: Options, registry: ConnectionRegistry, limiter: FailureLimiter) -> Resource:
+    """
+    The tree of the C{--metrics-listen} listener: C{/metrics} only.
+    """
+    root = Resource()
+    root.putChild(b"metrics", metricsResource(options, registry, limiter))
     return root
 
 
@@ -386,12 +586,25 @@ def makeService(options: Options) -> service.MultiService:
     """
     registry = ConnectionRegistry()
     hub = Hub(makeBroker(options), maxTopicsPerConnection=options["max-topics"])
-    site = WebSocketSite(buildRoot(options, registry, hub=hub), requestTimeout=options["request-timeout"])
+    limiter = makeLimiter(options)
+    # Before the site reads the limit for its default connection cap.
+    raiseOpenFilesLimit()
+    site = WebSocketSite(buildRoot(options, registry, hub=hub, limiter=limiter), **siteOptions(options))
     top = service.MultiService()
     _BrokerService(hub.broker).setServiceParent(top)
     # Added first, so it stops last: listeners close before connections do.
     GracefulShutdown(registry, options["shutdown-timeout"]).setServiceParent(top)
     for description in options["listen"]:
-        strports.service(description, site).setServiceParent(top)
+        strports.service(withBacklog(description, options["backlog"]), site).setServiceParent(top)
+    if options["metrics-listen"] is not None:
+        metricsSite = WebSocketSite(
+            buildMetricsRoot(options, registry, limiter), requestTimeout=options["request-timeout"]
+        )
+        strports.service(options["metrics-listen"], metricsSite).setServiceParent(top)
+    elif options["protect"] and not options["no-metrics"] and "/metrics" not in options["protect"]:
+        _log.warn(
+            "/metrics is public on every --listen endpoint: use --protect /metrics or --metrics-listen "
+            "to restrict it (or --no-metrics)"
+        )
     top.registry = registry  # type: ignore[attr-defined]
     return top
