@@ -534,25 +534,50 @@ def test_failed_deferred_closes_with_1011() -> None:
     assert server_frames(transport.value())[-1].payload == (1011, "")
 
 
-def test_full_write_buffer_stops_reading_until_it_drains() -> None:
+def test_a_full_write_buffer_alone_does_not_stop_reading() -> None:
     """
     When the transport pauses the wire as a producer (its write buffer is
-    full: the peer does not read), the wire stops reading from the peer
-    (every ping or echoed message would add a reply to that buffer), and
-    reads again once the buffer drains.
+    full) the wire still reads from the peer: a peer streaming both ways
+    fills the buffer all the time, and two peers that stopped reading at
+    that point would wait for each other for ever. What the peer sends is
+    still answered.
     """
     wire, transport, app, clock = make_wire()
     wire.pauseProducing()
+    assert transport.producerState == "producing"
+    wire.dataReceived(client_frame(Opcode.TEXT, b"still read"))
+    assert app.messages() == [("text", "still read")]
+    assert [f.payload for f in server_frames(transport.value())] == ["still read"]
+
+
+def test_a_backlog_past_half_the_write_limit_stops_reading_until_the_buffer_drains() -> None:
+    """
+    Reading stops once what was queued while the buffer is full passes half
+    of C{maxWriteBuffer} (checked after each write: here the echoes of the
+    peer's own messages), not before; the wire reads again when the
+    transport's buffer has drained (C{resumeProducing}), and a later full
+    buffer starts counting from zero.
+    """
+    wire, transport, app, clock = make_wire(maxWriteBuffer=10_000)
+    wire.pauseProducing()
+    for _ in range(4):  # 4 echoes of 1,000 bytes: 4,016 queued, under half
+        wire.dataReceived(client_frame(Opcode.BINARY, b"x" * 1000))
+    assert transport.producerState == "producing"
+    wire.dataReceived(client_frame(Opcode.BINARY, b"x" * 1000))  # 5,020 > 5,000
     assert transport.producerState == "paused"
+    assert not transport.aborted
     wire.resumeProducing()
+    assert transport.producerState == "producing"
+    wire.pauseProducing()
+    wire.dataReceived(client_frame(Opcode.BINARY, b"x" * 1000))
     assert transport.producerState == "producing"
 
 
-def test_application_and_write_buffer_hold_reading_independently() -> None:
+def test_application_and_write_backlog_hold_reading_independently() -> None:
     """
-    A pending handler and a full write buffer are two independent reasons
-    to stop reading: reading resumes only once neither holds, whichever
-    ends first.
+    A pending handler and a write backlog are two independent reasons to
+    stop reading: reading resumes only once neither holds, whichever ends
+    first.
     """
     gate: Deferred[None] = Deferred()
 
@@ -561,13 +586,16 @@ def test_application_and_write_buffer_hold_reading_independently() -> None:
             self.events.append(("text", message))
             return gate if message == "slow" else None
 
-    wire, transport, app, clock = make_wire(Slow())
+    wire, transport, app, clock = make_wire(Slow(), maxWriteBuffer=10_000)
     wire.dataReceived(client_frame(Opcode.TEXT, b"slow") + client_frame(Opcode.TEXT, b"next"))
+    assert transport.producerState == "paused"
     wire.pauseProducing()
+    app.transport.sendBytesMessage(b"x" * 6000)  # a backlog past half the limit
     wire.resumeProducing()  # the buffer drained, the handler still holds
     assert transport.producerState == "paused"
     wire.pauseProducing()
-    gate.callback(None)  # the handler finished, the buffer is still full
+    app.transport.sendBytesMessage(b"x" * 6000)
+    gate.callback(None)  # the handler finished, the backlog still holds
     assert app.messages() == [("text", "slow"), ("text", "next")]
     assert transport.producerState == "paused"
     wire.resumeProducing()
@@ -577,16 +605,18 @@ def test_application_and_write_buffer_hold_reading_independently() -> None:
 def test_closing_reads_again_despite_a_full_write_buffer() -> None:
     """
     Once the close handshake starts, the peer's close frame must be read
-    however full the write buffer is (the core answers nothing more, so
-    reading adds nothing to it): reading resumes, the peer's close
+    however far behind the peer is (the core answers nothing more, so
+    reading adds nothing to the backlog): reading resumes, the peer's close
     completes the handshake, and a drain afterwards changes nothing.
     """
-    wire, transport, app, clock = make_wire(closeTimeout=5)
+    wire, transport, app, clock = make_wire(closeTimeout=5, maxWriteBuffer=10_000)
     wire.pauseProducing()
+    app.transport.sendBytesMessage(b"x" * 6000)
+    assert transport.producerState == "paused"
     wire.loseConnection(1001)
     assert transport.producerState == "producing"
     wire.dataReceived(client_frame(Opcode.PING, b"late") + client_frame(Opcode.CLOSE, (1001).to_bytes(2, "big")))
-    assert opcodes(transport) == [WOpcode.CLOSE]  # no pong once closing
+    assert opcodes(transport) == [WOpcode.BINARY, WOpcode.CLOSE]  # no pong once closing
     assert transport.disconnecting
     wire.resumeProducing()
     assert transport.producerState == "producing"
@@ -594,15 +624,17 @@ def test_closing_reads_again_despite_a_full_write_buffer() -> None:
 
 def test_keepalive_drops_a_peer_that_reads_nothing_while_reading_is_paused() -> None:
     """
-    While reading is paused for a full write buffer, a peer whose buffer
-    shows no progress (here: a transport that does not show its buffer at
-    all) gets no credit: it is pinged after C{pingInterval}, and closed with
+    While reading is paused for a write backlog, a peer whose buffer shows
+    no progress (here: a transport that does not show its buffer at all)
+    gets no credit: it is pinged after C{pingInterval}, and closed with
     1011 C{pingTimeout} later, as a silent peer.
     """
-    wire, transport, app, clock = make_wire(pingInterval=10, pingTimeout=5)
+    wire, transport, app, clock = make_wire(pingInterval=10, pingTimeout=5, maxWriteBuffer=10_000)
     wire.pauseProducing()
+    app.transport.sendBytesMessage(b"x" * 6000)
+    assert transport.producerState == "paused"
     clock.advance(10)
-    assert opcodes(transport) == [WOpcode.PING]
+    assert opcodes(transport) == [WOpcode.BINARY, WOpcode.PING]
     with captured_logs():
         clock.advance(5)
     assert close_code(transport) == 1011

@@ -184,23 +184,25 @@ def test_without_sendmsg_a_few_frames_are_joined(pair: Pair, monkeypatch: pytest
 
 def test_a_slow_reader_of_a_large_message_is_not_dropped_by_the_keepalive() -> None:
     """
-    A large message fills Twisted's buffer, so the wire stops reading from
-    the peer and its pongs cannot arrive. As long as the peer reads (bytes
-    leave the buffer for the kernel), that counts as a sign of life: no
-    ping timeout, however long the transfer. Once it stops reading, it is
-    pinged and closed with 1011 like a silent peer.
+    A large message fills Twisted's buffer: a keepalive ping would wait
+    behind it, so the peer's pong could only come once it has read the
+    whole message. As long as the peer reads (bytes leave the buffer for
+    the kernel), that counts as a sign of life: no ping timeout, however
+    long the transfer (and the wire keeps reading: one message written by
+    the application is no backlog). Once it stops reading, it is pinged
+    and closed with 1011 like a silent peer.
     """
     pair = Pair(sendBuffer=16 << 10, pingInterval=1, pingTimeout=1)
     try:
         pair.transport.startReading()
         pair.app.transport.sendBytesMessage(b"x" * (4 << 20))
-        assert pair.transport not in pair.reactor.getReaders()  # reading paused
+        assert pair.wire._writePaused
         for _ in range(12):  # 6 s, ping interval and timeout are 1 s each
             pair.clock.advance(0.5)
             pair.readAll(32 << 10)
             pair.transport.doWrite()
         assert not pair.transport.disconnecting
-        assert pair.queued() > 0 and pair.transport not in pair.reactor.getReaders()
+        assert pair.queued() > 0 and pair.transport in pair.reactor.getReaders()
         with captured_logs() as logs:
             for _ in range(3):  # credit for the last read, a ping, its timeout
                 pair.clock.advance(1)
@@ -236,5 +238,52 @@ def test_replies_queued_behind_a_full_buffer_are_coalesced() -> None:
         frames = server_frames(bytes(received))
         assert frames[0].opcode is WOpcode.BINARY
         assert [f.payload for f in frames[1:]] == [f"{i:04}".encode() for i in range(3000)]
+    finally:
+        pair.close()
+
+
+def test_a_ping_flood_is_read_until_the_backlog_passes_half_the_limit() -> None:
+    """
+    A peer that sends pings and never reads: the wire reads on after
+    Twisted's buffer fills (a full buffer alone stops nothing), queuing
+    pongs, and stops reading once they pass half of C{maxWriteBuffer}. What
+    it then holds is bounded (the buffer when it filled, half the limit,
+    the pongs of the read that crossed it); it is not dropped (the other
+    half of the limit is the application's). Once the peer has read
+    everything, the buffer drains and the wire reads again.
+    """
+    limit = 256 << 10
+    # Default socket buffers: with tiny ones, the kernel's silly-window
+    # avoidance can hold a segment back until a timer, and the drain below
+    # would depend on time.
+    pair = Pair(maxWriteBuffer=limit)
+    try:
+        pair.transport.startReading()
+        pings = client_frame(Opcode.PING, b"p" * 125) * 64
+        pair.peer.setblocking(False)
+        readsWhilePaused = 0
+        for _ in range(5000):
+            if pair.transport not in pair.reactor.getReaders():
+                break
+            try:
+                pair.peer.send(pings)
+            except BlockingIOError:
+                pass
+            pair.transport.doRead()
+            if pair.wire._writePaused:
+                readsWhilePaused += 1
+        assert pair.transport not in pair.reactor.getReaders(), "reading never stopped"
+        assert readsWhilePaused > 1, "reading stopped as soon as the buffer filled"
+        assert limit // 2 < pair.wire.writeBacklog <= limit // 2 + LARGE_READ_SIZE
+        held = heldBytes(pair.transport)
+        assert held is not None and held <= 2 * LARGE_READ_SIZE + limit // 2
+        assert not pair.transport.disconnecting
+        for _ in range(1000):
+            if pair.transport in pair.reactor.getReaders():
+                break
+            pair.readAll()
+            pair.transport.doWrite()
+        assert pair.transport in pair.reactor.getReaders(), "reading did not resume"
+        assert not pair.wire._writePaused
     finally:
         pair.close()

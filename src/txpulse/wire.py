@@ -33,6 +33,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .addresses import peerOf as _peerOf
 from .core.connection import Close, Connection, Pong, State
 from .core.frames import CloseCode
 from .exceptions import ConnectionClosed, InvalidState
@@ -54,9 +55,14 @@ DEFAULT_MAX_WRITE_BUFFER = 8 << 20
 # WebSocketWire._readHolds, and reading resumes only when none is left.
 #: The application returned an awaitable it has not finished with.
 _HOLD_APPLICATION = 1
-#: The transport's write buffer is full: the peer does not read what we send,
-#: so we stop reading what it sends (every ping or echoed message would add
-#: to the buffer). TCP's own flow control then holds the peer back.
+#: The peer has fallen behind: what we queued for it since the transport's
+#: buffer filled (L{WebSocketWire.writeBacklog}) passed half of
+#: C{maxWriteBuffer}, so we stop reading what it sends (every ping or echoed
+#: message would add to the queue) until the buffer drains. TCP's own flow
+#: control then holds the peer back. A full buffer alone is no reason: a
+#: peer that writes as much as it reads (full duplex, pipelining) fills it
+#: all the time, and two peers that both stopped reading then would wait
+#: for each other for ever.
 _HOLD_WRITES = 2
 
 
@@ -80,9 +86,10 @@ class WireOptions:
         object's overhead, see L{txpulse.tcp.heldBytes}) the queue for a
         peer may grow once the transport's buffer is full (see
         L{WebSocketWire.writeBacklog}); past it the connection is aborted.
-        While the buffer is full the peer is not read from, so only what
-        the application sends counts: replies to the peer's own frames
-        (pongs, echoes) stop with the reading.
+        Once the queue passes half of it, the peer is no longer read from
+        until the transport's buffer drains, so replies to the peer's own
+        frames (pongs, echoes) stop there, plus the replies to the read
+        that crossed it; the other half is for what the application sends.
     @ivar observer: told when each connection opens and closes.
     """
 
@@ -466,16 +473,24 @@ class WebSocketWire:
                 # that filled the buffer (e.g. one large message) is not the
                 # peer's fault.
                 self._bufferedWhilePaused += written
-                if self.writeBacklog > self._options.maxWriteBuffer:
+                backlog = self.writeBacklog
+                limit = self._options.maxWriteBuffer
+                if backlog > limit:
                     _log.warn(
                         "WebSocket peer {peer} is not reading: {size} bytes queued, over the "
                         "{limit}-byte write buffer limit; dropping the connection",
                         peer=_peerOf(transport),
-                        size=self.writeBacklog,
-                        limit=self._options.maxWriteBuffer,
+                        size=backlog,
+                        limit=limit,
                     )
                     self.abortConnection()
                     return
+                if backlog > limit >> 1 and not self._closing:
+                    # The peer has fallen behind: stop reading it (checked
+                    # after each write, so the hold engages while replies
+                    # are being produced); resumeProducing lifts it once
+                    # the buffer has drained.
+                    self._pauseReading(_HOLD_WRITES)
         if not self._closing and conn.close_expected():
             self._startClosing()
         if conn.should_close_transport() and not self._transportClosing:
@@ -674,16 +689,17 @@ class WebSocketWire:
     def pauseProducing(self) -> None:
         """
         The transport's write buffer is full (the peer reads slower than we
-        write): pause the application's producer, stop reading from the
-        peer, and start counting.
+        write): pause the application's producer and start counting the
+        backlog.
 
-        Reading stops because every frame read may add to the buffer (the
-        core answers a ping with a pong, an echo answers a message): a peer
-        that sends and never reads would otherwise make us hold replies
-        without end. TCP's flow control now holds the peer back, in the
-        kernel's buffers. Not while closing: the peer's close frame must
-        still be read, and the core answers nothing once a close frame has
-        crossed.
+        Reading goes on: a full buffer is the normal state of a connection
+        streaming both ways, and two peers that both stopped reading here
+        would each wait for the other to drain. Every frame read may add to
+        the buffer, though (the core answers a ping with a pong, an echo
+        answers a message), so once the backlog passes half of
+        C{maxWriteBuffer} L{_flush} stops reading until the buffer drains:
+        a peer that sends and never reads is then held back by TCP's flow
+        control, in the kernel's buffers.
         """
         if not self._writePaused:
             self._writePaused = True
@@ -694,13 +710,12 @@ class WebSocketWire:
             self._drainMark = self._drained() or 0
             if self._producer is not None:
                 self._producer.pauseProducing()
-            if not self._closing:
-                self._pauseReading(_HOLD_WRITES)
 
     def resumeProducing(self) -> None:
         """
         The transport's write buffer drained: resume the application's
-        producer, and reading (unless the application still holds it).
+        producer, and reading if a backlog had stopped it (unless the
+        application still holds it).
         """
         self._writePaused = False
         self._bufferedWhilePaused = 0
@@ -780,19 +795,23 @@ class WebSocketWire:
             # peer's pongs cannot arrive, and the peer is not idle either.
             self._lastReceived = self._lastMessage = now
             self._pingSentAt = None
-        elif self._readHolds & _HOLD_WRITES:
-            # Reading is paused because the peer does not keep up with what
-            # we send: its pongs (and messages) cannot arrive. A peer that
-            # reads at all (bytes left our buffer for the kernel since the
-            # last look) is alive and, as far as we can know, not idle: a
-            # slow reader of a large message is not dropped. One that reads
-            # nothing is pinged and times out as usual (its close frame
-            # cannot reach it either: the close timeout then aborts it).
+        elif self._writePaused:
+            # The peer does not keep up with what we send: our ping waits
+            # behind the queue, so its pong comes late (and while reading is
+            # held, cannot arrive). A peer that reads at all (bytes left our
+            # buffer for the kernel since the last look) is alive: a slow
+            # reader of a large message is not dropped. While reading is
+            # held it is, as far as we can know, not idle either. One that
+            # reads nothing is pinged and times out as usual (its close
+            # frame cannot reach it either: the close timeout then aborts
+            # it).
             drained = self._drained()
             if drained is not None and drained > self._drainMark:
                 self._drainMark = drained
-                self._lastReceived = self._lastMessage = now
+                self._lastReceived = now
                 self._pingSentAt = None
+                if self._readHolds & _HOLD_WRITES:
+                    self._lastMessage = now
         if options.idleTimeout is not None and now - self._lastMessage >= options.idleTimeout:
             _log.info(
                 "WebSocket peer {peer} idle for {timeout}s; closing",
@@ -837,15 +856,3 @@ class WebSocketWire:
         self._cancelTimer()
         if self._connected:
             self._scheduleTimer(self._clock.seconds())
-
-
-def _peerOf(transport: ITransport | None) -> str:
-    if transport is None:
-        return "?"
-    try:
-        peer = transport.getPeer()
-    except Exception:  # a transport without an address (e.g. in a test)
-        return "?"
-    host = getattr(peer, "host", None)
-    port = getattr(peer, "port", None)
-    return f"{host}:{port}" if host is not None else str(peer)

@@ -316,11 +316,13 @@ async def test_pinger_that_never_reads_pongs_is_no_longer_read_then_dropped_by_t
     hardened: Any, raw: Any, logs: LogLines
 ) -> None:
     """
-    A peer flooding pings while never reading the pongs: once the server's
-    write buffer is full it stops reading from that peer (TCP back-pressure
-    holds the flood in the kernel's buffers), so the pongs queued for it
-    stay under Twisted's pause threshold plus the replies to one read,
-    never near C{maxWriteBuffer} (1 MiB). Its pongs cannot be read either:
+    A peer flooding pings while never reading the pongs: once the pongs
+    queued behind the server's full write buffer pass half of
+    C{maxWriteBuffer} (1 MiB) it stops reading from that peer (TCP
+    back-pressure holds the flood in the kernel's buffers), so what is
+    queued for it stays under Twisted's pause threshold plus half the limit
+    plus the replies to two reads, and the limit itself is never crossed
+    (the other half is the application's). Its pongs cannot be read either:
     C{pingTimeout} (0.3 s) after the keepalive ping it is closed with 1011,
     and since that close frame cannot reach it, aborted C{closeTimeout}
     (0.3 s) later; both logged with the peer's address.
@@ -343,9 +345,10 @@ async def test_pinger_that_never_reads_pongs_is_no_longer_read_then_dropped_by_t
         assert (failure.value.code, failure.value.codeSent, failure.value.clean) == (1006, 1011, False)
         assert ended in ("ConnectionResetError", "BrokenPipeError"), (sent, ended)
         # Up to Twisted's pause threshold (LARGE_READ_SIZE, since a flooding
-        # peer fills every read) plus the write that crossed it: the pongs
-        # answering one read, less than the read itself.
-        assert largest <= LARGE_READ_SIZE + LARGE_READ_SIZE, largest
+        # peer fills every read) plus the write that crossed it (the pongs
+        # answering one read, less than the read itself), then half the
+        # limit plus the pongs of the read that crossed that mark.
+        assert largest <= 3 * LARGE_READ_SIZE + limit // 2, largest
         assert not logs.matching(peer, "is not reading")
         await logs.expect(peer, "silent 0.3s after a ping; closing with 1011")
         await logs.expect(peer, "did not finish closing within 0.3s; aborting")

@@ -7,11 +7,14 @@ Each flooding peer first sends large pings (125-byte payloads: the kernel's
 buffers on both sides fill quickly), then 6-byte pings, never reading the
 pongs. Were the server to keep reading it, every 2-byte pong would be a
 Python object of some 60 bytes queued behind the full socket (issue 12: 54
-to 293 MiB for one peer). Instead the server stops reading a peer whose
-writes are paused; TCP's flow control blocks the flood in the kernel, and
-what the server holds per peer stays under L{PER_PEER_BOUND}. A
-well-behaved bystander's round trips stay fast once the floods are held
-back.
+to 293 MiB for one peer). Instead the server joins small replies into one
+buffer, and stops reading a peer once what it queued for it since its
+write buffer filled passes half of C{maxWriteBuffer} (not as soon as the
+buffer fills: two peers streaming both ways would deadlock, see
+L{tests.integration.test_duplex}); TCP's flow control then blocks the flood
+in the kernel, and what the server holds per peer stays under
+L{PER_PEER_BOUND}. A well-behaved bystander's round trips stay fast once
+the floods are held back.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import pytest
 from txpulse.tcp import LARGE_READ_SIZE
 
 from ..helpers import raw_frame
-from ..support.processes import TwistdServer
+from ..support.processes import TwistdServer, rss
 from ..support.rawsocket import accept_key_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/status")
@@ -39,10 +42,12 @@ MAX_WRITE_BUFFER = 1 << 20
 
 #: What one non-reading peer may make the server hold: Twisted's pause
 #: threshold (which is the read size, L{LARGE_READ_SIZE} for a peer that
-#: fills every read), the replies to the read that crossed it (no larger
-#: than the read), and C{maxWriteBuffer} for what the application itself
-#: sends while the peer is paused (nothing here: echo and pongs only answer
-#: the peer).
+#: fills every read) and the replies to the read that crossed it (no larger
+#: than the read), then C{maxWriteBuffer}: the replies to what is read on
+#: while the buffer is full stop at half of it (plus those of the read that
+#: crossed that mark, again no larger than a read), and the rest is for what
+#: the application itself sends (nothing here: echo and pongs only answer
+#: the peer); past it the connection is aborted.
 PER_PEER_BOUND = 2 * LARGE_READ_SIZE + MAX_WRITE_BUFFER
 
 #: RSS growth allowed whatever the peers do: allocator arenas and the
@@ -51,17 +56,6 @@ ALLOWANCE = 12 << 20
 
 #: The slowest bystander round trip tolerated once the floods are held back.
 MAX_LATENCY = 0.25
-
-
-def rss(pid: int) -> int:
-    """
-    The resident set size of process C{pid}, in bytes.
-    """
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 def upgrade(port: int, path: str = "/echo", receiveBuffer: int | None = None) -> socket.socket:
@@ -161,17 +155,16 @@ def test_non_reading_ping_floods_cost_at_most_the_write_buffer_bound_in_rss(tmp_
     """
     C{peers} connections flood a live C{twistd -n txpulse} (C{/echo},
     C{--max-write-buffer} 1 MiB, keepalive off) with pings and never read.
-    The server stops reading each of them once its write buffer is full:
-    every flood ends up blocked by TCP within seconds (none is dropped:
-    nothing needs to be), the server's RSS grows by at most
+    The server stops reading each of them once the pongs queued behind its
+    full write buffer pass half of C{maxWriteBuffer}: every flood ends up
+    blocked by TCP within seconds (none is dropped: nothing needs to be),
+    the server's RSS grows by at most
     C{peers * PER_PEER_BOUND} plus a fixed L{ALLOWANCE} (before the fix: 45
     MiB for one peer in 4 s, dropped at the limit, 294 MiB for four in
     20 s), it is not higher after they close, and a bystander's round trips
     stay under L{MAX_LATENCY} while the floods are held back.
     """
-    server = TwistdServer(
-        tmp_path / "twistd.log", f"--max-write-buffer={MAX_WRITE_BUFFER}", "--ping-interval=0"
-    )
+    server = TwistdServer(tmp_path / "twistd.log", f"--max-write-buffer={MAX_WRITE_BUFFER}", "--ping-interval=0")
     with server:
         assert server.process is not None
         pid = server.process.pid
