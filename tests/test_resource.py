@@ -439,3 +439,38 @@ def test_invalid_options_are_rejected(bad: dict[str, Any]) -> None:
     """
     with pytest.raises(ValueError):
         WebSocketResource(EchoFactory(), **bad)
+
+
+def test_refused_upgrades_are_logged_in_aggregate_per_address() -> None:
+    """
+    Refused upgrades (426, 400, ...) from one client address make one log
+    line at once, then one summary per interval while they go on (before:
+    one line per refusal, a log flood for the asking); another address gets
+    its own first line.
+    """
+    clock = Clock()
+    resource = WebSocketResource(AppFactory(), clock=clock)
+    root = Resource()
+    root.putChild(b"ws", resource)
+    site = Site(root, reactor=clock)
+
+    def refuse(host: str, request: bytes) -> None:
+        channel = site.buildProtocol(IPv4Address("TCP", host, 40000))
+        transport = CountingTransport()
+        transport.peerAddr = IPv4Address("TCP", host, 40000)
+        channel.makeConnection(transport)
+        channel.dataReceived(request)
+        assert transport.value().startswith(b"HTTP/1.1 4")
+
+    with captured_logs() as lines:
+        for _ in range(100):
+            refuse("192.0.2.1", upgrade_request(Sec_WebSocket_Version="8"))
+            refuse("192.0.2.1", upgrade_request(Sec_WebSocket_Key="bad"))
+        refuse("192.0.2.2", b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert len([line for line in lines if "refused" in line]) == 2
+        clock.advance(10)
+    refusals = [line for line in lines if "refused" in line]
+    assert len(refusals) == 3, refusals
+    assert "handshake refused for 192.0.2.1:40000" in refusals[0] and "426" in refusals[0]
+    assert "192.0.2.2:40000" in refusals[1]
+    assert "refused for 192.0.2.1: 199 more in the last 10s (100 x 400, 99 x 426)" in refusals[2]

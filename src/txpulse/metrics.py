@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -36,6 +35,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from .addresses import peerOf
 from .wire import WebSocketWire
 
 __all__ = ["ConnectionRegistry", "MetricsResource", "closeCodeLabel"]
@@ -160,7 +160,7 @@ class ConnectionRegistry(Collector):
     def _opened(self, path: str, wire: WebSocketWire) -> None:
         self._stats(path).open.add(wire)
         if self._logConnections:
-            _log.info("WebSocket open: {peer} {path}", peer=_peer(wire), path=path)
+            _log.info("WebSocket open: {peer} {path}", peer=peerOf(wire), path=path)
 
     def _closed(self, path: str, wire: WebSocketWire) -> None:
         stats = self._stats(path)
@@ -175,7 +175,7 @@ class ConnectionRegistry(Collector):
             _log.info(
                 "WebSocket closed: {peer} {path} code={code} duration={duration:.1f}s "
                 "messages in={messagesIn} out={messagesOut}",
-                peer=_peer(wire),
+                peer=peerOf(wire),
                 path=path,
                 code=code,
                 duration=self._clock.seconds() - wire.openedAt,
@@ -272,12 +272,3 @@ class MetricsResource(Resource):
     def render_GET(self, request: Request) -> bytes:
         request.setHeader("Content-Type", CONTENT_TYPE_LATEST)
         return generate_latest(self._registry.metrics)
-
-
-def _peer(wire: WebSocketWire) -> str:
-    try:
-        peer: Any = wire.getPeer()
-    except Exception:
-        return "?"
-    host = getattr(peer, "host", None)
-    return f"{host}:{getattr(peer, 'port', '?')}" if host is not None else str(peer)

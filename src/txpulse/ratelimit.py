@@ -22,21 +22,23 @@ used first out (a full, quiet bucket is the same as no bucket, and is
 dropped as soon as it reaches the old end of the table). An attacker with
 more addresses than that can escape the limit, as he could anyway.
 
-Logging: the first failure from an address is logged on its own line;
-further failures and refusals from it within C{logInterval} seconds are
-counted, and logged as I{one} summary line per address per interval (by a
-single timer for the whole table, armed only while something is pending).
+Logging (a L{txpulse.logsummary.SummaryLog}): the first failure or refusal
+from an address is logged on its own line; further ones are counted, and
+logged as I{one} summary line per address per C{logInterval} (by a single
+timer for the whole table, armed only while something is pending).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Mapping
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+
+from .addresses import clientKey
+from .logsummary import SummaryLog
 
 __all__ = ["FailureLimiter", "clientKey", "DEFAULT_BURST", "DEFAULT_PERIOD", "DEFAULT_MAX_ADDRESSES"]
 
@@ -54,39 +56,14 @@ DEFAULT_LOG_INTERVAL = 60.0
 
 class _Bucket:
     """
-    One address's tokens and what is waiting to be logged about it.
+    One address's tokens.
     """
 
-    __slots__ = ("tokens", "updated", "windowStart", "failures", "refused")
+    __slots__ = ("tokens", "updated")
 
     def __init__(self, tokens: float, now: float) -> None:
         self.tokens = tokens
         self.updated = now
-        # When the current logging window began (None: nothing logged yet).
-        self.windowStart: float | None = None
-        # Failures and refusals counted but not logged yet.
-        self.failures = 0
-        self.refused = 0
-
-
-def clientKey(address: Any) -> str:
-    """
-    The key an address is limited under: the IPv4 address, the C{/64}
-    network of an IPv6 address, or the address's text for anything else
-    (a UNIX socket: one key for all).
-    """
-    host = getattr(address, "host", None)
-    if not isinstance(host, str):
-        return str(address)
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return host
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
 
 
 class FailureLimiter:
@@ -123,19 +100,12 @@ class FailureLimiter:
         self.period = period
         self._rate = burst / period
         self._maxAddresses = maxAddresses
-        self._logInterval = logInterval
-        self._clockOrNone = clock
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
-        self._pending: set[str] = set()
-        self._flushCall: IDelayedCall | None = None
+        self._log = SummaryLog(_summarize, logInterval, maxKeys=maxAddresses, clock=clock)
 
     @property
     def _clock(self) -> IReactorTime:
-        if self._clockOrNone is None:
-            from twisted.internet import reactor
-
-            self._clockOrNone = reactor
-        return self._clockOrNone
+        return self._log.clock
 
     def __len__(self) -> int:
         """
@@ -157,15 +127,14 @@ class FailureLimiter:
         return bucket
 
     def _trim(self, now: float) -> None:
-        # Before a bucket is added: drop quiet full buckets from the old end,
-        # then the least recently used ones, to make room for it (their
-        # pending counts are lost).
+        # Before a bucket is added: drop full buckets from the old end, then
+        # the least recently used ones, to make room for it (what is counted
+        # for the log stays there).
         while self._buckets:
-            key, oldest = next(iter(self._buckets.items()))
+            oldest = next(iter(self._buckets.values()))
             full = oldest.tokens + (now - oldest.updated) * self._rate >= self.burst
-            if len(self._buckets) >= self._maxAddresses or (full and key not in self._pending):
-                del self._buckets[key]
-                self._pending.discard(key)
+            if len(self._buckets) >= self._maxAddresses or full:
+                self._buckets.popitem(last=False)
             else:
                 break
 
@@ -180,8 +149,8 @@ class FailureLimiter:
         bucket = self._bucket(key, now, create=False)
         if bucket is None or bucket.tokens >= 1.0:
             return None
-        bucket.refused += 1
-        self._note(key, bucket, now, None)
+        if self._log.note(key, "refused"):
+            _log.info("Too many failed authentication attempts from {address}: refusing it (429)", address=key)
         return max(1, math.ceil((1.0 - bucket.tokens) / self._rate))
 
     def failed(self, key: str, reason: str) -> None:
@@ -194,56 +163,22 @@ class FailureLimiter:
         bucket = self._bucket(key, now, create=True)
         assert bucket is not None
         bucket.tokens = max(0.0, bucket.tokens - 1.0)
-        bucket.failures += 1
-        self._note(key, bucket, now, reason)
-
-    def _note(self, key: str, bucket: _Bucket, now: float, reason: str | None) -> None:
-        """
-        Log the first event of a logging window at once, count the others.
-        """
-        if bucket.windowStart is None or (now - bucket.windowStart >= self._logInterval and key not in self._pending):
-            bucket.windowStart = now
-            if reason is not None:
-                _log.info("Authentication failed for {address}: {reason}", address=key, reason=reason)
-            else:
-                _log.info(
-                    "Too many failed authentication attempts from {address}: refusing it (429)",
-                    address=key,
-                )
-            bucket.failures = bucket.refused = 0
-            return
-        self._pending.add(key)
-        if self._flushCall is None:
-            delay = max(0.0, bucket.windowStart + self._logInterval - now)
-            self._flushCall = self._clock.callLater(delay, self._flush)
-
-    def _flush(self) -> None:
-        """
-        One summary line per address with counted events; re-arm while
-        addresses keep failing.
-        """
-        self._flushCall = None
-        now = self._clock.seconds()
-        pending, self._pending = self._pending, set()
-        for key in sorted(pending):
-            bucket = self._buckets.get(key)
-            if bucket is None or not (bucket.failures or bucket.refused):
-                continue
-            _log.info(
-                "Authentication from {address}: {failures} more failed attempt(s) and {refused} refused "
-                "(429) in the last {seconds:.0f}s",
-                address=key,
-                failures=bucket.failures,
-                refused=bucket.refused,
-                seconds=now - (bucket.windowStart if bucket.windowStart is not None else now),
-            )
-            bucket.failures = bucket.refused = 0
-            bucket.windowStart = now
+        if self._log.note(key, "failed"):
+            _log.info("Authentication failed for {address}: {reason}", address=key, reason=reason)
 
     def stop(self) -> None:
         """
         Log what is pending now and cancel the timer (at shutdown).
         """
-        if self._flushCall is not None:
-            self._flushCall.cancel()
-            self._flush()
+        self._log.stop()
+
+
+def _summarize(address: str, counts: Mapping[str, int], seconds: float) -> None:
+    _log.info(
+        "Authentication from {address}: {failures} more failed attempt(s) and {refused} refused "
+        "(429) in the last {seconds:.0f}s",
+        address=address,
+        failures=counts.get("failed", 0),
+        refused=counts.get("refused", 0),
+        seconds=seconds,
+    )

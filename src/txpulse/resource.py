@@ -12,7 +12,7 @@ C{101} goes out and the HTTP channel is handed to a L{WebSocketWire}.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -24,13 +24,15 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from .addresses import clientKey, formatPeer
 from .core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
 from .core.deflate import SERVER_DEFAULTS, Deflate, DeflateSettings, parse_extension_header, server_negotiate
 from .core.handshake import UpgradeRequest, accept_key, check_origin, select_subprotocol, validate_request
 from .exceptions import HandshakeError, NegotiationError
 from .interfaces import ConnectionObserver, WebSocketProtocol
+from .logsummary import SummaryLog
 from .redact import redactURL
-from .site import WebSocketChannel
+from .site import REFUSAL_LOG_INTERVAL, WebSocketChannel
 from .wire import DEFAULT_MAX_WRITE_BUFFER, WebSocketWire, WireOptions
 
 __all__ = ["WebSocketResource", "WebSocketServerFactory", "AcceptHook"]
@@ -174,6 +176,8 @@ class WebSocketResource(Resource):
         self._compression: DeflateSettings | None = SERVER_DEFAULTS if compression is True else (compression or None)
         self._accept = accept
         self._clockOrNone = clock
+        # Refused upgrades, logged per client address: once, then summed up.
+        self._refusals = SummaryLog(_summarizeRefusals, REFUSAL_LOG_INTERVAL, clock=clock)
 
     @property
     def _clock(self) -> IReactorTime:
@@ -225,7 +229,7 @@ class WebSocketResource(Resource):
     def _refuse(self, request: Request, error: HandshakeError) -> bytes:
         if self._observer is not None:
             self._observer.handshakeRefused(error.statusCode)
-        return _refuse(request, error)
+        return _refuse(request, error, self._refusals)
 
     def _validate(self, request: Request) -> UpgradeRequest:
         headers = [
@@ -380,21 +384,29 @@ def _asHandshakeError(failure: Failure) -> HandshakeError:
     return HandshakeError("internal server error", 500)
 
 
-def _refuse(request: Request, error: HandshakeError) -> bytes:
+def _refuse(request: Request, error: HandshakeError, refusals: SummaryLog | None = None) -> bytes:
     """
     Answer a refused upgrade with C{error}'s status, headers and message
     (the single place a L{HandshakeError} becomes an HTTP response).
+
+    @param refusals: where refusals are counted per client address: the
+        first one of an address is logged in full, the next ones summed up
+        every L{REFUSAL_LOG_INTERVAL} seconds (C{None}: each in full).
     """
-    if not getattr(error, "logged", False):
-        # (An authentication refusal is logged, in aggregate, by the
-        # FailureLimiter instead: one line per attempt would let a client
-        # flood the log.) Credentials in the URL (?ws_token=) are redacted.
+    # (An authentication refusal is logged, in aggregate, by the
+    # FailureLimiter instead.) Credentials in the URL (?ws_token=) are
+    # redacted.
+    address = request.getClientAddress()
+    key = clientKey(address)
+    if not getattr(error, "logged", False) and (refusals is None or refusals.note(key, str(error.statusCode))):
+        more = "" if refusals is None else f"; more from {key} are summed up every {refusals.interval:g}s"
         _log.info(
-            "WebSocket handshake refused for {peer} on {path}: {status} {message}",
-            peer=_peerOf(request),
+            "WebSocket handshake refused for {peer} on {path}: {status} {message}{more}",
+            peer=formatPeer(address),
             path=redactURL(request.uri.decode("latin-1", "replace")),
             status=error.statusCode,
             message=str(error),
+            more=more,
         )
     request.setResponseCode(error.statusCode, _phrase(error.statusCode))
     for name, value in error.headers:
@@ -417,7 +429,11 @@ def _phrase(status: int) -> bytes:
         return b"WebSocket Handshake Refused"
 
 
-def _peerOf(request: Request) -> str:
-    peer = request.getClientAddress()
-    host = getattr(peer, "host", None)
-    return f"{host}:{getattr(peer, 'port', '?')}" if host is not None else str(peer)
+def _summarizeRefusals(address: str, counts: Mapping[str, int], seconds: float) -> None:
+    _log.info(
+        "WebSocket handshakes refused for {address}: {count} more in the last {seconds:.0f}s ({statuses})",
+        address=address,
+        count=sum(counts.values()),
+        seconds=seconds,
+        statuses=", ".join(f"{count} x {status}" for status, count in sorted(counts.items())),
+    )

@@ -15,7 +15,10 @@ Theory of operation: the life of one HTTP connection, and what bounds it.
      once: plain TCP gets a C{503} and a close, TLS a reset (no handshake is
      spent on it); refusals are logged once, then summed up every
      L{REFUSAL_LOG_INTERVAL} seconds while they last, so a flood does not
-     flood the log.
+     flood the log. A client's address is its IPv4 address, or the C{/64}
+     of an IPv6 one (L{txpulse.addresses.clientKey}, as for the
+     authentication rate limit): a host holding a whole IPv6 C{/64} cannot
+     go round the per-address cap by using another of its addresses.
   2. Waiting for a request head. Every request, not only the first, must
      arrive complete (head and body) within C{requestTimeout} seconds of its
      first byte (of the connection, for the first request); otherwise
@@ -28,17 +31,30 @@ Theory of operation: the life of one HTTP connection, and what bounds it.
   3. Head received. Before any body byte is read: a C{Host} that is not in
      C{allowedHosts} gets C{421} (a missing or repeated one C{400}); a body
      announced larger than C{maxRequestBody} (C{Content-Length}) gets
-     C{413}; both with a log line and a close. A chunked body is counted as
-     it arrives and cut (C{413}, close) at the limit. Oversized request lines
-     and too many or too large headers are refused by Twisted's parser with
-     C{400}.
-  4. Answered. The C{maxRequestsPerConnection}th response carries
-     C{Connection: close}, and so does any response whose resource set that
-     header (L{txpulse.WebSocketResource} does on every refused upgrade): the
-     connection closes once it is sent. Otherwise back to 2.
+     C{413}, and so does any chunked body when C{maxRequestBody} is 0; both
+     with a log line and a close. A chunked body is counted as it arrives
+     and cut (C{413}, close) at the limit. A body is kept in memory up to
+     64 KiB and spooled to a temporary file only beyond, so a request head
+     costs no file descriptor. Oversized request lines and too many or too
+     large headers are refused by Twisted's parser with C{400}.
+  4. Handled and answered. While the response is being written, it must
+     make progress: if the peer takes none of it for C{sendTimeout} seconds
+     (a slow reader that stopped reading a large file), the connection is
+     aborted, with a log line. The C{maxRequestsPerConnection}th response
+     carries C{Connection: close}, and so does any response whose resource
+     set that header (L{txpulse.WebSocketResource} does on every refused
+     upgrade): the connection closes once it is sent. Otherwise back to 2.
+     Every close (this one, an idle keep-alive connection's, a refusal's)
+     is a graceful one that becomes an abort after C{abortTimeout} seconds
+     (Twisted's 15) if the peer does not take the bytes still queued for
+     it, so unsent bytes cannot hold a connection open.
   5. Upgraded (C{101}): every byte goes to the WebSocket wire, which has its
      own timers; none of the above applies any more, except that the
      connection still counts against the caps of 1 until it closes.
+
+The site offers only C{http/1.1} in TLS ALPN: Twisted's HTTP/2 channel
+(offered by a plain L{Site} when the C{h2} package is installed) would skip
+every defence above.
 
 L{txpulse.WebSocketResource} works on a plain L{Site} too, without these
 defences.
@@ -46,9 +62,12 @@ defences.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
-from typing import Any
+import socket
+import struct
+import tempfile
+from collections.abc import Iterable, Mapping
+from io import BytesIO
+from typing import IO, Any
 
 from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, ISSLTransport
 from twisted.internet.protocol import connectionDone
@@ -58,8 +77,11 @@ from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol, combinedL
 from twisted.web.server import Site
 from zope.interface import implementer
 
+from .addresses import clientKey, formatPeer, peerOf
 from .hosts import AllowedHosts
+from .logsummary import OTHERS, SummaryLog
 from .redact import redactText
+from .tcp import queuedBytes
 
 __all__ = [
     "WebSocketSite",
@@ -67,6 +89,7 @@ __all__ = [
     "AllowedHosts",
     "DEFAULT_REQUEST_TIMEOUT",
     "DEFAULT_KEEPALIVE_TIMEOUT",
+    "DEFAULT_SEND_TIMEOUT",
     "DEFAULT_MAX_REQUESTS_PER_CONNECTION",
     "DEFAULT_MAX_CONNECTIONS_PER_ADDRESS",
     "DEFAULT_MAX_REQUEST_BODY",
@@ -83,6 +106,9 @@ DEFAULT_REQUEST_TIMEOUT = 10.0
 #: Seconds a connection may idle between two requests.
 DEFAULT_KEEPALIVE_TIMEOUT = 15.0
 
+#: Seconds a response being written may go without the peer taking any of it.
+DEFAULT_SEND_TIMEOUT = 20.0
+
 #: Requests served on one connection before it is closed.
 DEFAULT_MAX_REQUESTS_PER_CONNECTION = 100
 
@@ -95,8 +121,13 @@ DEFAULT_MAX_REQUEST_BODY = 1 << 20
 #: Seconds over which refused connections are summed up in one log line.
 REFUSAL_LOG_INTERVAL = 10.0
 
-#: Distinct addresses remembered per refusal summary (the rest are summed).
-_MAX_REFUSAL_ADDRESSES = 1000
+#: Request bodies up to this size are kept in memory; larger ones are
+#: spooled to a temporary file once they grow past it.
+_BODY_IN_MEMORY = 64 * 1024
+
+#: The refusal log's key for the total cap (the per-address cap's are the
+#: client addresses).
+_TOTAL_CAP = "(total)"
 
 
 def defaultMaxConnections() -> int:
@@ -166,7 +197,7 @@ _BUSY_RESPONSE = _response(503, "Service Unavailable", "too many connections")
 # requests). Invariant: at most one deadline is armed, the one the phase
 # calls for (when its setting is not 0).
 #: Awaiting or reading a request (deadline: C{requestTimeout}), or handling
-#: one (no deadline: the resource has the connection).
+#: one (deadline: a L{_SendWatch}, C{sendTimeout} without progress).
 _REQUEST = 0
 #: Between two requests (deadline: C{keepAliveTimeout}); the next byte
 #: starts a request.
@@ -177,6 +208,41 @@ _REFUSED = 2
 _PHASE = 3
 #: One request, in _state.
 _ONE_REQUEST = 4
+
+#: Checks per C{sendTimeout} of a response's progress: a response that made
+#: none is aborted between C{sendTimeout} and 1.25 times that after the
+#: peer last took some of it.
+_SEND_CHECKS = 4
+
+
+class _SendWatch:
+    """
+    The deadline of a response being written, in its channel's C{_deadline}
+    (a channel has no room for one more attribute: see
+    L{WebSocketChannel.__init__}): counts the bytes written for the peer, and
+    checks every C{sendTimeout / _SEND_CHECKS} seconds that the peer took
+    some of them.
+
+    @ivar call: the next check.
+    @ivar written: bytes of body written since the request was received.
+    @ivar drained: at the last check, how many of them had left user space
+        (C{written} less what the transport still queues).
+    @ivar quiet: checks in a row without progress.
+    """
+
+    __slots__ = ("call", "written", "drained", "quiet")
+
+    def __init__(self, call: IDelayedCall) -> None:
+        self.call = call
+        self.written = 0
+        self.drained = 0
+        self.quiet = 0
+
+    def active(self) -> bool:
+        return self.call.active()
+
+    def cancel(self) -> None:
+        self.call.cancel()
 
 
 class WebSocketChannel(HTTPChannel):
@@ -196,7 +262,7 @@ class WebSocketChannel(HTTPChannel):
         # the most a key-sharing __dict__ takes here (CPython 3.11); one
         # more and every channel's __dict__ is a plain one, 1.3 KiB larger
         # (hence phase and request count in one integer).
-        self._deadline: IDelayedCall | None = None
+        self._deadline: IDelayedCall | _SendWatch | None = None
         self._wire: Any = None
         # The phase (_REQUEST, _IDLE, _REFUSED) + _ONE_REQUEST per request.
         self._state = _REQUEST
@@ -227,6 +293,71 @@ class WebSocketChannel(HTTPChannel):
         if timeout:
             self._deadline = self.callLater(timeout, self._idleTooLong)
 
+    def _armSendDeadline(self) -> None:
+        self._cancelDeadline()
+        timeout = self._setting("sendTimeout")
+        if timeout:
+            self._deadline = _SendWatch(self.callLater(timeout / _SEND_CHECKS, self._checkSending))
+
+    def _checkSending(self) -> None:
+        """
+        Abort the connection if the peer took none of the response for
+        C{sendTimeout} seconds. Progress is what left user space: bytes
+        written less those the transport still queues (L{queuedBytes}); an
+        empty queue is no fault of the peer (the resource is not writing).
+        On a transport whose queue is not known, progress is not being
+        paused by it at the check. Either way, the transport resuming its
+        producer (it sent all it held) is progress.
+        """
+        watch = self._deadline
+        transport: Any = self.transport
+        if not isinstance(watch, _SendWatch) or transport is None:
+            return
+        queued = queuedBytes(transport)
+        if queued is None:
+            progress = not self._waitingForTransport
+        else:
+            # What the peer acknowledged: the kernel's send queue counts as
+            # not taken yet (it may hold megabytes, which a slow reader
+            # drains long before user space sees the socket writable).
+            drained = watch.written - queued - _kernelUnsent(transport)
+            progress = queued == 0 or drained > watch.drained
+            watch.drained = drained
+        watch.quiet = 0 if progress else watch.quiet + 1
+        timeout = self.site.sendTimeout
+        if watch.quiet < _SEND_CHECKS:
+            watch.call = self.callLater(timeout / _SEND_CHECKS, self._checkSending)
+            return
+        self._deadline = None
+        self._enter(_REFUSED)
+        _log.info(
+            "Aborting {peer}: it took none of its response for {seconds:g}s ({queued} bytes waiting)",
+            peer=peerOf(transport),
+            seconds=timeout,
+            queued="?" if queued is None else queued,
+        )
+        transport.abortConnection()
+
+    def resumeProducing(self) -> None:
+        # The transport sent all it held: progress, whatever the checks saw.
+        watch = self._deadline
+        if watch.__class__ is _SendWatch:
+            watch.quiet = 0
+        super().resumeProducing()
+
+    def write(self, data: bytes) -> None:
+        watch = self._deadline
+        if watch.__class__ is _SendWatch:
+            watch.written += len(data)
+        super().write(data)
+
+    def writeSequence(self, iovec: Iterable[bytes]) -> None:
+        watch = self._deadline
+        if watch.__class__ is _SendWatch:
+            iovec = list(iovec)
+            watch.written += sum(map(len, iovec))
+        super().writeSequence(iovec)
+
     def _requestTooSlow(self) -> None:
         self._deadline = None
         transport = self.transport
@@ -234,7 +365,7 @@ class WebSocketChannel(HTTPChannel):
             return
         _log.info(
             "Closing {peer}: no complete request within {seconds}s (408)",
-            peer=_peer(transport.getPeer()),
+            peer=peerOf(transport),
             seconds=self.site.requestTimeout,
         )
         self._closeWith(_TIMEOUT_RESPONSE)
@@ -252,14 +383,23 @@ class WebSocketChannel(HTTPChannel):
             return
         self.transport.write(response)
         self.loseConnection()
-        if self.abortTimeout is not None and self._abortingCall is None:
+        self._armAbort()
+
+    def _armAbort(self) -> None:
+        """
+        After a close: abort the connection in C{abortTimeout} seconds
+        (Twisted's 15) should it still be open, i.e. should the peer not
+        take the bytes still queued for it.
+        """
+        if self.abortTimeout is not None and self._abortingCall is None and self.transport is not None:
             self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
 
     def _idleTooLong(self) -> None:
         self._deadline = None
         if self.transport is not None:
-            _log.debug("Closing idle keep-alive connection {peer}", peer=_peer(self.transport.getPeer()))
+            _log.debug("Closing idle keep-alive connection {peer}", peer=peerOf(self.transport))
             self.loseConnection()
+            self._armAbort()
 
     def _cancelDeadline(self) -> None:
         if self._deadline is not None:
@@ -276,6 +416,7 @@ class WebSocketChannel(HTTPChannel):
         if not self._checkHost(request):
             return
         limit = self._setting("maxRequestBody")
+        chunked = self.length is None and self._transferDecoder is not None
         if limit is not None:
             if self.length is not None and self.length > limit:
                 self._refuseRequest(
@@ -287,9 +428,16 @@ class WebSocketChannel(HTTPChannel):
                     limit=limit,
                 )
                 return
-            if self.length is None and self._transferDecoder is not None:
+            if chunked and not limit:
+                self._refuseRequest(
+                    413, "Content Too Large", _tooLarge(limit), "a chunked request body, and none is taken (413)"
+                )
+                return
+            if chunked:
                 # Chunked (RFC 9112 §7.1): counted as it arrives.
-                self._transferDecoder.dataCallback = _CountingBody(self, request.handleContentChunk, limit)
+                decoder: Any = self._transferDecoder
+                decoder.dataCallback = _CountingBody(self, request.handleContentChunk, limit)
+        # (The body's buffer comes from WebSocketSite.getContentFile.)
         super().allHeadersReceived()
 
     def _checkHost(self, request: Any) -> bool:
@@ -331,7 +479,7 @@ class WebSocketChannel(HTTPChannel):
         """
         transport = self.transport
         if transport is not None:
-            _log.info("Refused a request from {peer}: " + logFormat, peer=_peer(transport.getPeer()), **fields)
+            _log.info("Refused a request from {peer}: " + logFormat, peer=peerOf(transport), **fields)
         self._closeWith(_response(status, phrase, message))
 
     def checkPersistence(self, request: Any, version: bytes) -> bool:
@@ -351,7 +499,8 @@ class WebSocketChannel(HTTPChannel):
     def allContentReceived(self) -> None:
         if self._state & _PHASE == _REFUSED:
             return
-        self._cancelDeadline()
+        # Armed before the resource runs (it may write at once).
+        self._armSendDeadline()
         super().allContentReceived()
 
     def requestDone(self, request: Any) -> None:
@@ -364,7 +513,12 @@ class WebSocketChannel(HTTPChannel):
             # Armed before Twisted replays pipelined bytes (which re-arms
             # the request deadline through dataReceived).
             self._armIdleDeadline()
+        else:
+            self._cancelDeadline()
         super().requestDone(request)
+        if not self.persistent:
+            # Twisted's close waits for the peer to take what is queued.
+            self._armAbort()
 
     # -- bytes in --
 
@@ -377,7 +531,7 @@ class WebSocketChannel(HTTPChannel):
         if transport is not None:
             _log.info(
                 "Bad request from {peer}: malformed, or over the request line / header limits (400)",
-                peer=_peer(transport.getPeer()),
+                peer=peerOf(transport),
             )
         super()._respondToBadRequestAndDisconnect()
 
@@ -396,8 +550,10 @@ class WebSocketChannel(HTTPChannel):
     def upgradeTo(self, wire: Any) -> None:
         """
         From now on every byte of this connection goes to C{wire}, and so
-        does the end of the connection.
+        does the end of the connection; the wire's own timers and
+        write-buffer limit replace the response's deadline.
         """
+        self._cancelDeadline()
         self._wire = wire
 
     def dataReceived(self, data: bytes) -> None:
@@ -431,6 +587,26 @@ class WebSocketChannel(HTTPChannel):
         if self._wire is not None:
             self._wire.connectionLost(reason)
         super().connectionLost(reason)
+
+
+def _kernelUnsent(transport: Any) -> int:
+    """
+    Bytes in the kernel's send queue of C{transport}'s socket, not yet
+    acknowledged by the peer (Linux C{SIOCOUTQ}); 0 where that is not known.
+    """
+    try:
+        import fcntl
+        import termios
+
+        handle = transport.getHandle()
+        if not isinstance(handle, socket.socket):
+            handle = transport.transport.getHandle()  # TLS over TCP
+        if not isinstance(handle, socket.socket):
+            return 0
+        unsent: int = struct.unpack("i", fcntl.ioctl(handle.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    except (ImportError, AttributeError, OSError, ValueError):
+        return 0
+    return unsent
 
 
 class _CountingBody:
@@ -483,7 +659,9 @@ class _HalfCloseableChannelProtocol(_GenericHTTPChannelProtocol):
 
     def makeConnection(self, transport: Any) -> None:
         peer = transport.getPeer()
-        address = getattr(peer, "host", None)
+        # Counted under its IPv4 address or IPv6 /64; an address without a
+        # host (a UNIX socket) has no per-address cap.
+        address = clientKey(peer) if isinstance(getattr(peer, "host", None), str) else None
         # The site (set by Site.buildProtocol, before the connection).
         site: WebSocketSite = self._site  # type: ignore[assignment]
         if not site._admit(address, peer):
@@ -496,10 +674,6 @@ class _HalfCloseableChannelProtocol(_GenericHTTPChannelProtocol):
             return
         self._admitted, self._address = True, address
         super().makeConnection(transport)
-
-    def dataReceived(self, data: bytes) -> None:
-        if self._admitted:
-            super().dataReceived(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._admitted:
@@ -541,6 +715,7 @@ class WebSocketSite(Site):
         requestTimeout: float | None = DEFAULT_REQUEST_TIMEOUT,
         *,
         keepAliveTimeout: float | None = DEFAULT_KEEPALIVE_TIMEOUT,
+        sendTimeout: float | None = DEFAULT_SEND_TIMEOUT,
         maxRequestsPerConnection: int | None = DEFAULT_MAX_REQUESTS_PER_CONNECTION,
         maxConnections: int | None = None,
         maxConnectionsPerAddress: int | None = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
@@ -556,6 +731,11 @@ class WebSocketSite(Site):
         @param keepAliveTimeout: seconds a connection may idle between two
             requests before it is closed (without an answer). C{None} or 0:
             only L{Site}'s C{timeOut} (60 s of silence) applies.
+        @param sendTimeout: seconds a response being written may go without
+            the peer taking any of it (a reader that stopped reading); then
+            the connection is aborted, with a log line. C{None} or 0: no
+            deadline (a peer that never reads holds the connection for as
+            long as the response lasts).
         @param maxRequestsPerConnection: requests served on one connection;
             the last response carries C{Connection: close}. C{None} or 0: no
             limit.
@@ -565,14 +745,16 @@ class WebSocketSite(Site):
             the open-files limit less a reserve, read here (raise the limit
             first, e.g. with L{raiseOpenFilesLimit}); 0: no cap.
         @param maxConnectionsPerAddress: connections open at once from one
-            client IP address (IPv6 addresses are compared whole), refused
-            as above. Behind a reverse proxy or a load balancer every client
+            client address (an IPv4 address, or the C{/64} of an IPv6
+            one), refused as above. Behind a reverse proxy or a load balancer every client
             has the proxy's address: raise this there, or set 0 (no cap).
         @param maxRequestBody: the largest request body accepted, in bytes:
             a larger C{Content-Length} is answered C{413} (and the connection
             closed) before any of the body is read; a chunked body is cut
-            (C{413}, close) once it goes over. 0: no bodies at all; C{None}:
-            no limit (Twisted spools large bodies to a temporary file).
+            (C{413}, close) once it goes over. 0: no bodies at all (a
+            chunked one is refused at its head too); C{None}: no limit.
+            Bodies are kept in memory up to 64 KiB, and spooled to a
+            temporary file beyond.
         @param allowedHosts: the C{Host} values served (a defence against
             DNS rebinding): C{"name"} (any port) or C{"name:port"}, e.g.
             C{["example.com", "localhost:8080", "[::1]:8080"]}. Any other
@@ -587,6 +769,7 @@ class WebSocketSite(Site):
         super().__init__(resource, **kwargs)
         self.requestTimeout = requestTimeout
         self.keepAliveTimeout = keepAliveTimeout
+        self.sendTimeout = sendTimeout
         self.maxRequestsPerConnection = maxRequestsPerConnection
         self.maxConnections = defaultMaxConnections() if maxConnections is None else maxConnections
         self.maxConnectionsPerAddress = maxConnectionsPerAddress
@@ -595,16 +778,16 @@ class WebSocketSite(Site):
         self._allowedHosts = None if self.allowedHosts is None else AllowedHosts(self.allowedHosts)
         self.openConnections = 0
         self._perAddress: dict[str, int] = {}
-        self._refusalSummary: IDelayedCall | None = None
-        self._refusedFor: Counter[str] = Counter()
-        self._refusedFrom: Counter[str] = Counter()
+        # Refused connections: logged once per cap (the total's) or client
+        # address (the per-address cap's), then summed up.
+        self._refusals = SummaryLog(self._summarizeRefusals, REFUSAL_LOG_INTERVAL)
 
     # -- connection caps --
 
     def _admit(self, address: str | None, peer: Any) -> bool:
         """
-        Count a new connection from C{address}, or refuse it (C{False})
-        when it would go over a cap.
+        Count a new connection from C{address} (a L{clientKey}), or refuse
+        it (C{False}) when it would go over a cap.
         """
         total, perAddress = self.maxConnections, self.maxConnectionsPerAddress
         if total and self.openConnections >= total:
@@ -629,61 +812,78 @@ class WebSocketSite(Site):
                 self._perAddress.pop(address, None)
 
     def _noteRefusal(self, cap: str, address: str | None, peer: Any) -> None:
-        if self._refusalSummary is None:
-            # The first refusal in a while: said at once, in full.
-            if cap == "total":
-                _log.warn(
-                    "Refused a connection from {peer}: {open} connections open, the cap (maxConnections, "
-                    "--max-connections); further refusals are summed up every {interval:g}s",
-                    peer=_peer(peer),
-                    open=self.openConnections,
-                    interval=REFUSAL_LOG_INTERVAL,
-                )
-            else:
-                _log.warn(
-                    "Refused a connection from {peer}: {open} connections open from {address}, the per-address "
-                    "cap (maxConnectionsPerAddress, --max-connections-per-address; behind a reverse proxy every "
-                    "client has the proxy's address: raise it or set 0); further refusals are summed up every "
-                    "{interval:g}s",
-                    peer=_peer(peer),
-                    open=self._perAddress.get(address or "", 0),
-                    address=address,
-                    interval=REFUSAL_LOG_INTERVAL,
-                )
-            self._refusalSummary = self.reactor.callLater(REFUSAL_LOG_INTERVAL, self._summarizeRefusals)
+        refusals = self._refusals
+        refusals.clock = self.reactor
+        source = address if address is not None else "(no address)"
+        if not refusals.note(_TOTAL_CAP if cap == "total" else source, source):
             return
-        self._refusedFor[cap] += 1
-        key = address if address is not None else "(no address)"
-        if key in self._refusedFrom or len(self._refusedFrom) < _MAX_REFUSAL_ADDRESSES:
-            self._refusedFrom[key] += 1
+        # The first refusal in a while: said at once, in full.
+        if cap == "total":
+            _log.warn(
+                "Refused a connection from {peer}: {open} connections open, the cap (maxConnections, "
+                "--max-connections); further refusals are summed up every {interval:g}s",
+                peer=formatPeer(peer),
+                open=self.openConnections,
+                interval=REFUSAL_LOG_INTERVAL,
+            )
         else:
-            self._refusedFrom["(other addresses)"] += 1
+            _log.warn(
+                "Refused a connection from {peer}: {open} connections open from {address}, the per-address "
+                "cap (maxConnectionsPerAddress, --max-connections-per-address; behind a reverse proxy every "
+                "client has the proxy's address: raise it or set 0); further refusals are summed up every "
+                "{interval:g}s",
+                peer=formatPeer(peer),
+                open=self._perAddress.get(source, 0),
+                address=address,
+                interval=REFUSAL_LOG_INTERVAL,
+            )
 
-    def _summarizeRefusals(self) -> None:
-        refused = sum(self._refusedFor.values())
-        if not refused:
-            self._refusalSummary = None
-            return
-        top = ", ".join(f"{address} ({count})" for address, count in self._refusedFrom.most_common(3))
-        _log.warn(
-            "Refused {refused} more connections in the last {interval:g}s: {total} over the total cap of {cap}, "
-            "{address} over the per-address cap of {perAddress}; most from {top}",
-            refused=refused,
-            interval=REFUSAL_LOG_INTERVAL,
-            total=self._refusedFor["total"],
-            cap=self.maxConnections,
-            address=self._refusedFor["address"],
-            perAddress=self.maxConnectionsPerAddress,
-            top=top,
-        )
-        self._refusedFor.clear()
-        self._refusedFrom.clear()
-        self._refusalSummary = self.reactor.callLater(REFUSAL_LOG_INTERVAL, self._summarizeRefusals)
+    def _summarizeRefusals(self, key: str, counts: Mapping[str, int], seconds: float) -> None:
+        top = ", ".join(f"{source} ({count})" for source, count in sorted(counts.items(), key=lambda i: -i[1])[:3])
+        if key == _TOTAL_CAP:
+            _log.warn(
+                "Refused {refused} more connections in the last {seconds:.0f}s, over the total cap of {cap}; "
+                "most from {top}",
+                refused=sum(counts.values()),
+                seconds=seconds,
+                cap=self.maxConnections,
+                top=top,
+            )
+        else:
+            _log.warn(
+                "Refused {refused} more connections from {address} in the last {seconds:.0f}s, over the "
+                "per-address cap of {perAddress}{top}",
+                refused=sum(counts.values()),
+                address=key,
+                seconds=seconds,
+                perAddress=self.maxConnectionsPerAddress,
+                top=f"; most from {top}" if key == OTHERS else "",
+            )
+
+    def getContentFile(self, length: int | None) -> IO[bytes]:
+        """
+        The buffer of a request body of C{length} bytes (C{None}: chunked),
+        called by Twisted's request at the head: in memory up to 64 KiB,
+        spooled to a temporary file only once the body grows past that.
+        (Twisted's default opens a temporary file at the head for every
+        chunked body and every C{Content-Length} from 100,000: a file
+        descriptor per request head, before any of the body arrived.)
+        """
+        limit = self.maxRequestBody
+        if (length is not None and length <= _BODY_IN_MEMORY) or (limit is not None and limit <= _BODY_IN_MEMORY):
+            return BytesIO()
+        return tempfile.SpooledTemporaryFile(max_size=_BODY_IN_MEMORY)
+
+    def acceptableProtocols(self) -> list[bytes]:
+        """
+        The protocols offered in TLS ALPN: C{http/1.1} only. (L{Site}
+        offers C{h2} too when the C{h2} package is installed, and Twisted's
+        HTTP/2 channel would skip every defence of this site.)
+        """
+        return [b"http/1.1"]
 
     def stopFactory(self) -> None:
-        if self._refusalSummary is not None and self._refusalSummary.active():
-            self._refusalSummary.cancel()
-        self._refusalSummary = None
+        self._refusals.stop()
         super().stopFactory()
 
 
@@ -698,8 +898,3 @@ def redactingLogFormatter(timestamp: str, request: Any) -> str:
     L{txpulse.redact}). L{WebSocketSite}'s default C{logFormatter}.
     """
     return redactText(combinedLogFormatter(timestamp, request))
-
-
-def _peer(addr: Any) -> str:
-    host = getattr(addr, "host", None)
-    return f"{host}:{getattr(addr, 'port', '?')}" if host is not None else str(addr)

@@ -21,15 +21,16 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.web.resource import Resource
-from twisted.web.static import Data
+from twisted.web.static import Data, File
 
 from txpulse import WebSocketResource
 from txpulse.metrics import ConnectionRegistry
 
 from ..support.processes import TwistdServer
-from ..support.rawsocket import RawSocket, request_bytes
+from ..support.rawsocket import RawSocket, dribble, request_bytes
 from ..support.waits import until, within
 from .conftest import (
     STATIC_PAGE,
@@ -81,22 +82,6 @@ async def closed(sock: RawSocket) -> None:
     The server closes the connection and sends nothing more.
     """
     assert await sock.read_until_eof() == b""
-
-
-def dribble(sock: RawSocket, data: bytes, interval: float) -> tuple[int, float]:
-    """
-    (In a thread.) Send C{data} one byte every C{interval} seconds until the
-    server answers; return the bytes sent and the time it took.
-    """
-    start = time.monotonic()
-    sent = 0
-    for byte in data:
-        readable, _, _ = select.select([sock.sock], [], [], interval)
-        if readable:
-            break
-        sock.sock.sendall(bytes((byte,)))
-        sent += 1
-    return sent, time.monotonic() - start
 
 
 # -- item 3: every request has the deadline ----------------------------------------------------
@@ -388,3 +373,123 @@ async def test_plugin_refuses_bodies_foreign_hosts_and_extra_connections(tmp_pat
     assert "10000000000000-byte request body, over the limit of 0 (413)" in log
     assert "'rebound.attacker.example' is not an allowed host (421)" in log
     assert "per-address cap" in log
+
+
+# -- a slow reader of a large response (review of issue 12) -------------------------------------
+
+
+def stalled_reader(port: int, path: str) -> socket.socket:
+    """
+    A connection with a small receive buffer that asks for C{path} and
+    never reads.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    return sock
+
+
+@pytest_twisted.ensureDeferred
+async def test_reader_that_stops_reading_a_large_file_is_aborted(tmp_path: Path, logs: LogLines) -> None:
+    """
+    A client that asks for a 50 MB file and never reads is aborted once
+    it has taken none of the response for C{sendTimeout} (1 s), with a log
+    line naming it (before: held with its file descriptor for as long as
+    it liked, whatever the request and keep-alive deadlines). The bystander
+    notices nothing.
+    """
+    (tmp_path / "big.bin").write_bytes(b"")
+    os.truncate(tmp_path / "big.bin", 50 << 20)
+    factory = ObservedEchoFactory()
+    root = Resource()
+    root.putChild(b"echo", WebSocketResource(factory, pingInterval=None))
+    root.putChild(b"big.bin", File(str(tmp_path / "big.bin")))
+    site = HardenedSite(root, requestTimeout=1.0, keepAliveTimeout=1.0, sendTimeout=1.0)
+    server = HardenedServer.listen(site, factory=factory, registry=ConnectionRegistry())
+    try:
+        async with undisturbed(server):
+            sock = stalled_reader(server.port, "/big.bin")
+            peer = peer_of(RawSocket(sock))
+            try:
+                await until(lambda: site.openConnections == 2, "the reader to connect")
+                started = time.monotonic()
+                await until(lambda: site.openConnections == 1, "the stalled reader to be aborted", seconds=10)
+                assert time.monotonic() - started < 5
+                await logs.expect(peer, "took none of its response for 1s")
+            finally:
+                sock.close()
+    finally:
+        await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_slow_but_steady_reader_keeps_its_download(tmp_path: Path) -> None:
+    """
+    A client reading a large file slowly but steadily (64 KiB every 0.1 s)
+    is not taken for a stalled one: it is still served after three times
+    C{sendTimeout} (1 s).
+    """
+    (tmp_path / "big.bin").write_bytes(b"")
+    os.truncate(tmp_path / "big.bin", 50 << 20)
+    factory = ObservedEchoFactory()
+    root = Resource()
+    root.putChild(b"echo", WebSocketResource(factory, pingInterval=None))
+    root.putChild(b"big.bin", File(str(tmp_path / "big.bin")))
+    site = HardenedSite(root, requestTimeout=1.0, sendTimeout=1.0)
+    server = HardenedServer.listen(site, factory=factory, registry=ConnectionRegistry())
+
+    def readSlowly(sock: socket.socket) -> int:
+        received = 0
+        for _ in range(30):
+            time.sleep(0.1)
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += len(chunk)
+        return received
+
+    try:
+        sock = stalled_reader(server.port, "/big.bin")
+        try:
+            received = await within(deferToThread(readSlowly, sock), 20)
+            assert received > 30 * 4096
+            assert site.openConnections == 1
+        finally:
+            sock.close()
+    finally:
+        await server.stop()
+
+
+# -- the per-address cap over IPv6 -----------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_per_address_cap_over_ipv6_loopback() -> None:
+    """
+    Over IPv6 (C{::1}) the per-address cap holds as over IPv4: with a cap
+    of 2, the third connection is answered 503 and closed. (Addresses of
+    one C{/64} counted together: see L{tests.test_site}.)
+    """
+    site = HardenedSite(Resource(), maxConnectionsPerAddress=2)
+    port = reactor.listenTCP(0, site, interface="::1")
+    socks: list[socket.socket] = []
+    try:
+
+        def connect() -> socket.socket:
+            sock = socket.create_connection(("::1", port.getHost().port), timeout=5)
+            socks.append(sock)
+            return sock
+
+        for _ in range(2):
+            await deferToThread(connect)
+        await until(lambda: site.openConnections == 2, "two connections")
+        third = await deferToThread(connect)
+        answer = await within(deferToThread(third.recv, 1024))
+        assert answer.startswith(b"HTTP/1.1 503")
+        assert site._perAddress == {"::/64": 2}
+    finally:
+        for sock in socks:
+            sock.close()
+        await until(lambda: site.openConnections == 0, "the connections to close")
+        await port.stopListening()

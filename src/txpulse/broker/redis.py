@@ -63,8 +63,9 @@ is no proof) is checked before it is relayed
 object with exactly C{topic} and C{data}, and its C{topic} must be the
 topic of the channel it came on, so a foreign publisher cannot make a
 message look like another topic's. Anything else is dropped, with a
-warning (the first one at once, then at most one line every
-L{DROP_LOG_INTERVAL} seconds, counting the drops).
+warning (the first one at once, then one line every L{DROP_LOG_INTERVAL}
+seconds while drops go on, counting them per channel: a
+L{txpulse.logsummary.SummaryLog}).
 
 Delivery guarantee
 ==================
@@ -93,7 +94,7 @@ C{pingTimeout}.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -107,6 +108,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
 from ..hub import checkEnvelope
+from ..logsummary import SummaryLog
 
 __all__ = ["RedisBroker", "DEFAULT_PREFIX"]
 
@@ -121,6 +123,17 @@ DEFAULT_PORT = 6379
 #: Seconds between two log lines about dropped (malformed or spoofed)
 #: messages from Redis.
 DROP_LOG_INTERVAL = 10.0
+
+
+def _summarizeDrops(key: str, counts: Mapping[str, int], seconds: float) -> None:
+    top = sorted(counts.items(), key=lambda item: -item[1])[:3]
+    _log.warn(
+        "Dropped {count} more message(s) from Redis in the last {seconds:.0f}s (malformed or spoofed); "
+        "most on {channels}",
+        count=sum(counts.values()),
+        seconds=seconds,
+        channels=", ".join(f"{channel!r} ({count})" for channel, count in top),
+    )
 
 
 def _txredisapi() -> Any:
@@ -207,9 +220,8 @@ class RedisBroker:
         self._publishErrorLogged = False
         self._pingInterval = pingInterval
         self._pinger: LoopingCall | None = None
-        # Messages from Redis dropped since the last log line about them.
-        self._dropped = 0
-        self._dropLoggedAt: float | None = None
+        # Messages from Redis dropped: logged in aggregate.
+        self._drops = SummaryLog(_summarizeDrops, DROP_LOG_INTERVAL, clock=reactor)
 
         endpoint = HostnameEndpoint(reactor, host, port, timeout=connectTimeout)
         if retryPolicy is None:
@@ -326,6 +338,7 @@ class RedisBroker:
         self._deliver = None
         if self._pinger is not None and self._pinger.running:
             self._pinger.stop()
+        self._drops.stop()
         stopped = gatherResults([self._publisher.stop(), self._subscriber.stop()], consumeErrors=True)
         return stopped.addCallback(lambda _: None)
 
@@ -447,21 +460,17 @@ class RedisBroker:
     def _drop(self, channel: str, why: str) -> None:
         """
         Drop a message from Redis, with a warning: the first at once, then
-        at most one every L{DROP_LOG_INTERVAL} seconds (a foreign publisher
-        must not flood the log).
+        one summary every L{DROP_LOG_INTERVAL} seconds while drops go on (a
+        foreign publisher must not flood the log).
         """
-        self._dropped += 1
-        now = self._reactor.seconds()
-        if self._dropLoggedAt is not None and now - self._dropLoggedAt < DROP_LOG_INTERVAL:
-            return
-        _log.warn(
-            "Dropped {count} message(s) from Redis; the last on channel {channel!r}: {why}",
-            count=self._dropped,
-            channel=channel,
-            why=why,
-        )
-        self._dropped = 0
-        self._dropLoggedAt = now
+        if self._drops.note("", channel):
+            _log.warn(
+                "Dropped a message from Redis on channel {channel!r}: {why}; further drops are summed up "
+                "every {interval:g}s",
+                channel=channel,
+                why=why,
+                interval=DROP_LOG_INTERVAL,
+            )
 
     def _ping(self) -> None:
         for link in (self._publisher, self._subscriber):
