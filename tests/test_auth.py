@@ -15,11 +15,13 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.python import usage
-from twisted.web.server import Site
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
 
-from txpulse.auth import ApiKeys, Authenticator, InvalidToken, TokenIssuer, generateKeySet
+from txpulse.auth import ApiKeys, Authenticator, InvalidToken, RequireKey, TokenIssuer, generateKeySet
 from txpulse.command import main as command
 from txpulse.metrics import ConnectionRegistry
+from txpulse.ratelimit import FailureLimiter
 from txpulse.tap import Options, buildRoot
 
 from .test_resource import upgrade_request
@@ -188,6 +190,49 @@ def test_browser_token_flow(files: tuple[Path, Path]) -> None:
     assert head.startswith(b"HTTP/1.1 101")
     head, _ = Client(site).request(upgrade_request(f"/chat?ws_token={token[:-3]}xyz"))
     assert head.startswith(b"HTTP/1.1 401")
+
+
+class _Plain(Resource):
+    """
+    A leaf answering C{ok} as plain text, with its own caching header.
+    """
+
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        request.setHeader("Content-Type", "text/plain")
+        request.setHeader("Cache-Control", "max-age=5")
+        return b"ok"
+
+
+def test_require_key_sets_headers_only_on_refusal() -> None:
+    """
+    L{RequireKey} answers 401 with the Bearer challenge, as uncached JSON,
+    without a key or with a wrong one (saying which), and 429 with
+    C{Retry-After} over the limit; with a good key the wrapped resource
+    answers with its own headers and nothing of the refusal's.
+    """
+    clock = Clock()
+    limiter = FailureLimiter(burst=2, period=20.0, clock=clock)
+    site = Site(RequireKey(_Plain(), ApiKeys({"k-alice": "alice"}), limiter), reactor=clock)
+
+    def get(key: str | None) -> tuple[list[bytes], bytes]:
+        auth = b"" if key is None else b"Authorization: Bearer %s\r\n" % key.encode()
+        head, body = Client(site).request(b"GET / HTTP/1.1\r\nHost: x\r\n" + auth + b"Connection: close\r\n\r\n")
+        return head.lower().split(b"\r\n"), body
+
+    head, body = get("k-alice")
+    assert head[0].startswith(b"http/1.1 200") and body == b"ok"
+    assert b"content-type: text/plain" in head and b"cache-control: max-age=5" in head
+    assert not [line for line in head if line.startswith((b"www-authenticate", b"retry-after"))]
+    for key, error in ((None, "a valid API key is required"), ("wrong", "invalid API key")):
+        head, body = get(key)
+        assert head[0].startswith(b"http/1.1 401") and error in json.loads(body)["error"]
+        assert b'www-authenticate: bearer realm="txpulse"' in head and b"cache-control: no-store" in head
+        assert b"content-type: application/json" in head
+    get("wrong")
+    head, body = get("k-alice")
+    assert head[0].startswith(b"http/1.1 429") and b"retry-after: 10" in head and b"too many" in body
 
 
 def test_plugin_auth_usage_errors(files: tuple[Path, Path], tmp_path: Path) -> None:

@@ -16,14 +16,14 @@ from twisted.python.failure import Failure
 from txpulse.chat import ChatFactory
 from txpulse.core.connection import Connection, Side
 from txpulse.core.frames import Opcode
-from txpulse.hub import Hub
+from txpulse.hub import Hub, PubSubFactory
 from txpulse.wire import WebSocketWire, WireOptions
 
 from .helpers import CountingTransport, FakeSubscriber, client_frame, server_frames
 
 
 def join(
-    factory: ChatFactory, room: str | None, name: str | None, identity: object = None
+    factory: ChatFactory | PubSubFactory, room: str | None, name: str | None, identity: object = None
 ) -> tuple[WebSocketWire, CountingTransport]:
     transport = CountingTransport()
     wire = WebSocketWire(
@@ -142,6 +142,39 @@ def test_joining_a_room_goes_through_the_hub_authorization() -> None:
     assert events(guests) == [("error", "not allowed to join 'staff'")]
     _, admins = join(factory, "staff", "admin", identity="admin")
     assert events(admins) == [("join", "admin", "")]
+
+
+def test_a_hub_hook_tells_chat_rooms_from_pubsub_topics() -> None:
+    """
+    A hook set on the hub, with no hook of the chat's own, sees chat room R
+    as C{chat/R} (the name rooms had when they were root topics) and a
+    C{/pubsub} topic as it is: a deny-list written for C{chat/staff} keeps
+    bob out of the room, and does not mistake the C{/pubsub} topic
+    C{"staff"} for it (or the room for it).
+    """
+    seen: list[tuple[object, str, str]] = []
+
+    def authorize(identity: object, action: str, topic: str) -> bool:
+        seen.append((identity, action, topic))
+        return not (topic == "chat/staff" and identity == "bob")
+
+    hub = Hub(authorize=authorize, clock=Clock())
+    chat, pubsub = ChatFactory(hub), PubSubFactory(hub)
+    _, bobInChat = join(chat, "staff", None, identity="bob")
+    _, aliceInChat = join(chat, "staff", None, identity="alice")
+    bobInPubSub, bobsPubSub = join(pubsub, None, None, identity="bob")
+    send(bobInPubSub, {"action": "subscribe", "topic": "staff"})
+    assert events(bobInChat) == [("error", "not allowed to join 'staff'")]
+    assert events(aliceInChat) == [("join", "alice", "")]
+    assert received(bobsPubSub) == [] and pubsub.topics.subscribers("staff") == {bobInPubSub}
+    assert seen == [
+        ("bob", "subscribe", "chat/staff"),
+        ("alice", "subscribe", "chat/staff"),
+        ("alice", "publish", "chat/staff"),
+        ("bob", "subscribe", "staff"),
+    ]
+    assert chat.topics.authorize is not None and not chat.topics.authorize("bob", "publish", "staff")
+    assert pubsub.topics.authorize is authorize
 
 
 def test_the_name_is_the_authenticated_identity() -> None:

@@ -304,7 +304,7 @@ def test_registry_logs_one_line_per_connection() -> None:
 def test_http_hardening_defaults() -> None:
     """
     The site options the plugin passes by default: 10 s per request, 15 s
-    keep-alive, 100 requests per connection, a total cap from the open-files
+    keep-alive, 20 s for a response to make progress, 100 requests per connection, a total cap from the open-files
     limit, 256 per address, no request bodies for the built-in tree (1 MiB
     with --path), any Host; and a backlog of 1024.
     """
@@ -314,6 +314,7 @@ def test_http_hardening_defaults() -> None:
     assert siteOptions(options) == {
         "requestTimeout": 10.0,
         "keepAliveTimeout": 15.0,
+        "sendTimeout": 20.0,
         "maxRequestsPerConnection": 100,
         "maxConnections": None,
         "maxConnectionsPerAddress": 256,
@@ -332,13 +333,15 @@ def test_http_hardening_options_parse() -> None:
     from txpulse.tap import siteOptions
 
     options = parse(
-        "--request-timeout", "5", "--keepalive-timeout", "2", "--max-requests-per-connection", "7",
+        "--request-timeout", "5", "--keepalive-timeout", "2", "--send-timeout", "3",
+        "--max-requests-per-connection", "7",
         "--max-connections", "0", "--max-connections-per-address", "0", "--max-request-body", "64K",
         "--allowed-host", "example.com", "--allowed-host", "localhost:8080", "--backlog", "4096",
     )  # fmt: skip
     assert siteOptions(options) == {
         "requestTimeout": 5.0,
         "keepAliveTimeout": 2.0,
+        "sendTimeout": 3.0,
         "maxRequestsPerConnection": 7,
         "maxConnections": 0,
         "maxConnectionsPerAddress": 0,
@@ -392,3 +395,34 @@ def test_service_listens_with_the_backlog_and_caps() -> None:
     site = listeners[0].factory
     assert site.maxConnectionsPerAddress == 9
     assert site.maxRequestBody == 0
+
+
+def test_metrics_listener_has_the_site_defences() -> None:
+    """
+    The C{--metrics-listen} site gets the main site's limits (allowed hosts,
+    caps, deadlines) and takes no request bodies, even where the main site
+    does (C{--max-request-body}).
+    """
+    service = makeService(
+        parse(
+            "--listen",
+            "tcp:0",
+            "--metrics-listen",
+            "tcp:0:interface=127.0.0.1",
+            "--allowed-host",
+            "example.com",
+            "--max-connections-per-address",
+            "9",
+            "--max-request-body",
+            "5000",
+            "--keepalive-timeout",
+            "3",
+        )
+    )
+    main, metrics = [s.factory for s in service if isinstance(s, StreamServerEndpointService)]
+    assert main.maxRequestBody == 5000
+    assert metrics.maxRequestBody == 0
+    for site in (main, metrics):
+        assert site.allowedHosts == ["example.com"]
+        assert site.maxConnectionsPerAddress == 9
+        assert site.keepAliveTimeout == 3

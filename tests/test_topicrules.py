@@ -19,6 +19,7 @@ RULES = {
         {"topic": "public/#", "subscribe": ["*", "anonymous"], "publish": ["*"]},
         {"topic": "user/{identity}/#", "subscribe": ["*"], "publish": ["*"]},
         {"topic": "alerts/+", "subscribe": ["*"], "publish": ["ops"]},
+        {"topic": "guests/#", "subscribe": ["anonymous"], "publish": ["anonymous"]},
     ],
     "chat": [{"topic": "staff", "subscribe": ["alice", "bob"], "publish": ["alice"]}],
 }
@@ -44,6 +45,11 @@ RULES = {
         ("bob", "subscribe", "elsewhere", False),
         ("anonymous", "subscribe", "public/news", True),
         ("anonymous", "publish", "public/news", True),
+        (None, "subscribe", "guests/lobby", True),
+        (None, "publish", "guests/lobby", True),
+        ("anonymous", "subscribe", "guests/lobby", False),
+        ("anonymous", "publish", "guests/lobby", False),
+        ("bob", "subscribe", "guests/lobby", False),
     ],
 )
 def test_rules_decide_per_identity_action_and_topic(
@@ -53,7 +59,9 @@ def test_rules_decide_per_identity_action_and_topic(
     A mount with rules allows what some matching rule lists the connection
     for, and nothing else; C{{identity}} matches only the connection's own
     identity, and an identity that could pose as several levels matches
-    no C{{identity}} level; C{"anonymous"} means no identity.
+    no C{{identity}} level; C{"anonymous"} means no identity, and never
+    admits a connection whose identity is spelled C{"anonymous"} (the
+    C{guests/#} rows: the C{public/#} ones pass through C{"*"}).
     """
     authorize = TopicRules.fromJSON(json.dumps(RULES)).authorizerFor("/pubsub")
     assert authorize is not None

@@ -295,48 +295,63 @@ class Authenticator:
         self.limiter = limiter if limiter is not None else FailureLimiter()
 
     def __call__(self, request: Request) -> str:
-        address = clientKey(request.getClientAddress())
-        retryAfter = self.limiter.retryAfter(address)
-        if retryAfter is not None:
-            raise _tooMany(retryAfter)
-        key = _bearer(request)
-        if key is not None and self._keys is not None:
-            identity = self._keys.identify(key)
-            if identity is not None:
-                return identity
-            self.limiter.failed(address, "unknown API key")
-            raise AuthenticationRefused("invalid API key", 401, _CHALLENGE)
+        identity = _checkKey(request, self._keys, self.limiter)
+        if identity is not None:
+            return identity
         tokens = request.args.get(b"ws_token") if request.args else None
         if tokens and self._issuer is not None:
             try:
                 return self._issuer.verify(tokens[0].decode("ascii", "replace"))
             except InvalidToken as error:
-                self.limiter.failed(address, str(error))
+                self.limiter.failed(clientKey(request.getClientAddress()), str(error))
                 raise AuthenticationRefused(str(error), 401, _CHALLENGE) from None
         raise HandshakeError("authentication required: 'Authorization: Bearer <key>' or ?ws_token=", 401, _CHALLENGE)
 
 
-def _checkKey(request: Request, keys: ApiKeys, limiter: FailureLimiter) -> str | bytes:
+def _checkKey(request: Request, keys: ApiKeys | None, limiter: FailureLimiter) -> str | None:
     """
-    The identity of the request's Bearer key; or, having set the status
-    and headers of the refusal (401 or 429), the body to answer with.
+    Check the request's address against C{limiter}, then its Bearer key
+    against C{keys}: the one place both the accept hook and the HTTP
+    resources do it.
+
+    @return: the key's identity; C{None} for a request without a Bearer key
+        (or when there are no C{keys}).
+    @raise AuthenticationRefused: 429 (with C{Retry-After}), without the
+        key being looked at, for an address over its limit of failed
+        attempts; 401 (with the Bearer challenge) for an unknown key, which
+        counts as a failed attempt.
     """
     address = clientKey(request.getClientAddress())
-    request.setHeader("Content-Type", "application/json")
-    request.setHeader("Cache-Control", "no-store")
     retryAfter = limiter.retryAfter(address)
     if retryAfter is not None:
-        request.setResponseCode(429)
-        request.setHeader("Retry-After", str(retryAfter))
-        return b'{"error": "too many failed authentication attempts; retry later"}\n'
+        raise _tooMany(retryAfter)
     key = _bearer(request)
-    identity = keys.identify(key) if key is not None else None
+    if key is None or keys is None:
+        return None
+    identity = keys.identify(key)
     if identity is None:
-        if key is not None:
-            limiter.failed(address, "unknown API key")
-        request.setResponseCode(401)
-        request.setHeader("WWW-Authenticate", _CHALLENGE[0][1])
-        return b'{"error": "a valid API key is required (Authorization: Bearer <key>)"}\n'
+        limiter.failed(address, "unknown API key")
+        raise AuthenticationRefused("invalid API key", 401, _CHALLENGE)
+    return identity
+
+
+def _requireKey(request: Request, keys: ApiKeys, limiter: FailureLimiter) -> str | bytes:
+    """
+    L{_checkKey} for an HTTP resource that needs a key: the identity; or,
+    having set the status and headers of the refusal (401 or 429, JSON,
+    not cached), the body to answer with. Nothing is set on success.
+    """
+    try:
+        identity = _checkKey(request, keys, limiter)
+        if identity is None:
+            raise AuthenticationRefused("a valid API key is required (Authorization: Bearer <key>)", 401, _CHALLENGE)
+    except AuthenticationRefused as refused:
+        request.setResponseCode(refused.statusCode)
+        for name, value in refused.headers:
+            request.setHeader(name, value)
+        request.setHeader("Content-Type", "application/json")
+        request.setHeader("Cache-Control", "no-store")
+        return json.dumps({"error": str(refused)}).encode() + b"\n"
     return identity
 
 
@@ -361,9 +376,11 @@ class TokenResource(Resource):
         self.limiter = limiter if limiter is not None else FailureLimiter()
 
     def render_GET(self, request: Request) -> bytes:
-        identity = _checkKey(request, self._keys, self.limiter)
+        identity = _requireKey(request, self._keys, self.limiter)
         if isinstance(identity, bytes):
             return identity
+        request.setHeader("Content-Type", "application/json")
+        request.setHeader("Cache-Control", "no-store")
         token, expires = self._issuer.issue(identity)
         return json.dumps({"token": token, "expires": expires}).encode() + b"\n"
 
@@ -384,10 +401,8 @@ class RequireKey(Resource):
         self.limiter = limiter if limiter is not None else FailureLimiter()
 
     def render(self, request: Request) -> bytes | int:
-        identity = _checkKey(request, self._keys, self.limiter)
+        identity = _requireKey(request, self._keys, self.limiter)
         if isinstance(identity, bytes):
             return identity
-        request.responseHeaders.removeHeader("Content-Type")
-        request.responseHeaders.removeHeader("Cache-Control")
         result: bytes | int = self._wrapped.render(request)
         return result

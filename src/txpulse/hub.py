@@ -53,12 +53,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .addresses import peerOf
 from .core.frames import Opcode, encode_frame
 
 __all__ = [
@@ -106,8 +108,21 @@ def topicOfChannel(channel: str) -> str:
     return topic if separator else channel
 
 
+def _askQualified(hook: Authorize, prefix: str, identity: object, action: str, topic: str) -> bool:
+    """
+    Ask the hub's C{hook} about C{topic} of the namespace whose topics it
+    sees behind C{prefix} (see L{Namespace.allowed}).
+    """
+    return hook(identity, action, prefix + topic)
+
+
 def _refuseConstant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+#: Built once: C{json.loads} with any keyword argument builds a new decoder
+#: per call, which doubled the cost of parsing a small request.
+_decodeStrict = json.JSONDecoder(parse_constant=_refuseConstant).decode
 
 
 def loadJSON(text: str) -> Any:
@@ -118,7 +133,7 @@ def loadJSON(text: str) -> Any:
     @raise ValueError: for anything but valid JSON.
     """
     try:
-        return json.loads(text, parse_constant=_refuseConstant)
+        return _decodeStrict(text)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 
@@ -248,7 +263,10 @@ class Hub:
         @param maxBatch: how many bytes of messages a turn may queue on a
             subscriber before they are written (and slow subscribers
             checked) without waiting for the turn's end.
-        @param authorize: per-topic authorization hook (default: allow all).
+        @param authorize: per-topic authorization hook of every namespace
+            without its own (default: allow all); it sees the root's topics
+            as they are and topic T of namespace N as C{N/T} (see
+            L{Namespace.allowed}).
         @param clock: schedules the end-of-turn flush of batched deliveries
             (default: the global reactor, looked up at the first delivery so
             that a hub built before a reactor is installed uses that one).
@@ -299,7 +317,8 @@ class Hub:
 
         @param name: the namespace (C{""}: the root, the hub's own methods).
         @param authorize: who may subscribe or publish to its topics, seen
-            as its clients name them (default: the hub's C{authorize}).
+            as its clients name them (default: the hub's C{authorize}, which
+            sees topic T of a namespace other than the root as C{name/T}).
         @raise ValueError: for a name with control characters.
         """
         return Namespace(self, name, authorize)
@@ -462,15 +481,10 @@ class Hub:
                 _log.failure("Flushing a subscriber failed", Failure())
 
     def _dropSlow(self, subscriber: Subscriber) -> None:
-        try:
-            address = subscriber.getPeer()  # type: ignore[attr-defined]
-            peer = f"{address.host}:{address.port}"
-        except Exception:
-            peer = "?"
         _log.warn(
             "Disconnecting subscriber {peer}, too slow to keep up: {backlog} bytes queued (limit {limit}); "
             "close 1008 sent behind them",
-            peer=peer,
+            peer=peerOf(subscriber),
             backlog=subscriber.writeBacklog,
             limit=self.maxBacklog,
         )
@@ -498,18 +512,40 @@ class Namespace:
     @property
     def authorize(self) -> Authorize | None:
         """
-        The per-topic authorization hook: this namespace's own, else the
-        hub's (C{None}: everything is allowed).
+        The per-topic authorization hook, called with topics as this
+        namespace's clients name them: this namespace's own; else the hub's,
+        which (see L{allowed}) sees topic T of namespace N as C{N/T}
+        (C{None}: everything is allowed).
         """
-        return self._authorize if self._authorize is not None else self.hub.authorize
+        if self._authorize is not None:
+            return self._authorize
+        hook = self.hub.authorize
+        if hook is None or not self.name:
+            return hook
+        return partial(_askQualified, hook, self.name + "/")
 
     def allowed(self, identity: object, action: str, topic: str) -> bool:
         """
         Whether C{identity} may C{action} (C{"subscribe"} or C{"publish"})
         on C{topic}.
+
+        A namespace with its own hook asks it with C{topic} as is. Without
+        one, the hub's hook decides, and it sees every namespace: the root's
+        topics as they are, and topic T of namespace N as C{N/T} (chat room
+        C{"staff"} is C{"chat/staff"}, not the C{/pubsub} topic C{"staff"};
+        the name rooms had when they were root topics, so hooks written for
+        that keep matching). A root topic spelled C{N/T} is seen under the
+        same name, so a hook that guards C{N/T} guards both (keep C{"/"} out
+        of namespace names, or C{"a/b"}'s topic C{"c"} and C{"a"}'s topic
+        C{"b/c"} would share a name too).
         """
-        authorize = self.authorize
-        return authorize is None or bool(authorize(identity, action, topic))
+        own = self._authorize
+        if own is not None:
+            return bool(own(identity, action, topic))
+        hook = self.hub.authorize
+        if hook is None:
+            return True
+        return bool(hook(identity, action, self.name + "/" + topic if self.name else topic))
 
     def checkTopic(self, topic: object) -> str:
         """
@@ -649,17 +685,12 @@ def refuse(topics: Namespace, transport: Any, action: str, topic: str, logged: i
     if topics.allowed(identity, action, topic):
         return False
     if logged < MAX_REFUSALS_LOGGED:
-        try:
-            peer = transport.getPeer()
-            where = f"{peer.host}:{peer.port}"
-        except Exception:
-            where = "?"
         _log.info(
             "Refused {action} on topic {topic!r} (namespace {namespace!r}) to {peer}, identity {identity!r}{more}",
             action=action,
             topic=topic,
             namespace=topics.name,
-            peer=where,
+            peer=peerOf(transport),
             identity=identity,
             more="; further refusals on this connection are not logged" if logged + 1 == MAX_REFUSALS_LOGGED else "",
         )

@@ -39,7 +39,7 @@ from .hub import Broker, Hub, PubSubFactory
 from .metrics import ConnectionRegistry, MetricsResource
 from .ratelimit import DEFAULT_BURST, DEFAULT_PERIOD, FailureLimiter
 from .resource import WebSocketResource
-from .site import DEFAULT_MAX_REQUEST_BODY, AllowedHosts, WebSocketSite, raiseOpenFilesLimit
+from .site import DEFAULT_MAX_REQUEST_BODY, DEFAULT_SEND_TIMEOUT, AllowedHosts, WebSocketSite, raiseOpenFilesLimit
 from .topicrules import TopicRules
 from .wire import DEFAULT_MAX_WRITE_BUFFER
 
@@ -172,6 +172,13 @@ class Options(usage.Options):
             _seconds,
         ],
         ["keepalive-timeout", None, 15.0, "Seconds a connection may idle between requests (0: 60 s).", _seconds],
+        [
+            "send-timeout",
+            None,
+            DEFAULT_SEND_TIMEOUT,
+            "Abort an HTTP response the client has taken nothing of for this many seconds (0: never).",
+            _seconds,
+        ],
         ["max-requests-per-connection", None, 100, "Requests served per connection (0: no limit).", _count],
         [
             "max-connections",
@@ -408,6 +415,7 @@ def siteOptions(options: Options) -> dict[str, Any]:
     return {
         "requestTimeout": options["request-timeout"],
         "keepAliveTimeout": options["keepalive-timeout"],
+        "sendTimeout": options["send-timeout"],
         "maxRequestsPerConnection": options["max-requests-per-connection"],
         "maxConnections": options["max-connections"],
         "maxConnectionsPerAddress": options["max-connections-per-address"],
@@ -597,8 +605,9 @@ def makeService(options: Options) -> service.MultiService:
     for description in options["listen"]:
         strports.service(withBacklog(description, options["backlog"]), site).setServiceParent(top)
     if options["metrics-listen"] is not None:
+        # The same defences as the main site; /metrics takes no bodies.
         metricsSite = WebSocketSite(
-            buildMetricsRoot(options, registry, limiter), requestTimeout=options["request-timeout"]
+            buildMetricsRoot(options, registry, limiter), **{**siteOptions(options), "maxRequestBody": 0}
         )
         strports.service(options["metrics-listen"], metricsSite).setServiceParent(top)
     elif options["protect"] and not options["no-metrics"] and "/metrics" not in options["protect"]:

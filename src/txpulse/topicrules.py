@@ -124,12 +124,14 @@ class TopicRule:
 
     def admits(self, identity: str | None, action: str) -> bool:
         """
-        Whether this rule lets C{identity} do C{action}.
+        Whether this rule lets C{identity} do C{action}: C{"anonymous"}
+        admits only a connection without an identity, never an identity
+        spelled C{"anonymous"}.
         """
         who = self.subscribe if action == "subscribe" else self.publish if action == "publish" else frozenset()
         if identity is None:
             return ANONYMOUS in who
-        return ANY_AUTHENTICATED in who or identity in who
+        return ANY_AUTHENTICATED in who or (identity != ANONYMOUS and identity in who)
 
 
 class TopicRules:

@@ -276,10 +276,17 @@ def test_module_close_during_a_token_wait_lets_onclose_start_again(server: Twist
 
 
 def test_module_helpers(server: TwistdServer, page: Any) -> None:
+    """
+    The module's helpers, in the browser: C{backoffDelay} grows and
+    jitters, C{defaultUrl} resolves against the page, C{PulseSocket}
+    refuses a non-WebSocket URL, C{tuningFromQuery} (what the demo pages
+    read their query string with) keeps only numbers >= 0, and
+    C{reconnectingText} words a reconnection as both pages show it.
+    """
     _open_module_page(server, page)
     results = page.evaluate(
         """() => {
-            const { backoffDelay, defaultUrl } = window.txpulse;
+            const { backoffDelay, defaultUrl, reconnectingText, tuningFromQuery } = window.txpulse;
             const b = { initial: 100, max: 1000, factor: 2, jitter: 0.5 };
             return {
                 delays: [0, 1, 2, 3, 4, 10].map((n) => backoffDelay(n, b, () => 0)),
@@ -291,6 +298,11 @@ def test_module_helpers(server: TwistdServer, page: Any) -> None:
                     try { new window.txpulse.PulseSocket({ url: "ftp://x/" }); return "accepted"; }
                     catch (e) { return e.name; }
                 })(),
+                tuning: tuningFromQuery("?silence=0&backoff=100&backoffMax=x"),
+                pageTuning: tuningFromQuery(),
+                negative: tuningFromQuery("?silence=-1&backoffMax=500"),
+                waiting: reconnectingText({ attempt: 2, delay: 1250 }),
+                trying: reconnectingText({ attempt: 2, delay: 0 }),
             };
         }"""
     )
@@ -300,3 +312,8 @@ def test_module_helpers(server: TwistdServer, page: Any) -> None:
     assert results["https"] == "wss://example.test:8443/ws"
     assert results["relative"] == "ws://example.test/demo/ws"
     assert results["badUrl"] == "SyntaxError"
+    assert results["tuning"] == {"silenceTimeout": 0, "backoff": {"initial": 100}}
+    assert results["pageTuning"] == {"silenceTimeout": None, "backoff": {}}  # undefined: the default
+    assert results["negative"] == {"silenceTimeout": None, "backoff": {"max": 500}}
+    assert results["waiting"] == "reconnecting… (attempt 2 in 1.3 s)"
+    assert results["trying"] == "reconnecting… (attempt 2)"

@@ -11,7 +11,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..support.processes import TwistdServer
+from ..support.processes import TwistdServer, rss
 
 #: Connections opened; enough for the RSS per connection to stand out.
 CONNECTIONS = 100
@@ -19,16 +19,6 @@ CONNECTIONS = 100
 #: The most RSS growth per connection accepted over one 64 KiB message each
 #: way: measured 43 KiB with the bound, 190 KiB without.
 MAX_PER_CONNECTION = 80 * 1024
-
-
-def rss(pid: int) -> int:
-    """
-    The resident set size of process C{pid}, in bytes.
-    """
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 async def exchange(port: int, pid: int) -> tuple[str, int]:

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import base64
 import os
-import select
-import time
 from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
-from ..support.rawsocket import RawSocket, client_frame, request_bytes
+from ..support.rawsocket import RawSocket, client_frame, dribble, request_bytes
 from ..support.waits import within
 from .conftest import STATIC_PAGE, HardenedServer, LogLines, peer_of, undisturbed
 
@@ -55,24 +53,6 @@ async def closed(sock: RawSocket) -> None:
 
 
 # -- slow headers -------------------------------------------------------------------------
-
-
-def dribble(sock: RawSocket, data: bytes, interval: float) -> tuple[int, float]:
-    """
-    (In a thread.) Send C{data} one byte every C{interval} seconds until
-    the server answers; return the bytes sent and the time it took.
-    """
-    start = time.monotonic()
-    sent = 0
-    for byte in data:
-        readable, _, _ = select.select([sock.sock], [], [], interval)
-        if readable:
-            break
-        sock.sock.sendall(bytes((byte,)))
-        sent += 1
-    else:
-        select.select([sock.sock], [], [], interval * 20)
-    return sent, time.monotonic() - start
 
 
 @pytest_twisted.ensureDeferred

@@ -35,6 +35,19 @@ def script(name: str) -> str:
     return found
 
 
+def rss(pid: int) -> int:
+    """
+    The resident set size of process C{pid}, in bytes (C{VmRSS} of
+    C{/proc/PID/status}: Linux only).
+
+    @raise AssertionError: when the status has no C{VmRSS} (e.g. a zombie).
+    """
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
 class ServerProcess:
     """
     A server in a subprocess, its output appended to C{log}; it can be

@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import select
 import socket
 import ssl
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -283,6 +285,29 @@ class RawSocket:
         Close the socket (idempotent).
         """
         self.sock.close()
+
+
+def dribble(sock: RawSocket, data: bytes, interval: float) -> tuple[int, float]:
+    """
+    (In a thread: C{deferToThread(dribble, ...)}.) Send C{data} one byte
+    every C{interval} seconds, as a slowloris client does, until the server
+    answers (or closes); when every byte is out first, wait up to
+    C{20 * interval} for that answer.
+
+    @return: the bytes sent, and the seconds until the answer (or until
+        waiting for it gave up).
+    """
+    start = time.monotonic()
+    sent = 0
+    for byte in data:
+        readable, _, _ = select.select([sock.sock], [], [], interval)
+        if readable:
+            break
+        sock.sock.sendall(bytes((byte,)))
+        sent += 1
+    else:
+        select.select([sock.sock], [], [], interval * 20)
+    return sent, time.monotonic() - start
 
 
 def _blocking_connect(port: int, sslContext: ssl.SSLContext | None) -> socket.socket:

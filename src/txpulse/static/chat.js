@@ -26,7 +26,7 @@
  * @module chat
  */
 
-import { PulseSocket, defaultUrl } from "./txpulse.js";
+import { PulseSocket, defaultUrl, reconnectingText, tuningFromQuery } from "./txpulse.js";
 
 /** A token request the server refused for good (wrong key, no token service). */
 class TokenRefused extends Error {}
@@ -84,13 +84,8 @@ export function nameHue(name) {
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const number = (name) => {
-  const value = Number(params.get(name));
-  return params.has(name) && Number.isFinite(value) && value >= 0 ? value : undefined;
-};
-const backoff = {};
-if (number("backoff") !== undefined) backoff.initial = number("backoff");
-if (number("backoffMax") !== undefined) backoff.max = number("backoffMax");
+// ?backoff=MS&backoffMax=MS (the chat keeps its own silenceTimeout: 0).
+const { backoff } = tuningFromQuery();
 
 const url = defaultUrl("chat"); // relative: /chat next to this page
 $("url").textContent = url;
@@ -193,9 +188,7 @@ function showStatus(state, info = {}) {
   const status = $("status");
   status.dataset.state = state;
   if (state === "reconnecting") {
-    status.textContent = info.delay
-      ? `reconnecting… (attempt ${info.attempt} in ${(info.delay / 1000).toFixed(1)} s)`
-      : `reconnecting… (attempt ${info.attempt})`;
+    status.textContent = reconnectingText(info);
   } else {
     status.textContent = STATUS_TEXT[state] ?? state;
   }

@@ -1,23 +1,14 @@
 // The heartbeat demo page (index.html): an ES module, kept out of the page so
 // the page's Content-Security-Policy can say script-src 'self'.
-import { PulseSocket, defaultUrl } from "./txpulse.js";
-
-// Tuning for demos and tests: ?silence=MS&backoff=MS&backoffMax=MS
-const params = new URLSearchParams(location.search);
-const number = (name) => {
-  const value = Number(params.get(name));
-  return params.has(name) && Number.isFinite(value) && value >= 0 ? value : undefined;
-};
-const backoff = {};
-if (number("backoff") !== undefined) backoff.initial = number("backoff");
-if (number("backoffMax") !== undefined) backoff.max = number("backoffMax");
+import { PulseSocket, defaultUrl, reconnectingText, tuningFromQuery } from "./txpulse.js";
 
 const $ = (id) => document.getElementById(id);
 const LOG_LENGTH = 12;
 const url = defaultUrl("ws"); // relative: /ws next to this page
 $("url").textContent = url;
 
-const pulse = new PulseSocket({ url, silenceTimeout: number("silence"), backoff });
+// Tuning for demos and tests: ?silence=MS&backoff=MS&backoffMax=MS
+const pulse = new PulseSocket({ url, ...tuningFromQuery() });
 window.pulse = pulse; // for the console (and the browser test)
 
 // Messages sent on the current connection and not answered yet, oldest
@@ -49,9 +40,7 @@ pulse.onstatus = (state, info) => {
   const status = $("status");
   status.dataset.state = state;
   if (state === "reconnecting") {
-    status.textContent = info.delay
-      ? `reconnecting… (attempt ${info.attempt} in ${(info.delay / 1000).toFixed(1)} s)`
-      : `reconnecting… (attempt ${info.attempt})`;
+    status.textContent = reconnectingText(info);
   } else {
     status.textContent = state === "connecting" ? "connecting…" : state;
   }

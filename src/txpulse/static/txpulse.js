@@ -114,6 +114,44 @@ export function backoffDelay(attempt, backoff = DEFAULT_BACKOFF, random = Math.r
 }
 
 /**
+ * Connection tuning read from a page's query string, for demos and tests:
+ * `?silence=MS&backoff=MS&backoffMax=MS` become `silenceTimeout`,
+ * `backoff.initial` and `backoff.max`. A parameter that is missing or not a
+ * number >= 0 is left out (`silenceTimeout` is then `undefined`: the
+ * default), so a page passes the result straight to {@link PulseSocket}.
+ *
+ * @param {string} [search=globalThis.location.search] e.g. `"?backoff=100"`
+ * @returns {{silenceTimeout: (number|undefined), backoff: Backoff}}
+ */
+export function tuningFromQuery(search = globalThis.location.search) {
+  const params = new URLSearchParams(search);
+  const number = (name) => {
+    const value = Number(params.get(name));
+    return params.has(name) && Number.isFinite(value) && value >= 0 ? value : undefined;
+  };
+  const backoff = {};
+  const initial = number("backoff");
+  const max = number("backoffMax");
+  if (initial !== undefined) backoff.initial = initial;
+  if (max !== undefined) backoff.max = max;
+  return { silenceTimeout: number("silence"), backoff };
+}
+
+/**
+ * The status line of a `"reconnecting"` state (see `onstatus`), as the
+ * demo pages show it: `reconnecting… (attempt N in S s)` while waiting,
+ * `reconnecting… (attempt N)` once the attempt starts.
+ *
+ * @param {{attempt: number, delay: number}} info
+ * @returns {string}
+ */
+export function reconnectingText(info) {
+  return info.delay
+    ? `reconnecting… (attempt ${info.attempt} in ${(info.delay / 1000).toFixed(1)} s)`
+    : `reconnecting… (attempt ${info.attempt})`;
+}
+
+/**
  * A WebSocket connection that reconnects by itself. See the module comment.
  */
 export class PulseSocket extends EventTarget {
