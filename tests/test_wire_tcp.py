@@ -16,7 +16,7 @@ import pytest
 from wsproto.frame_protocol import Opcode as WOpcode
 
 from txpulse.core.frames import Opcode
-from txpulse.tcp import CHUNK_OVERHEAD, LARGE_READ_SIZE, heldBytes
+from txpulse.tcp import CHUNK_OVERHEAD, LARGE_READ_SIZE, SMALL_READ_SIZE, heldBytes
 
 from .helpers import captured_logs, client_frame, server_frames
 from .support.tcppair import TCPPair as Pair
@@ -86,6 +86,23 @@ def test_a_full_read_raises_the_read_size(pair: Pair) -> None:
     assert pair.transport.bufferSize == 65536
     pair.peer.sendall(client_frame(Opcode.BINARY, b"x" * (1 << 20)))
     pair.transport.doRead()
+    assert pair.transport.bufferSize == LARGE_READ_SIZE
+
+
+def test_a_full_read_of_tiny_messages_lowers_the_read_size(pair: Pair) -> None:
+    """
+    A read filled with thousands of tiny messages (a flood) lowers the read
+    size to 16 KiB, so that one such peer holds the reactor for a few
+    thousand messages per turn, not tens of thousands; a stream of large
+    messages raises it again.
+    """
+    flood = client_frame(Opcode.TEXT, b"x") * 20000
+    pair.peer.sendall(flood[: 1 << 16])
+    pair.transport.doRead()
+    assert pair.transport.bufferSize == SMALL_READ_SIZE
+    pair.peer.sendall(client_frame(Opcode.BINARY, b"y" * (1 << 20)))
+    for _ in range(4):
+        pair.transport.doRead()
     assert pair.transport.bufferSize == LARGE_READ_SIZE
 
 

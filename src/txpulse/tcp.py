@@ -30,7 +30,7 @@ from twisted.internet.abstract import FileDescriptor
 from twisted.internet.interfaces import ITransport
 from twisted.internet.tcp import Connection as TCPConnection
 
-__all__ = ["FULL_READ", "LARGE_READ_SIZE", "directSocket", "writeChunks", "queuedBytes", "heldBytes"]
+__all__ = ["FULL_READ", "LARGE_READ_SIZE", "SMALL_READ_SIZE", "directSocket", "writeChunks", "queuedBytes", "heldBytes"]
 
 #: What Twisted reads at a time (64 KiB): a read this long means the peer
 #: is streaming.
@@ -43,6 +43,11 @@ FULL_READ: int = FileDescriptor.bufferSize
 #: connection may buffer 256 KiB (not 64 KiB) for its peer before
 #: L{txpulse.wire.WebSocketWire.writeBacklog} starts counting.
 LARGE_READ_SIZE = 256 << 10
+
+#: Read size once a connection has filled a whole read with small messages
+#: (a flood of tiny frames): each turn then parses at most a few thousand
+#: of its messages, and the connections behind it wait that much less.
+SMALL_READ_SIZE = 16 << 10
 
 #: At most this many chunks go to one C{sendmsg}; more are joined first
 #: (small frames: one copy is cheaper than a long I/O vector, and IOV_MAX

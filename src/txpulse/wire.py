@@ -38,7 +38,7 @@ from .core.connection import Close, Connection, Pong, State
 from .core.frames import CloseCode
 from .exceptions import ConnectionClosed, InvalidState
 from .interfaces import ConnectionObserver, WebSocketProtocol
-from .tcp import FULL_READ, LARGE_READ_SIZE, directSocket, heldBytes, queuedBytes, writeChunks
+from .tcp import LARGE_READ_SIZE, SMALL_READ_SIZE, directSocket, heldBytes, queuedBytes, writeChunks
 
 if TYPE_CHECKING:  # pragma: no cover
     from twisted.web.server import Request
@@ -46,6 +46,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["WireOptions", "WebSocketWire", "WebSocketProtocol", "ConnectionObserver", "DEFAULT_MAX_WRITE_BUFFER"]
 
 _log = Logger()
+
+#: A full read whose messages average at least 2 ** this many bytes (4 KiB)
+#: counts as a stream of large messages (see L{WebSocketWire.dataReceived}).
+_LARGE_MESSAGE_BITS = 12
 
 #: How much the queue for a peer that has stopped reading may grow once the
 #: transport's own buffer is full.
@@ -254,13 +258,18 @@ class WebSocketWire:
         """
         conn = self._conn
         self.bytesIn += len(data)
-        if len(data) == FULL_READ and self._socket is not None:
-            # A full read: the peer is streaming, read more per turn.
-            self.transport.bufferSize = LARGE_READ_SIZE  # type: ignore[union-attr]
         if self._timer is not None:
             self._lastReceived = self._clock.seconds()
         conn.receive_data(data)
         events = conn.events_received()
+        if self._socket is not None and len(data) >= self.transport.bufferSize:  # type: ignore[union-attr]
+            # A full read: the peer is streaming. Large messages: read more
+            # per turn (fewer reads and parser passes). Small ones: read
+            # less, so that a peer flooding tiny messages (thousands per
+            # read) cannot hold the reactor for long while every other
+            # connection waits for its turn.
+            large = len(events) <= len(data) >> _LARGE_MESSAGE_BITS
+            self.transport.bufferSize = LARGE_READ_SIZE if large else SMALL_READ_SIZE  # type: ignore[union-attr]
         if events:
             if self._pending is not None:
                 self._pending.extend(events)
