@@ -10,6 +10,7 @@ L{ReconnectingWebSocketService} for clients.
 from __future__ import annotations
 
 from .client import ReconnectingWebSocketService, WebSocketClientEndpoint
+from .core.assembly import AssemblyBudget
 from .core.frames import CloseCode, Opcode, encode_frame
 from .exceptions import (
     ConnectionClosed,
@@ -29,6 +30,7 @@ from .site import WebSocketSite
 from .wire import WebSocketWire, WireOptions
 
 __all__ = [
+    "AssemblyBudget",
     "CloseCode",
     "ConnectionClosed",
     "ConnectionRejected",

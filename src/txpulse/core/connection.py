@@ -53,6 +53,16 @@ L{txpulse.core.assembly.MessageAssembler}: this module validates its frame
 headers and the size of what arrives on the wire, the assembler validates its
 UTF-8 and inflates it. A connection holds an assembler only while such a
 message is incomplete.
+
+What all the incomplete messages of a server hold together is bounded by an
+L{txpulse.core.assembly.AssemblyBudget} its connections share (C{budget}):
+a fragment that would take the total past it fails its connection with 1013
+("Try Again Later", IANA registry: the server is short of a resource, not
+the peer at fault; 1009 would tell a peer whose message is within
+C{max_message_size} that it is too big). An unfragmented message never
+touches the budget. The charge of a message that will never complete is
+given back when the connection fails, receives the peer's close, or ends
+(L{Connection.receive_eof}).
 """
 
 from __future__ import annotations
@@ -61,7 +71,7 @@ import secrets
 from collections.abc import Callable
 
 from ..exceptions import InvalidPayload, InvalidState, PayloadTooBig, ProtocolError
-from .assembly import MessageAssembler
+from .assembly import AssemblyBudget, MessageAssembler, OverBudget
 from .deflate import Deflate
 from .events import Close, Event, Ping, Pong, Side, State
 from .frames import (
@@ -131,6 +141,7 @@ class Connection:
         "_out",
         "_message",
         "_deflate",
+        "_budget",
         "_discard",
         "_eof",
         "_reply_pending",
@@ -149,6 +160,7 @@ class Connection:
         max_frame_size: int | None = None,
         mask_key: Callable[[int], bytes] = secrets.token_bytes,
         deflate: Deflate | None = None,
+        budget: AssemblyBudget | None = None,
     ) -> None:
         """
         @param side: L{Side.SERVER} requires masked frames from the peer and
@@ -161,6 +173,9 @@ class Connection:
         @param mask_key: returns C{n} random bytes; used for the client's
             masking keys (injectable so tests are deterministic).
         @param deflate: the permessage-deflate codec, when negotiated.
+        @param budget: bounds what the incomplete messages of this and the
+            other connections sharing it hold together (see the module
+            docstring); C{None} for no bound beyond C{max_message_size}.
         """
         self._client = side is Side.CLIENT
         self.state = State.OPEN
@@ -175,6 +190,7 @@ class Connection:
         # The fragmented or compressed message being received, if any.
         self._message: MessageAssembler | None = None
         self._deflate = deflate
+        self._budget = budget
         self._discard = False
         self._eof = False
         self._reply_pending = False
@@ -288,6 +304,17 @@ class Connection:
         self.state = State.CLOSED
         self._discard = True
         self._buf = None
+        self._drop_message()
+
+    def _drop_message(self) -> None:
+        """
+        Forget the incomplete message, if any: no more of it will be read.
+        Its charge goes back to the shared budget.
+        """
+        message = self._message
+        if message is not None:
+            self._message = None
+            message.release()
 
     # -- the parser -------------------------------------------------------
 
@@ -467,7 +494,7 @@ class Connection:
                 # The first frame of a data message (_header_ok made sure no
                 # other one is in progress).
                 message = self._message = MessageAssembler(
-                    opcode == Opcode.TEXT, self.max_message_size, self._deflate if rsv1 else None
+                    opcode == Opcode.TEXT, self.max_message_size, self._deflate if rsv1 else None, self._budget
                 )
             try:
                 data = message.receive(payload, fin)
@@ -476,6 +503,9 @@ class Connection:
                 return
             except InvalidPayload as error:
                 self._fail(CloseCode.INVALID_DATA, str(error))
+                return
+            except OverBudget as error:
+                self._fail(CloseCode.TRY_AGAIN_LATER, str(error))
                 return
             if data is not None:
                 self._events.append(data)
@@ -504,8 +534,10 @@ class Connection:
         close = Close(code, reason)
         self.close_received = close
         self._events.append(close)
-        # No frame may follow the peer's close (§5.5.1): stop parsing.
+        # No frame may follow the peer's close (§5.5.1): stop parsing, and
+        # forget a message it interrupted.
         self._discard = True
+        self._drop_message()
         if self.close_sent is None:
             # RFC 6455 §5.5.1: reply with a close frame, "typically echoing the
             # status code it received". The reply waits for the next
@@ -545,6 +577,7 @@ class Connection:
         self._discard = True
         self._buf = None
         self._eof = True
+        self._drop_message()
 
     # -- output -------------------------------------------------------------
 
@@ -685,3 +718,4 @@ class Connection:
         self._discard = True
         self._buf = None
         self._eof = True
+        self._drop_message()
