@@ -18,11 +18,12 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 from wsproto.frame_protocol import Opcode as WOpcode
 
-from txpulse import WebSocketResource
+from txpulse import AssemblyBudget, WebSocketResource
 from txpulse.apps import EchoFactory
 from txpulse.core.frames import Opcode
 from txpulse.core.handshake import accept_key
 from txpulse.exceptions import ConnectionClosed, HandshakeError
+from txpulse.site import WebSocketSite
 
 from .helpers import CountingTransport, RecordingApp, captured_logs, client_frame, server_frames
 
@@ -420,6 +421,38 @@ def test_message_limit_option_is_enforced() -> None:
     assert server_frames(rest)[-1].payload[0] == 1009
 
 
+def test_incomplete_message_budget_is_shared_and_released_on_connection_lost() -> None:
+    """
+    One L{AssemblyBudget} passed as C{maxIncompleteSize} to two resources
+    bounds their incomplete messages together: the fragment that would pass
+    it closes its connection with 1013, and a connection lost in the middle
+    of a message gives its charge back.
+    """
+    budget = AssemblyBudget(10)
+    holder, _ = make_server(maxIncompleteSize=budget)
+    other, _ = make_server(maxIncompleteSize=budget)
+    holder.send(upgrade_request() + client_frame(Opcode.BINARY, b"x" * 8, fin=False))
+    assert budget.used == 8
+    other.send(upgrade_request())
+    with captured_logs() as lines:
+        other.send(client_frame(Opcode.BINARY, b"y" * 4, fin=False))
+    _, rest = other.response()
+    assert server_frames(rest)[-1].payload[0] == 1013
+    assert any("incomplete messages over the server's budget (closing with 1013)" in line for line in lines)
+    holder.channel.connectionLost(Failure(ConnectionLost()))
+    assert budget.used == 0
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_incomplete_message_budget_must_be_positive(size: int) -> None:
+    """
+    C{maxIncompleteSize} is a positive size, an L{AssemblyBudget} or
+    C{None}.
+    """
+    with pytest.raises(ValueError):
+        WebSocketResource(AppFactory(), maxIncompleteSize=size)
+
+
 def test_echo_factory() -> None:
     """
     The built-in echo app answers text with text and bytes with bytes.
@@ -474,3 +507,67 @@ def test_refused_upgrades_are_logged_in_aggregate_per_address() -> None:
     assert "handshake refused for 192.0.2.1:40000" in refusals[0] and "426" in refusals[0]
     assert "192.0.2.2:40000" in refusals[1]
     assert "refused for 192.0.2.1: 199 more in the last 10s (100 x 400, 99 x 426)" in refusals[2]
+
+
+class AccessLog:
+    """
+    Collects what a L{Site} writes to its access log (as C{site.logFile}).
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, line: str) -> None:
+        self.lines.append(line)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_refused_upgrades_with_long_uris_make_a_bounded_log() -> None:
+    """
+    1,000 refused upgrades from one address, each with a 12 KB request
+    target (half with a bad C{Sec-WebSocket-Key}: 400; half with a 2 KB
+    C{Origin} that is not allowed, which the refusal's message quotes:
+    403), on L{WebSocketSite}: one refusal line in full, clipped (target
+    and message cut to 200 characters, with their lengths), one summary
+    line after the interval, and one access-log line per request, clipped
+    too. In all, well under 1 KiB of log per request (before: two lines of
+    about 12 KB each per request, 235 MB of log for 9,600 of them in the
+    hostile test of issue 14).
+    """
+    clock = Clock()
+    root = Resource()
+    root.putChild(b"ws", WebSocketResource(AppFactory(), clock=clock, allowedOrigins=["https://example.com"]))
+    site = WebSocketSite(root, reactor=clock)
+    access = AccessLog()
+    site.logFile = access  # type: ignore[assignment]
+    target = "/ws?" + "a" * 12000
+    badKey = upgrade_request(target, Sec_WebSocket_Key="x", Origin="https://example.com")
+    badOrigin = upgrade_request(target, Origin="https://" + "o" * 2000)
+    sent = 0
+    with captured_logs() as lines:
+        for port in range(1000):
+            channel = site.buildProtocol(IPv4Address("TCP", "192.0.2.1", 40000 + port))
+            transport = CountingTransport()
+            transport.peerAddr = IPv4Address("TCP", "192.0.2.1", 40000 + port)
+            channel.makeConnection(transport)
+            request = badKey if port % 2 else badOrigin
+            channel.dataReceived(request)
+            sent += len(request)
+            assert transport.value().startswith(b"HTTP/1.1 4") and transport.disconnecting
+            channel.connectionLost(Failure(ConnectionDone()))
+        clock.advance(10)
+    refusals = [line for line in lines if "refused" in line]
+    assert len(refusals) == 2, refusals
+    assert "/ws?" + "a" * 196 + "... (12004 characters)" in refusals[0]
+    assert "origin 'https://ooo" in refusals[0] and "... (2032 characters)" in refusals[0]
+    assert "999 more in the last 10s (500 x 400, 499 x 403)" in refusals[1]
+    assert len(access.lines) == 1000
+    assert "/ws?" + "a" * 196 + "... (12004 characters)" in access.lines[0]
+    logged = sum(len(line.encode()) for line in lines + access.lines)
+    assert max(len(line) for line in lines + access.lines) < 1024
+    assert logged < 1000 * 400 and logged < sent / 30

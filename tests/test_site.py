@@ -11,13 +11,14 @@ import resource as rlimit
 from typing import Any
 
 import pytest
+from twisted.internet import _producer_helpers
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import ISSLTransport
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, Cooperator
 from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
-from twisted.web.static import Data
+from twisted.web.static import Data, File
 from zope.interface import implementer
 
 from txpulse import WebSocketResource
@@ -671,6 +672,150 @@ def test_closing_response_aborts_a_peer_that_does_not_take_it() -> None:
     assert transport.aborted
 
 
+# -- responses written into a full buffer (pipelining) ---------------------------------------
+
+
+class BufferingTransport(CountingTransport):
+    """
+    A transport that behaves as Twisted's TCP one towards its producer: it
+    holds what is written until L{drain}ed, asks its streaming producer to
+    pause on I{every} write made while it holds more than C{bufferSize}
+    bytes (C{FileDescriptor._maybePauseProducer}), and to resume once, when
+    drained.
+
+    @ivar held: bytes written since the last drain.
+    @ivar mostHeld: the most it held at once.
+    """
+
+    bufferSize = 100
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = 0
+        self.mostHeld = 0
+        self.producerPaused = False
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self._hold(len(data))
+
+    def writeSequence(self, data: Any) -> None:
+        data = list(data)
+        super().writeSequence(data)
+        self._hold(sum(map(len, data)))
+
+    def _hold(self, size: int) -> None:
+        self.held += size
+        self.mostHeld = max(self.mostHeld, self.held)
+        if self.producer is not None and self.streaming and self.held > self.bufferSize:
+            self.producerPaused = True
+            self.producer.pauseProducing()
+
+    def drain(self) -> None:
+        """
+        The peer took everything: resume the producer if it was paused.
+        """
+        self.held = 0
+        if self.producer is not None and self.producerPaused:
+            self.producerPaused = False
+            self.producer.resumeProducing()
+
+
+def file_site(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, BufferingTransport, Clock]:
+    """
+    A connection over a L{BufferingTransport} to a site with C{/page}
+    (L{Data}, written at once) and C{/file} (a 1,509-byte L{File}, written
+    by a pull producer, as C{twistd txpulse} serves its pages); the
+    producer's task runs on the returned L{Clock} (C{clock.advance(0)}).
+    """
+    clock = Clock()
+    cooperator = Cooperator(scheduler=lambda work: clock.callLater(0, work), terminationPredicateFactory=lambda: bool)
+    monkeypatch.setattr(_producer_helpers, "cooperate", cooperator.cooperate)
+    (tmp_path / "file.html").write_bytes(b"f" * 1509)
+    root = Resource()
+    root.putChild(b"page", Data(b"hello", "text/plain"))
+    root.putChild(b"file", File(str(tmp_path / "file.html")))
+    site = WebSocketSite(root, reactor=clock, requestTimeout=10.0, keepAliveTimeout=15.0)
+    address = IPv4Address("TCP", "127.0.0.1", 4000)
+    protocol = site.buildProtocol(address)
+    transport = BufferingTransport()
+    transport.peerAddr = address
+    protocol.makeConnection(transport)
+    return protocol, transport, clock
+
+
+def serve(transport: BufferingTransport, clock: Clock, steps: int = 1000) -> None:
+    """
+    Run the server until it has nothing left to do: its producers' tasks
+    while any is due, else let the peer take what the transport holds;
+    bounded by C{steps}.
+    """
+    for _ in range(steps):
+        if clock.getDelayedCalls() and min(call.getTime() for call in clock.getDelayedCalls()) <= clock.seconds():
+            clock.advance(0)
+        elif transport.held:
+            transport.drain()
+        else:
+            return
+
+
+FILE = b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_response_paused_twice_by_a_full_buffer_is_finished(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    A response whose head and body both go into a full buffer: the
+    transport asks for a pause at each write and for one resume once
+    drained, and the response must still be finished. (Before, each pause
+    reached the file's producer, a task that counts them: paused twice,
+    resumed once, it stayed paused for good, with nothing queued, so no
+    deadline ever ran out.)
+    """
+    protocol, transport, clock = file_site(tmp_path, monkeypatch)
+    protocol.dataReceived(FILE)
+    serve(transport, clock)
+    assert transport.value().count(b"HTTP/1.1 200 OK") == 1
+    assert transport.value().endswith(b"f" * 1509)
+    assert protocol._channel._state & 3 == 1  # idle, waiting for the next request
+
+
+def test_pipelined_requests_through_a_full_buffer_are_all_answered(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    40 pipelined C{GET}s of a file, in one read, over a transport that is
+    full after every response (the hostile test of issue 14: 34 of 40
+    answered, then the connection held open with no deadline): all 40 are
+    answered, one at a time (the transport never holds more than one
+    response), and the connection then idles under C{keepAliveTimeout}.
+    """
+    protocol, transport, clock = file_site(tmp_path, monkeypatch)
+    protocol.dataReceived(FILE * 40)
+    serve(transport, clock)
+    assert transport.value().count(b"HTTP/1.1 200 OK") == 40
+    assert transport.mostHeld < 2 * 1509
+    assert not transport.disconnecting
+    clock.advance(15)
+    assert transport.disconnecting
+
+
+def test_file_after_a_response_that_filled_the_buffer(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    A response's producer registered while the buffer is still full (the
+    previous, pipelined, response filled it) starts paused, and the
+    transport's one resume starts it: the file is served. (Before, it was
+    not paused; the resume then reached a task that was not paused, which
+    raises C{NotPaused} out of the transport's write.)
+    """
+    protocol, transport, clock = file_site(tmp_path, monkeypatch)
+    protocol.dataReceived(PAGE + FILE)
+    assert transport.value().count(b"hello") == 1
+    transport.drain()  # the peer reads before the file's producer runs
+    serve(transport, clock)
+    assert transport.value().count(b"HTTP/1.1 200 OK") == 2
+    assert transport.value().endswith(b"f" * 1509)
+
+
 # -- IPv6 clients and the per-address cap -----------------------------------------------------
 
 
@@ -755,6 +900,107 @@ def test_chunked_body_is_refused_at_the_head_when_none_is_taken() -> None:
     assert transport.value().startswith(b"HTTP/1.1 413")
     assert transport.disconnecting
     assert any("a chunked request body, and none is taken (413)" in line for line in logs)
+
+
+# -- log lines a client cannot make long ------------------------------------------------------
+
+
+class AccessLog:
+    """
+    Collects what a site writes to its access log (as C{site.logFile}).
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, line: str) -> None:
+        self.lines.append(line)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Kept(Resource):
+    """
+    Answers C{ok} and keeps the requests it rendered.
+    """
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[Request] = []
+
+    def render_GET(self, request: Request) -> bytes:
+        self.requests.append(request)
+        return b"ok"
+
+
+def logged_site() -> tuple[WebSocketSite, Kept, AccessLog]:
+    """
+    A L{WebSocketSite} serving L{Kept} everywhere, with its access log
+    collected.
+    """
+    kept = Kept()
+    site = WebSocketSite(kept, reactor=Clock())
+    access = AccessLog()
+    site.logFile = access  # type: ignore[assignment]
+    return site, kept, access
+
+
+def test_access_log_line_is_twisteds_combined_format() -> None:
+    """
+    For an ordinary request, the access-log line is exactly Twisted's
+    combined format.
+    """
+    site, kept, access = logged_site()
+    protocol, transport = connect(site)
+    protocol.dataReceived(b'GET /a?b=c HTTP/1.1\r\nHost: x\r\nReferer: http://x/\r\nUser-Agent: curl/8 "q"\r\n\r\n')
+    assert b"ok" in transport.value()
+    [request] = kept.requests
+    assert access.lines == [http.combinedLogFormatter(site._logDateTime, request) + "\n"]
+
+
+def test_access_log_line_is_bounded() -> None:
+    """
+    A request with an 8 KB target, a 3 KB C{Referer} (with a token) and a
+    3 KB C{User-Agent}, then one with a 4 KB method, make access-log lines
+    of under 1 KiB (before: as long as all of their fields, 14 KB): each
+    field cut to 200 characters, with its length; the token still redacted.
+    """
+    site, _, access = logged_site()
+    protocol, transport = connect(site)
+    target = b"/" + b"a" * 8000
+    referrer = b"http://x/?ws_token=secret&" + b"r" * 3000
+    head = [b"GET " + target + b" HTTP/1.1", b"Host: x", b"Referer: " + referrer, b"User-Agent: " + b"u" * 3000]
+    protocol.dataReceived(b"\r\n".join(head) + b"\r\n\r\n")
+    protocol.dataReceived(b"M" * 4000 + b" / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert transport.value().startswith(b"HTTP/1.1 200 OK")
+    assert len(access.lines) == 2
+    first, second = access.lines
+    assert '"GET /' + "a" * 199 + '... (8001 characters) HTTP/1.1" 200 2' in first
+    assert '"http://x/?ws_token=[REDACTED]&rrr' in first and "r... (3030 characters)" in first
+    assert "u" * 200 + '... (3000 characters)"' in first
+    assert "M" * 200 + "... (4000 characters) / HTTP/1.1" in second
+    assert "secret" not in first and max(map(len, access.lines)) < 1024
+
+
+def test_foreign_host_is_logged_clipped() -> None:
+    """
+    The log line of a refused C{Host} shows 200 characters of it at most,
+    and its length.
+    """
+    site, clock, _ = make_site(allowedHosts=["example.com"])
+    protocol, transport = connect(site)
+    with captured_logs() as logs:
+        protocol.dataReceived(request_for(b"h" * 8000))
+    assert transport.value().startswith(b"HTTP/1.1 421")
+    [line] = [line for line in logs if "(421)" in line]
+    assert "h" * 200 + "... (8000 characters)' is not an allowed host (421)" in line
+    assert len(line) < 400
 
 
 # -- TLS ALPN ------------------------------------------------------------------------------------

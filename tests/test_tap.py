@@ -16,6 +16,7 @@ from twisted.internet.task import Clock
 from twisted.python import usage
 from twisted.web.server import Site
 
+from txpulse.core.assembly import AssemblyBudget
 from txpulse.core.frames import Opcode
 from txpulse.metrics import ConnectionRegistry
 from txpulse.tap import GracefulShutdown, Options, buildRoot, makeService
@@ -196,6 +197,19 @@ def test_resource_options_reach_the_resources() -> None:
     assert head.startswith(b"HTTP/1.1 403")
     head, rest = Client(site).request(upgrade_request("/echo") + client_frame(Opcode.BINARY, b"x" * 11))
     assert server_frames(rest)[-1].payload[0] == 1009
+
+
+def test_incomplete_message_budget_is_shared_by_every_mount() -> None:
+    """
+    C{--max-incomplete-size} (64 MiB by default) is one budget for the whole
+    process: every WebSocket mount charges the same L{AssemblyBudget}.
+    """
+    assert parse()["max-incomplete-size"] == 64 << 20
+    root = buildRoot(parse("--max-incomplete-size", "8M"), ConnectionRegistry(logConnections=False), Clock())
+    budgets = {id(root.children[name]._incompleteBudget) for name in (b"ws", b"echo", b"pubsub", b"chat")}
+    assert len(budgets) == 1
+    budget = root.children[b"echo"]._incompleteBudget
+    assert isinstance(budget, AssemblyBudget) and budget.limit == 8 << 20
 
 
 @pytest_twisted.ensureDeferred

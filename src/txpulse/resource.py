@@ -25,13 +25,14 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from .addresses import clientKey, formatPeer
+from .core.assembly import DEFAULT_MAX_INCOMPLETE_SIZE, AssemblyBudget
 from .core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
 from .core.deflate import SERVER_DEFAULTS, Deflate, DeflateSettings, parse_extension_header, server_negotiate
 from .core.handshake import UpgradeRequest, accept_key, check_origin, select_subprotocol, validate_request
 from .exceptions import HandshakeError, NegotiationError
 from .interfaces import ConnectionObserver, WebSocketProtocol
 from .logsummary import SummaryLog
-from .redact import redactURL
+from .redact import clip, loggableURL
 from .site import REFUSAL_LOG_INTERVAL, WebSocketChannel
 from .wire import DEFAULT_MAX_WRITE_BUFFER, WebSocketWire, WireOptions
 
@@ -94,6 +95,7 @@ class WebSocketResource(Resource):
         allowedOrigins: Sequence[str] | str | None = None,
         maxMessageSize: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         maxFrameSize: int | None = None,
+        maxIncompleteSize: int | AssemblyBudget | None = DEFAULT_MAX_INCOMPLETE_SIZE,
         pingInterval: float | None = 20.0,
         pingTimeout: float = 20.0,
         idleTimeout: float | None = None,
@@ -126,6 +128,15 @@ class WebSocketResource(Resource):
             limit.
         @param maxFrameSize: largest single frame accepted (default: the
             message limit); larger closes with 1009.
+        @param maxIncompleteSize: the most memory the incomplete messages
+            (fragmented, or compressed, and not yet complete) of all this
+            resource's connections may hold together, in bytes (default 64
+            MiB): inflated bytes for compressed ones. A connection whose
+            fragment would take the total past it is closed with 1013 ("Try
+            Again Later"). Pass one L{AssemblyBudget} to several resources to
+            bound them together (the twistd plugin shares one between all its
+            mounts); C{None}: no bound beyond C{maxMessageSize} per
+            connection.
         @param pingInterval: seconds of silence from the peer before a ping
             (default 20); C{None} disables keepalive.
         @param pingTimeout: seconds after that ping within which any frame
@@ -163,6 +174,11 @@ class WebSocketResource(Resource):
             raise ValueError("handshakeTimeout must be positive")
         self._maxMessageSize = maxMessageSize
         self._maxFrameSize = maxFrameSize
+        if isinstance(maxIncompleteSize, int):
+            if maxIncompleteSize <= 0:
+                raise ValueError("maxIncompleteSize must be positive, an AssemblyBudget or None")
+            maxIncompleteSize = AssemblyBudget(maxIncompleteSize)
+        self._incompleteBudget = maxIncompleteSize
         self._options = WireOptions(
             pingInterval=pingInterval,
             pingTimeout=pingTimeout,
@@ -295,7 +311,7 @@ class WebSocketResource(Resource):
             try:
                 agreed = server_negotiate(parse_extension_header(upgrade.extensions), settings)
             except NegotiationError as error:
-                _log.info("Ignoring a malformed Sec-WebSocket-Extensions offer: {error}", error=str(error))
+                _log.info("Ignoring a malformed Sec-WebSocket-Extensions offer: {error}", error=clip(str(error)))
                 agreed = None
             if agreed is not None:
                 lines.append(b"Sec-WebSocket-Extensions: " + agreed.header().encode("ascii"))
@@ -308,7 +324,11 @@ class WebSocketResource(Resource):
                 )
         response = b"\r\n".join(lines) + b"\r\n\r\n"
         conn = Connection(
-            Side.SERVER, max_message_size=self._maxMessageSize, max_frame_size=self._maxFrameSize, deflate=deflate
+            Side.SERVER,
+            max_message_size=self._maxMessageSize,
+            max_frame_size=self._maxFrameSize,
+            deflate=deflate,
+            budget=self._incompleteBudget,
         )
         wire = WebSocketWire(
             app,
@@ -395,7 +415,8 @@ def _refuse(request: Request, error: HandshakeError, refusals: SummaryLog | None
     """
     # (An authentication refusal is logged, in aggregate, by the
     # FailureLimiter instead.) Credentials in the URL (?ws_token=) are
-    # redacted.
+    # redacted, and the URL and the message (which may quote a header) are
+    # clipped: a client cannot make the line long.
     address = request.getClientAddress()
     key = clientKey(address)
     if not getattr(error, "logged", False) and (refusals is None or refusals.note(key, str(error.statusCode))):
@@ -403,9 +424,9 @@ def _refuse(request: Request, error: HandshakeError, refusals: SummaryLog | None
         _log.info(
             "WebSocket handshake refused for {peer} on {path}: {status} {message}{more}",
             peer=formatPeer(address),
-            path=redactURL(request.uri.decode("latin-1", "replace")),
+            path=loggableURL(request.uri.decode("latin-1", "replace")),
             status=error.statusCode,
-            message=str(error),
+            message=clip(str(error)),
             more=more,
         )
     request.setResponseCode(error.statusCode, _phrase(error.statusCode))

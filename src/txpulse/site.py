@@ -44,6 +44,10 @@ Theory of operation: the life of one HTTP connection, and what bounds it.
      carries C{Connection: close}, and so does any response whose resource
      set that header (L{txpulse.WebSocketResource} does on every refused
      upgrade): the connection closes once it is sent. Otherwise back to 2.
+     Pipelined requests are answered in order, as the peer takes the
+     responses: a response's producer is paused while the transport's
+     buffer is full, once however often the transport asks, and resumed
+     when it drains (see L{WebSocketChannel.pauseProducing}).
      Every close (this one, an idle keep-alive connection's, a refusal's)
      is a graceful one that becomes an abort after C{abortTimeout} seconds
      (Twisted's 15) if the peer does not take the bytes still queued for
@@ -69,18 +73,19 @@ from collections.abc import Iterable, Mapping
 from io import BytesIO
 from typing import IO, Any
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, ISSLTransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol, combinedLogFormatter
+from twisted.web.http import HTTPChannel, _escape, _GenericHTTPChannelProtocol
 from twisted.web.server import Site
 from zope.interface import implementer
 
 from .addresses import clientKey, formatPeer, peerOf
 from .hosts import AllowedHosts
 from .logsummary import OTHERS, SummaryLog
-from .redact import redactText
+from .redact import clip, redactText
 from .tcp import queuedBytes
 
 __all__ = [
@@ -338,12 +343,47 @@ class WebSocketChannel(HTTPChannel):
         )
         transport.abortConnection()
 
+    # -- flow control of responses --
+    #
+    # A TCP transport calls pauseProducing on every write made while its
+    # buffer is full (FileDescriptor._maybePauseProducer), but
+    # resumeProducing once, when the buffer drains; HTTPChannel passes each
+    # pause on to the response's producer, and a pull producer's adapter
+    # (_PullToPush: twisted.web.static.File's, a CooperativeTask) counts
+    # them. A response whose head and first body bytes went into a full
+    # buffer (pipelined requests behind a large backlog) was paused twice
+    # and resumed once: stuck for good, with nothing queued (so no
+    # sendTimeout) and Site's idle timer off while a request is handled.
+    # Hence one pause per full buffer, and a producer registered while the
+    # buffer is full starts paused, so that the one resume balances it.
+
+    def pauseProducing(self) -> None:
+        if self._waitingForTransport:
+            # Paused already: only stop reading, as HTTPChannel does, when
+            # no request is being handled (stopReading is idempotent).
+            if not self._handlingRequest:
+                self._networkProducer.pauseProducing()
+            return
+        super().pauseProducing()
+
     def resumeProducing(self) -> None:
+        if not self._waitingForTransport:
+            # Not paused (the transport resumes only after a pause): a
+            # paused-count producer must not be resumed more often than
+            # paused (a CooperativeTask raises NotPaused).
+            return
         # The transport sent all it held: progress, whatever the checks saw.
         watch = self._deadline
         if watch.__class__ is _SendWatch:
             watch.quiet = 0
         super().resumeProducing()
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        super().registerProducer(producer, streaming)
+        if self._waitingForTransport and self._requestProducer is not None:
+            # Registered while the transport's buffer is full (a pipelined
+            # request answered before the previous answer was sent).
+            self._requestProducer.pauseProducing()
 
     def write(self, data: bytes) -> None:
         watch = self._deadline
@@ -468,7 +508,7 @@ class WebSocketChannel(HTTPChannel):
             "Misdirected Request",
             "this server does not serve that host",
             "Host {host!r} is not an allowed host (421)",
-            host=host[:100].decode("latin-1"),
+            host=clip(host.decode("latin-1")),
         )
         return False
 
@@ -893,8 +933,24 @@ def _tooLarge(limit: int) -> str:
 
 def redactingLogFormatter(timestamp: str, request: Any) -> str:
     """
-    Twisted's combined access-log format, with credentials redacted
-    (C{?ws_token=} values in the request line and the referrer; see
-    L{txpulse.redact}). L{WebSocketSite}'s default C{logFormatter}.
+    Twisted's combined access-log format (C{combinedLogFormatter}), with
+    credentials redacted (C{?ws_token=} values in the request line and the
+    referrer, C{Bearer} credentials; see L{txpulse.redact}) and every field
+    the client chose (method, request target, protocol, referrer, user
+    agent) cut to L{txpulse.redact.MAX_LOGGED_LENGTH} characters, with its
+    length (L{txpulse.redact.clip}): whatever a client sends (request lines
+    and headers of up to 16 KiB), a line stays under about 1.2 KiB.
+    L{WebSocketSite}'s default C{logFormatter}.
     """
-    return redactText(combinedLogFormatter(timestamp, request))
+    address = request.getClientAddress()
+    ip = address.host if isinstance(address, (IPv4Address, IPv6Address)) else "-"
+
+    def field(value: bytes | None) -> str:
+        return clip(redactText(_escape(value or b"-")))
+
+    method, uri, protocol = field(request.method), field(request.uri), field(request.clientproto)
+    referrer, agent = field(request.getHeader(b"referer")), field(request.getHeader(b"user-agent"))
+    return (
+        f'"{_escape(ip)}" - - {timestamp} "{method} {uri} {protocol}" '
+        f'{request.code:d} {request.sentLength or "-"} "{referrer}" "{agent}"'
+    )

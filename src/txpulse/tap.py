@@ -31,6 +31,7 @@ from .apps import EchoFactory, HeartbeatFactory
 from .auth import ApiKeys, Authenticator, RequireKey, TokenIssuer, TokenResource
 from .broker.memory import MemoryBroker
 from .chat import ChatFactory
+from .core.assembly import DEFAULT_MAX_INCOMPLETE_SIZE, AssemblyBudget
 from .core.connection import DEFAULT_MAX_MESSAGE_SIZE
 from .core.deflate import SERVER_DEFAULTS
 from .core.handshake import SAME_ORIGIN
@@ -149,6 +150,14 @@ class Options(usage.Options):
             _size,
         ],
         ["max-frame-size", None, None, "Largest frame accepted (default: the message size).", _size],
+        [
+            "max-incomplete-size",
+            None,
+            DEFAULT_MAX_INCOMPLETE_SIZE,
+            "Memory all incomplete (fragmented or compressed) messages may hold together, process-wide, inflated"
+            " bytes included; a connection that would go past it is closed with 1013.",
+            _size,
+        ],
         [
             "max-write-buffer",
             None,
@@ -386,13 +395,15 @@ def _loadFactory(module: str, attribute: str) -> Any:
 
 def _resourceOptions(options: Options) -> dict[str, Any]:
     """
-    The L{WebSocketResource} keyword arguments the options ask for.
+    The L{WebSocketResource} keyword arguments the options ask for; every
+    mount built with them shares one budget for incomplete messages.
     """
     return {
         "subprotocols": options["subprotocols"],
         "allowedOrigins": options["allowedOrigins"] or None,
         "maxMessageSize": options["max-message-size"],
         "maxFrameSize": options["max-frame-size"],
+        "maxIncompleteSize": AssemblyBudget(options["max-incomplete-size"]),
         "pingInterval": options["ping-interval"] or None,
         "pingTimeout": options["ping-timeout"],
         "idleTimeout": options["idle-timeout"] or None,

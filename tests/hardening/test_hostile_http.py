@@ -27,6 +27,7 @@ from twisted.web.resource import Resource
 from twisted.web.static import Data, File
 
 from txpulse import WebSocketResource
+from txpulse.files import builtinSite
 from txpulse.metrics import ConnectionRegistry
 
 from ..support.processes import TwistdServer
@@ -459,6 +460,131 @@ async def test_slow_but_steady_reader_keeps_its_download(tmp_path: Path) -> None
             sock.close()
     finally:
         await server.stop()
+
+
+# -- pipelined requests behind a full buffer (issue 14) ---------------------------------------
+
+
+class Sized(Resource):
+    """
+    C{GET /sized?n=N}: N bytes, written at once (no producer).
+    """
+
+    isLeaf = True
+
+    def render_GET(self, request: Any) -> bytes:
+        return b"s" * int(request.args[b"n"][0])
+
+
+def pipelined(port: int, requests: list[bytes], seconds: float) -> list[tuple[bytes, float | None]]:
+    """
+    (In a thread.) One connection per entry of C{requests}, each sending
+    its bytes in one write, then reading everything until the server
+    closes or C{seconds} pass. Returns, per connection, what was received
+    and when (seconds after the last send) the server closed it, C{None}
+    if it did not.
+    """
+    socks = []
+    for data in requests:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(data)
+        socks.append(sock)
+    received = {sock: b"" for sock in socks}
+    closedAt: dict[socket.socket, float] = {}
+    started = time.monotonic()
+    try:
+        while len(closedAt) < len(socks) and time.monotonic() - started < seconds:
+            readable, _, _ = select.select([s for s in socks if s not in closedAt], [], [], 0.1)
+            for sock in readable:
+                try:
+                    chunk = sock.recv(1 << 20)
+                except OSError:
+                    chunk = b""
+                if chunk:
+                    received[sock] += chunk
+                else:
+                    closedAt[sock] = time.monotonic() - started
+        return [(received[sock], closedAt.get(sock)) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_pipelined_pages_are_all_answered(tmp_path: Path) -> None:
+    """
+    The built-in site's page (C{/}, a file written by a pull producer)
+    asked for 40 times in one write, on 8 connections whose first response
+    (C{/sized}) shifts where Twisted's 64 KiB buffer fills: every request
+    is answered and each connection is closed by C{keepAliveTimeout} (1 s).
+    Before, a response whose head and body both went into the full buffer
+    was paused twice and resumed once: the hostile test of issue 14 got 34
+    of 40 answers, then the connection stayed open, past every deadline,
+    holding its slot of the per-address cap. The bystander notices nothing.
+    """
+    factory = ObservedEchoFactory()
+    registry = ConnectionRegistry()
+    root = builtinSite()
+    root.putChild(b"echo", WebSocketResource(factory, observer=registry.observerFor("/echo"), pingInterval=None))
+    root.putChild(b"sized", Sized())
+    site = HardenedSite(root, requestTimeout=1.0, keepAliveTimeout=1.0)
+    server = HardenedServer.listen(site, factory=factory, registry=registry)
+    page = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode()
+    try:
+        async with undisturbed(server):
+            [(one, _)] = await within(deferToThread(pipelined, server.port, [page], 5.0), 10)
+            size = len(one)  # one response to /, head and body
+            assert one.startswith(b"HTTP/1.1 200 OK") and size > 1000
+            requests = [
+                f"GET /sized?n={size * phase // 8} HTTP/1.1\r\nHost: x\r\n\r\n".encode() + page * 40
+                for phase in range(8)
+            ]
+            results = await within(deferToThread(pipelined, server.port, requests, 10.0), 20)
+            for received, closedAt in results:
+                assert received.count(b"HTTP/1.1 200 OK") == 41
+                assert closedAt is not None and closedAt < 5.0
+            await until(lambda: site.openConnections == 1, "the pipelining connections to close")
+    finally:
+        await server.stop()
+
+
+# -- refused upgrades with long targets: the log stays small (issue 14) ------------------------
+
+
+def refuse_many(port: int, request: bytes, count: int) -> int:
+    """
+    (In a thread.) C{count} connections, one after the other, each sending
+    C{request} and reading the answer until the server closes; returns how
+    many were answered 400.
+    """
+    answered = 0
+    for _ in range(count):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(request)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            answered += answer.startswith(b"HTTP/1.1 400")
+    return answered
+
+
+@pytest_twisted.ensureDeferred
+async def test_refused_upgrades_with_long_targets_log_little(site: Any, logs: LogLines) -> None:
+    """
+    300 upgrades with a 12 KB request target and a bad C{Sec-WebSocket-Key}
+    (3.6 MB sent) make one refusal line, clipped, and one access-log line
+    each, clipped too: under 150 KB of log in all (before: two lines of
+    about 12 KB per request, 7 MB). The bystander notices nothing.
+    """
+    server = site()
+    async with undisturbed(server):
+        request = request_bytes(server.port, "/echo?" + "a" * 12000, key="x")
+        assert await within(deferToThread(refuse_many, server.port, request, 300), 30) == 300
+        line = await logs.expect("handshake refused", "... (12006 characters): 400")
+        assert len(line) < 600
+        await until(lambda: len(logs.matching('"GET /echo?')) == 300, "the access-log lines")
+    assert len(logs.matching("handshake refused")) == 1
+    assert sum(map(len, logs)) < 150_000
 
 
 # -- the per-address cap over IPv6 -----------------------------------------------------------
