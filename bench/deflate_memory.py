@@ -64,9 +64,9 @@ def serve(bits: int | None, memLevel: int, noTakeover: bool) -> None:
     from twisted.web.resource import Resource
 
     from txpulse import WebSocketResource
-    from txpulse.apps import EchoFactory
     from txpulse.core.deflate import DeflateSettings
-    from txpulse.site import WebSocketSite
+    from txpulse.demos.apps import EchoFactory
+    from txpulse.server.site import WebSocketSite
 
     compression: Any = False
     if bits is not None:

@@ -161,7 +161,7 @@ class Topics:
 class TwistedEcho:
     """
     Echo, written against C{twisted.web.websocket.WebSocketProtocol}.
-    (Equivalent to C{txpulse.apps.Echo}; kept separate so the Twisted server
+    (Equivalent to C{txpulse.demos.apps.Echo}; kept separate so the Twisted server
     imports nothing from txpulse.)
     """
 
@@ -240,18 +240,18 @@ def _txpulseResource(options: ServerOptions = ServerOptions()) -> Any:
     if (SRC / "txpulse" / "__init__.py").exists():
         sys.path.insert(0, str(SRC))
     import txpulse
-    import txpulse.apps
+    import txpulse.demos.apps
 
     settings = {"pingInterval": options.heartbeat, "pingTimeout": PING_TIMEOUT, "compression": options.deflate}
     if options.app == "pubsub":
-        from txpulse.broker.memory import MemoryBroker
-        from txpulse.hub import Hub, PubSubFactory
+        from txpulse.pubsub import Hub, PubSubFactory
+        from txpulse.pubsub.broker.memory import MemoryBroker
 
         # What `twistd txpulse` mounts at /pubsub (tap.buildRoot).
         return txpulse.WebSocketResource(
             PubSubFactory(Hub(MemoryBroker()), maxPublishSize=MAX_MESSAGE), maxMessageSize=MAX_MESSAGE, **settings
         )
-    return txpulse.WebSocketResource(txpulse.apps.EchoFactory(), maxMessageSize=MAX_MESSAGE, **settings)
+    return txpulse.WebSocketResource(txpulse.demos.apps.EchoFactory(), maxMessageSize=MAX_MESSAGE, **settings)
 
 
 def _twistedResource(options: ServerOptions = ServerOptions()) -> Any:
@@ -277,7 +277,7 @@ def _txpulseSite(root: Any) -> Any:
     """
     if (SRC / "txpulse" / "__init__.py").exists():
         sys.path.insert(0, str(SRC))
-    from txpulse.site import WebSocketSite
+    from txpulse.server.site import WebSocketSite
 
     return WebSocketSite(root, requestTimeout=10.0, maxConnections=0, maxConnectionsPerAddress=0)
 

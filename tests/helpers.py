@@ -212,7 +212,7 @@ def captured_logs(lines: list[str] | None = None) -> Iterator[list[str]]:
 
 class FakeSubscriber:
     """
-    What the hub delivers to (a L{txpulse.hub.Subscriber}), without a
+    What the hub delivers to (a L{txpulse.pubsub.hub.Subscriber}), without a
     connection: records the frames it was sent, honours the batching
     contract (C{queueFrame} then C{flush}), can pretend to be a slow reader
     (set C{writeBacklog}) or closed.

@@ -5,6 +5,7 @@ packages, and the dropin stays cheap to scan.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,8 +19,17 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("wheel")
+    # Built from a clean copy of what the wheel is made of: setuptools reuses
+    # the checkout's build/ directory, which may hold modules that have since
+    # moved or been deleted.
+    tree = tmp_path_factory.mktemp("tree")
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "dropin.cache")
+    for name in ("src", "twisted"):
+        shutil.copytree(ROOT / name, tree / name, ignore=ignore)
+    for name in ("pyproject.toml", "setup.cfg", "README.md"):
+        shutil.copy(ROOT / name, tree / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(tree)],
         check=True,
         capture_output=True,
     )
@@ -44,8 +54,23 @@ def test_wheel_contains_package_data(wheel: zipfile.ZipFile) -> None:
     The static site and the typing marker are package data.
     """
     names = set(wheel.namelist())
-    assert "txpulse/static/index.html" in names
+    assert "txpulse/demos/static/index.html" in names
     assert "txpulse/py.typed" in names
+
+
+def test_wheel_contains_every_module(wheel: zipfile.ZipFile) -> None:
+    """
+    Every module and static file of C{src/txpulse} is in the wheel (each
+    package has to be listed in C{setup.cfg}), and nothing else of it is.
+    """
+    source = ROOT / "src"
+    expected = {
+        path.relative_to(source).as_posix()
+        for path in (source / "txpulse").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    shipped = {name for name in wheel.namelist() if name.startswith("txpulse/")}
+    assert shipped == expected
 
 
 def test_plugin_is_found_and_cheap_to_scan() -> None:

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_exports,tests.core.test_layering -*-
 """
 txpulse: a WebSocket toolkit for Twisted.
 
@@ -5,16 +6,20 @@ A sans-IO RFC 6455 core (L{txpulse.core}) under thin Twisted adapters:
 L{WebSocketResource} for C{twisted.web} servers (a drop-in for
 C{twisted.web.websocket.WebSocketResource}), L{WebSocketClientEndpoint} and
 L{ReconnectingWebSocketService} for clients.
+
+The core's names are imported here directly; the Twisted-backed ones are
+loaded on first use (PEP 562, the table in L{_LAZY}), so that
+C{import txpulse.core} never loads Twisted.
 """
 
 from __future__ import annotations
 
-from .client import ReconnectingWebSocketService, WebSocketClientEndpoint
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .core.assembly import AssemblyBudget
-from .core.frames import CloseCode, Opcode, encode_frame
-from .exceptions import (
+from .core.exceptions import (
     ConnectionClosed,
-    ConnectionRejected,
     HandshakeError,
     InvalidOrigin,
     InvalidPayload,
@@ -25,9 +30,14 @@ from .exceptions import (
     ProtocolError,
     WebSocketError,
 )
-from .resource import WebSocketResource
-from .site import WebSocketSite
-from .wire import WebSocketWire, WireOptions
+from .core.frames import CloseCode, Opcode, encode_frame
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client.endpoint import ConnectionRejected, WebSocketClientEndpoint
+    from .client.service import ReconnectingWebSocketService
+    from .server.resource import WebSocketResource
+    from .server.site import WebSocketSite
+    from .wire.protocol import WebSocketWire, WireOptions
 
 __all__ = [
     "AssemblyBudget",
@@ -52,3 +62,27 @@ __all__ = [
     "WireOptions",
     "encode_frame",
 ]
+
+#: The Twisted-backed names, and the module each is loaded from on first use.
+_LAZY = {
+    "ConnectionRejected": "txpulse.client.endpoint",
+    "ReconnectingWebSocketService": "txpulse.client.service",
+    "WebSocketClientEndpoint": "txpulse.client.endpoint",
+    "WebSocketResource": "txpulse.server.resource",
+    "WebSocketSite": "txpulse.server.site",
+    "WebSocketWire": "txpulse.wire.protocol",
+    "WireOptions": "txpulse.wire.protocol",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'txpulse' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -1,9 +1,9 @@
 """
-C{python -m txpulse gen-key}: see L{txpulse.command}.
+C{python -m txpulse gen-key}: see L{txpulse.plugin.command}.
 """
 
 import sys
 
-from .command import main
+from .plugin.command import main
 
 sys.exit(main())

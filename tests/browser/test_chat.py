@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from txpulse.auth import generateKeySet
+from txpulse.server.auth import generateKeySet
 
 from ..support.processes import TwistdServer
 from .conftest import TUNING, WAIT_MS, skip_without_browser, twistd

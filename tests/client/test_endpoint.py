@@ -14,12 +14,13 @@ from twisted.python.failure import Failure
 from twisted.web.client import readBody
 
 from txpulse.client import HandshakeTimeout, InvalidURL, WebSocketClientEndpoint, parseURL
+from txpulse.client.endpoint import ConnectionRejected
 from txpulse.core.connection import Connection, Side
+from txpulse.core.exceptions import NegotiationError
 from txpulse.core.frames import Opcode, encode_frame
 from txpulse.core.handshake import accept_key, validate_request
-from txpulse.exceptions import ConnectionRejected, NegotiationError
 
-from .helpers import CountingTransport, RecordingApp
+from ..helpers import CountingTransport, RecordingApp
 
 
 class Factory:

@@ -30,8 +30,8 @@ from twisted.web.resource import Resource
 from twisted.web.websocket import WebSocketTransport
 
 from txpulse import ConnectionClosed, ConnectionRejected, HandshakeError, WebSocketResource
-from txpulse.apps import EchoFactory, HeartbeatFactory
 from txpulse.client import HandshakeTimeout, InvalidURL, WebSocketClientEndpoint
+from txpulse.demos.apps import EchoFactory, HeartbeatFactory
 
 from ..support.clients import ClientApp, ClientAppFactory
 from ..support.net import free_port

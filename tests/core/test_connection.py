@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from txpulse.core.connection import Close, Connection, Ping, Pong, Side, State
+from txpulse.core.exceptions import InvalidPayload, InvalidState, PayloadTooBig, ProtocolError
 from txpulse.core.frames import Opcode, encode_frame
-from txpulse.exceptions import InvalidPayload, InvalidState, PayloadTooBig, ProtocolError
 
 from ..helpers import KEY, assert_failed, client_frame, raw_frame, server_with
 

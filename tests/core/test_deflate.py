@@ -30,8 +30,8 @@ from txpulse.core.deflate import (
     parse_extension_header,
     server_negotiate,
 )
+from txpulse.core.exceptions import InvalidPayload, NegotiationError, PayloadTooBig
 from txpulse.core.frames import Opcode, encode_frame
-from txpulse.exceptions import InvalidPayload, NegotiationError, PayloadTooBig
 
 from .. import helpers
 from ..helpers import client_frame, raw_frame

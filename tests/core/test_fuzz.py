@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from txpulse.core.connection import Close, Connection, Ping, Pong, Side, State
 from txpulse.core.deflate import Deflate, DeflateParameters
-from txpulse.exceptions import ProtocolError
+from txpulse.core.exceptions import ProtocolError
 
 from ..helpers import KEY, raw_frame
 

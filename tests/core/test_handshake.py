@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from txpulse.core.exceptions import HandshakeError, InvalidOrigin, InvalidUpgrade, NegotiationError
 from txpulse.core.handshake import accept_key, check_origin, header_tokens, select_subprotocol, validate_request
-from txpulse.exceptions import HandshakeError, InvalidOrigin, InvalidUpgrade, NegotiationError
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from txpulse.core.exceptions import InvalidOrigin
 from txpulse.core.handshake import SAME_ORIGIN, check_origin, is_same_origin, validate_request
-from txpulse.exceptions import InvalidOrigin
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """
-Tests for L{txpulse.chat}: rooms on the hub, join/leave notices, messages
+Tests for L{txpulse.demos.chat}: rooms on the hub, join/leave notices, messages
 with sender and time, and refusals.
 """
 
@@ -13,13 +13,13 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from txpulse.chat import ChatFactory
 from txpulse.core.connection import Connection, Side
 from txpulse.core.frames import Opcode
-from txpulse.hub import Hub, PubSubFactory
-from txpulse.wire import WebSocketWire, WireOptions
+from txpulse.demos.chat import ChatFactory
+from txpulse.pubsub import Hub, PubSubFactory
+from txpulse.wire.protocol import WebSocketWire, WireOptions
 
-from .helpers import CountingTransport, FakeSubscriber, client_frame, server_frames
+from ..helpers import CountingTransport, FakeSubscriber, client_frame, server_frames
 
 
 def join(

@@ -33,9 +33,9 @@ from twisted.web.resource import Resource
 from twisted.web.static import Data
 
 from txpulse import WebSocketResource
-from txpulse.apps import Echo, EchoFactory
-from txpulse.metrics import ConnectionRegistry
-from txpulse.site import WebSocketSite
+from txpulse.demos.apps import Echo, EchoFactory
+from txpulse.plugin.metrics import ConnectionRegistry
+from txpulse.server.site import WebSocketSite
 
 from ..helpers import captured_logs
 from ..support.rawsocket import RawSocket, raw  # noqa: F401  (raw: the fixture)

@@ -23,7 +23,7 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from txpulse.tcp import LARGE_READ_SIZE
+from txpulse.wire.tcp import LARGE_READ_SIZE
 
 from ..helpers import close_payload, raw_frame
 from ..support.rawsocket import Message, RawSocket, accept_key_for

@@ -27,8 +27,8 @@ from twisted.web.resource import Resource
 from twisted.web.static import Data, File
 
 from txpulse import WebSocketResource
-from txpulse.files import builtinSite
-from txpulse.metrics import ConnectionRegistry
+from txpulse.plugin.metrics import ConnectionRegistry
+from txpulse.server.files import builtinSite
 
 from ..support.processes import TwistdServer
 from ..support.rawsocket import RawSocket, dribble, request_bytes
@@ -595,7 +595,7 @@ async def test_per_address_cap_over_ipv6_loopback() -> None:
     """
     Over IPv6 (C{::1}) the per-address cap holds as over IPv4: with a cap
     of 2, the third connection is answered 503 and closed. (Addresses of
-    one C{/64} counted together: see L{tests.test_site}.)
+    one C{/64} counted together: see L{tests.server.test_site}.)
     """
     site = HardenedSite(Resource(), maxConnectionsPerAddress=2)
     port = reactor.listenTCP(0, site, interface="::1")

@@ -3,7 +3,7 @@ Hostile requests against the static site of the real plugin (C{twistd -n
 txpulse}, in a subprocess on 127.0.0.1): with C{--path DIR}, and the
 built-in site.
 
-Before L{txpulse.files}, C{twisted.web.static.File} served these: directory
+Before L{txpulse.server.files}, C{twisted.web.static.File} served these: directory
 listings, C{/etc/passwd} through a symbolic link, unknown extensions as
 C{text/html}, no C{nosniff} and no page policy, a 500 for C{/%00}, and for
 1,000 byte ranges of a 3 KB file a 4.3 MB answer that stalled half-way on a
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from txpulse.files import BUILTIN_PAGE_POLICY
+from txpulse.server.files import BUILTIN_PAGE_POLICY
 
 from ..support.processes import TwistdServer
 
@@ -232,7 +232,7 @@ def test_builtin_pages_need_nothing_the_policy_forbids() -> None:
     from importlib.resources import files
 
     for name in ("index.html", "chat.html"):
-        html = (files("txpulse") / "static" / name).read_text(encoding="utf-8")
+        html = (files("txpulse.demos") / "static" / name).read_text(encoding="utf-8")
         scripts = re.findall(r"<script\b[^>]*>", html)
         assert scripts and all(" src=" in tag for tag in scripts), name
         assert not re.search(r"\son[a-z]+\s*=", html), name

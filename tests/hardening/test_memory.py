@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from txpulse.tcp import LARGE_READ_SIZE
+from txpulse.wire.tcp import LARGE_READ_SIZE
 
 from ..helpers import raw_frame
 from ..support.processes import TwistdServer, rss

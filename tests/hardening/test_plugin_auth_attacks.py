@@ -20,13 +20,13 @@ import pytest
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
-from txpulse.auth import generateKeySet
+from txpulse.server.auth import generateKeySet
 
+from ..server.test_auth import pbes2_token
 from ..support.keepalive import get, timed, upgrade
 from ..support.net import free_port
 from ..support.processes import TwistdServer
 from ..support.waits import within
-from ..test_auth import pbes2_token
 from .conftest import Bystander
 
 

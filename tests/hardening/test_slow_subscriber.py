@@ -26,8 +26,8 @@ from twisted.web.resource import Resource
 from wsproto.frame_protocol import Opcode
 
 from txpulse import WebSocketResource
-from txpulse.hub import Hub, PubSubFactory
-from txpulse.metrics import ConnectionRegistry
+from txpulse.plugin.metrics import ConnectionRegistry
+from txpulse.pubsub import Hub, PubSubFactory
 
 from ..helpers import client_frame, close_payload
 from ..support.rawsocket import RawSocket, accept_key_for, upgrade_request

@@ -30,8 +30,8 @@ from websockets.frames import Frame
 from wsproto.frame_protocol import Opcode
 
 from txpulse import ConnectionClosed, WebSocketResource
-from txpulse.apps import EchoFactory
 from txpulse.core.deflate import DeflateSettings
+from txpulse.demos.apps import EchoFactory
 
 from ..core.test_deflate import gigabyte_bomb
 from ..support.clients import ClientApp

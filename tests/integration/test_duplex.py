@@ -8,7 +8,7 @@ A full write buffer alone must not stop a wire from reading: if both ends
 stopped reading as soon as their buffers filled, each would wait for the
 other to drain its buffer, for ever (the echo of large messages stalled
 until the keepalive closed it with 1006). Reading stops only once a peer
-has really fallen behind (see L{txpulse.wire.WireOptions.maxWriteBuffer}).
+has really fallen behind (see L{txpulse.wire.protocol.WireOptions.maxWriteBuffer}).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txpulse import WebSocketResource
-from txpulse.apps import EchoFactory
 from txpulse.client import WebSocketClientEndpoint
+from txpulse.demos.apps import EchoFactory
 
 from ..support.rawsocket import client_frame, upgrade_request
 from ..support.waits import until, within

@@ -20,7 +20,7 @@ from websockets.exceptions import InvalidStatus
 from wsproto.frame_protocol import Opcode
 
 from txpulse import ConnectionClosed, HandshakeError, WebSocketResource
-from txpulse.apps import EchoFactory
+from txpulse.demos.apps import EchoFactory
 
 from ..helpers import close_payload
 from ..support.peers import ws_connect

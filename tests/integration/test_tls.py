@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from wsproto.frame_protocol import Opcode
 
 from txpulse import ConnectionClosed, WebSocketResource
-from txpulse.apps import EchoFactory
+from txpulse.demos.apps import EchoFactory
 
 from ..helpers import captured_logs
 from ..support.peers import ws_connect

@@ -1,5 +1,5 @@
 """
-Tests for L{txpulse.addresses}: how peers are named in log lines and the
+Tests for L{txpulse.logs.peers}: how peers are named in log lines and the
 key a client is counted under.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.testing import StringTransport
 
-from txpulse.addresses import clientKey, formatPeer, peerOf
-from txpulse.ratelimit import clientKey as reexported
+from txpulse.logs.peers import clientKey, formatPeer, peerOf
+from txpulse.server.ratelimit import clientKey as reexported
 
 
 def test_format_peer() -> None:

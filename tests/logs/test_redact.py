@@ -1,5 +1,5 @@
 """
-Tests for credential redaction (issue #12, item 9): L{txpulse.redact}, the
+Tests for credential redaction (issue #12, item 9): L{txpulse.logs.redact}, the
 resource's refusal log line and L{WebSocketSite}'s access log.
 """
 
@@ -10,14 +10,14 @@ from pathlib import Path
 
 from twisted.internet.task import Clock
 
-from txpulse.auth import generateKeySet
-from txpulse.metrics import ConnectionRegistry
-from txpulse.redact import redactText, redactURL
-from txpulse.site import WebSocketSite
-from txpulse.tap import Options, buildRoot
+from txpulse.logs.redact import redactText, redactURL
+from txpulse.plugin.metrics import ConnectionRegistry
+from txpulse.plugin.tap import Options, buildRoot
+from txpulse.server.auth import generateKeySet
+from txpulse.server.site import WebSocketSite
 
-from .helpers import captured_logs
-from .test_tap import Client
+from ..helpers import captured_logs
+from ..plugin.test_tap import Client
 
 
 def test_redact_url() -> None:

@@ -1,5 +1,5 @@
 """
-Tests for L{txpulse.logsummary.SummaryLog}: events logged once per key,
+Tests for L{txpulse.logs.summary.SummaryLog}: events logged once per key,
 then summed up once per interval, with one timer and a bounded table.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import pytest
 from twisted.internet.task import Clock
 
-from txpulse.logsummary import OTHERS, SummaryLog
+from txpulse.logs.summary import OTHERS, SummaryLog
 
 
 class Summaries(list[tuple[str, dict[str, int], float]]):

@@ -1,5 +1,5 @@
 """
-Tests for the bounded labels of L{txpulse.metrics} (issue #12, item 10).
+Tests for the bounded labels of L{txpulse.plugin.metrics} (issue #12, item 10).
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 from twisted.internet.task import Clock
 
-from txpulse.metrics import ConnectionRegistry, closeCodeLabel
+from txpulse.plugin.metrics import ConnectionRegistry, closeCodeLabel
 
 
 class ClosedWire:

@@ -15,7 +15,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from .support.processes import TwistdServer
+from ..support.processes import TwistdServer
 
 
 @pytest.fixture

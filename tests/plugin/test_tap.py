@@ -1,5 +1,5 @@
 """
-Tests for the C{twistd txpulse} plugin (L{txpulse.tap}): options, the
+Tests for the C{twistd txpulse} plugin (L{txpulse.plugin.tap}): options, the
 service it builds, and every mount answering, in memory.
 """
 
@@ -18,11 +18,12 @@ from twisted.web.server import Site
 
 from txpulse.core.assembly import AssemblyBudget
 from txpulse.core.frames import Opcode
-from txpulse.metrics import ConnectionRegistry
-from txpulse.tap import GracefulShutdown, Options, buildRoot, makeService
+from txpulse.plugin.metrics import ConnectionRegistry
+from txpulse.plugin.shutdown import GracefulShutdown
+from txpulse.plugin.tap import Options, buildRoot, makeService
 
-from .helpers import CountingTransport, client_frame, server_frames
-from .test_resource import upgrade_request
+from ..helpers import CountingTransport, client_frame, server_frames
+from ..server.test_resource import upgrade_request
 
 
 def parse(*argv: str) -> Options:
@@ -181,7 +182,7 @@ def test_heartbeat_interval_option() -> None:
     """
     C{--heartbeat} sets the /ws demo's period.
     """
-    from txpulse.apps import HeartbeatFactory
+    from txpulse.demos.apps import HeartbeatFactory
 
     site, _, _ = site_for("--heartbeat", "0.25")
     ws = site.resource.children[b"ws"]
@@ -298,7 +299,7 @@ def test_registry_logs_one_line_per_connection() -> None:
     One log line when a connection opens and one when it closes (with path,
     code and duration), none per message.
     """
-    from .helpers import captured_logs
+    from ..helpers import captured_logs
 
     clock = Clock()
     registry = ConnectionRegistry(clock=clock)
@@ -322,7 +323,7 @@ def test_http_hardening_defaults() -> None:
     limit, 256 per address, no request bodies for the built-in tree (1 MiB
     with --path), any Host; and a backlog of 1024.
     """
-    from txpulse.tap import siteOptions
+    from txpulse.plugin.tap import siteOptions
 
     options = parse()
     assert siteOptions(options) == {
@@ -344,7 +345,7 @@ def test_http_hardening_options_parse() -> None:
     Each HTTP hardening option reaches the site options; 0 disables the caps
     and refuses every body.
     """
-    from txpulse.tap import siteOptions
+    from txpulse.plugin.tap import siteOptions
 
     options = parse(
         "--request-timeout", "5", "--keepalive-timeout", "2", "--send-timeout", "3",
@@ -389,7 +390,7 @@ def test_backlog_is_added_where_none_is_set() -> None:
     C{--backlog} goes to tcp, tcp6, ssl and unix endpoints without their
     own C{backlog=}; others are left alone.
     """
-    from txpulse.tap import withBacklog
+    from txpulse.plugin.tap import withBacklog
 
     assert withBacklog("tcp:8080", 1024) == "tcp:8080:backlog=1024"
     assert withBacklog("ssl:8443:privateKey=k.pem", 1024) == "ssl:8443:privateKey=k.pem:backlog=1024"

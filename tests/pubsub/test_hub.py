@@ -1,5 +1,5 @@
 """
-Tests for L{txpulse.hub}: subscriptions, fan-out (encoded once, in order),
+Tests for L{txpulse.pubsub.hub}: subscriptions, fan-out (encoded once, in order),
 cleanup, limits, slow subscribers, the JSON protocol and per-topic auth.
 """
 
@@ -15,13 +15,14 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from txpulse.core.connection import Connection, Side
+from txpulse.core.exceptions import ConnectionClosed
 from txpulse.core.frames import Opcode
-from txpulse.exceptions import ConnectionClosed
-from txpulse.hub import Hub, HubError, PubSubFactory, checkEnvelope
-from txpulse.wire import WebSocketWire, WireOptions
+from txpulse.pubsub.hub import Hub, HubError, checkEnvelope
+from txpulse.pubsub.protocol import PubSubFactory
+from txpulse.wire.protocol import WebSocketWire, WireOptions
 
-from .helpers import CountingTransport, FakeSubscriber, captured_logs, client_frame, server_frames
-from .support.tcppair import TCPPair
+from ..helpers import CountingTransport, FakeSubscriber, captured_logs, client_frame, server_frames
+from ..support.tcppair import TCPPair
 
 
 def test_publish_reaches_every_subscriber_once_encoded_once() -> None:
@@ -457,7 +458,7 @@ def test_a_hub_built_before_the_reactor_uses_the_one_installed_later() -> None:
     """
     code = (
         "import sys\n"
-        "from txpulse.hub import Hub\n"
+        "from txpulse.pubsub.hub import Hub\n"
         "hub = Hub()\n"
         "assert 'twisted.internet.reactor' not in sys.modules, 'reactor imported by Hub()'\n"
         "from twisted.internet import asyncioreactor\n"

@@ -1,5 +1,5 @@
 """
-Tests for L{txpulse.topicrules}: the C{--topic-rules} file, its patterns
+Tests for L{txpulse.pubsub.topicrules}: the C{--topic-rules} file, its patterns
 (C{+}, C{#}, C{{identity}}), who they name, and the plugin option.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from twisted.python import usage
 
-from txpulse.tap import Options
-from txpulse.topicrules import TopicRules
+from txpulse.plugin.tap import Options
+from txpulse.pubsub.topicrules import TopicRules
 
 RULES = {
     "/pubsub": [

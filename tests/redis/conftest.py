@@ -24,8 +24,8 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.logger import LogEvent, globalLogPublisher
 
-from txpulse.broker.redis import RedisBroker
-from txpulse.hub import Hub
+from txpulse.pubsub.broker.redis import RedisBroker
+from txpulse.pubsub.hub import Hub
 
 from ..support.net import free_port
 from ..support.processes import ServerProcess

@@ -1,5 +1,5 @@
 """
-Tests for L{txpulse.broker.redis}, against a real C{redis-server}: two hubs,
+Tests for L{txpulse.pubsub.broker.redis}, against a real C{redis-server}: two hubs,
 each with its own L{RedisBroker} (as two server processes would have), see
 each other's messages; channels are subscribed only while wanted, on one
 connection per process; Redis going away and coming back (killed, or
@@ -24,9 +24,9 @@ from twisted.logger import LogEvent, LogLevel, formatEvent
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from txpulse.broker.redis import RedisBroker
-from txpulse.hub import Hub, PubSubFactory
-from txpulse.resource import WebSocketResource
+from txpulse.pubsub import Hub, PubSubFactory
+from txpulse.pubsub.broker.redis import RedisBroker
+from txpulse.server.resource import WebSocketResource
 
 from ..helpers import FakeSubscriber
 from ..support.waits import WAIT, until
@@ -56,7 +56,7 @@ def broker_lines(events: list[LogEvent]) -> list[tuple[LogLevel, str]]:
     return [
         (event["log_level"], formatEvent(event))
         for event in events
-        if event.get("log_namespace") == "txpulse.broker.redis"
+        if event.get("log_namespace") == "txpulse.pubsub.broker.redis"
     ]
 
 
@@ -355,10 +355,10 @@ def test_importing_needs_no_txredisapi() -> None:
     script = """
 import sys
 sys.modules["txredisapi"] = None  # as if not installed
-import txpulse, txpulse.hub, txpulse.broker.redis
+import txpulse, txpulse.pubsub.hub, txpulse.pubsub.broker.redis
 assert "twisted.internet.reactor" not in sys.modules
 try:
-    txpulse.broker.redis.RedisBroker()
+    txpulse.pubsub.broker.redis.RedisBroker()
 except ImportError as e:
     print(e)
 """

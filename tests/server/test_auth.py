@@ -1,5 +1,5 @@
 """
-Tests for L{txpulse.auth} and the C{txpulse} command: API keys, browser
+Tests for L{txpulse.server.auth} and the C{txpulse} command: API keys, browser
 tokens (signed and encrypted JWTs), the accept hook, C{/@wstoken}, and the
 plugin's C{--protect}.
 """
@@ -18,14 +18,14 @@ from twisted.python import usage
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from txpulse.auth import ApiKeys, Authenticator, InvalidToken, RequireKey, TokenIssuer, generateKeySet
-from txpulse.command import main as command
-from txpulse.metrics import ConnectionRegistry
-from txpulse.ratelimit import FailureLimiter
-from txpulse.tap import Options, buildRoot
+from txpulse.plugin.command import main as command
+from txpulse.plugin.metrics import ConnectionRegistry
+from txpulse.plugin.tap import Options, buildRoot
+from txpulse.server.auth import ApiKeys, Authenticator, InvalidToken, RequireKey, TokenIssuer, generateKeySet
+from txpulse.server.ratelimit import FailureLimiter
 
+from ..plugin.test_tap import Client
 from .test_resource import upgrade_request
-from .test_tap import Client
 
 
 @pytest.fixture
@@ -366,7 +366,7 @@ def test_oversized_token_is_refused_unread(keySet: str) -> None:
     A token longer than L{MAX_TOKEN_LENGTH} is refused before it is split
     or decoded; one of ours for a long identity stays well below it.
     """
-    from txpulse.auth import MAX_TOKEN_LENGTH
+    from txpulse.server.auth import MAX_TOKEN_LENGTH
 
     issuer = TokenIssuer(keySet)
     long, _ = issuer.issue("a" * 250)

@@ -1,5 +1,5 @@
 """
-Tests for L{txpulse.ratelimit.FailureLimiter} (issue #12, item 6): failed
+Tests for L{txpulse.server.ratelimit.FailureLimiter} (issue #12, item 6): failed
 authentications limited per client address, refusals answered with 429 and
 C{Retry-After} without checking the key, logs in aggregate; and how the
 plugin's protected mounts, C{/@wstoken} and C{/metrics} share it. All on
@@ -16,14 +16,14 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.task import Clock
 from twisted.web.server import Site
 
-from txpulse.auth import generateKeySet
-from txpulse.metrics import ConnectionRegistry
-from txpulse.ratelimit import FailureLimiter, clientKey
-from txpulse.tap import Options, buildRoot
+from txpulse.plugin.metrics import ConnectionRegistry
+from txpulse.plugin.tap import Options, buildRoot
+from txpulse.server.auth import generateKeySet
+from txpulse.server.ratelimit import FailureLimiter, clientKey
 
-from .helpers import captured_logs
+from ..helpers import captured_logs
+from ..plugin.test_tap import Client
 from .test_resource import upgrade_request
-from .test_tap import Client
 
 
 def test_burst_then_refused_with_retry_after() -> None:

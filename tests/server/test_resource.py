@@ -1,5 +1,5 @@
 """
-Tests for L{txpulse.resource.WebSocketResource} in memory: a real
+Tests for L{txpulse.server.resource.WebSocketResource} in memory: a real
 C{twisted.web} L{Site} on a L{StringTransport}, fed raw HTTP and frames.
 """
 
@@ -19,13 +19,13 @@ from twisted.web.server import Site
 from wsproto.frame_protocol import Opcode as WOpcode
 
 from txpulse import AssemblyBudget, WebSocketResource
-from txpulse.apps import EchoFactory
+from txpulse.core.exceptions import ConnectionClosed, HandshakeError
 from txpulse.core.frames import Opcode
 from txpulse.core.handshake import accept_key
-from txpulse.exceptions import ConnectionClosed, HandshakeError
-from txpulse.site import WebSocketSite
+from txpulse.demos.apps import EchoFactory
+from txpulse.server.site import WebSocketSite
 
-from .helpers import CountingTransport, RecordingApp, captured_logs, client_frame, server_frames
+from ..helpers import CountingTransport, RecordingApp, captured_logs, client_frame, server_frames
 
 KEY = base64.b64encode(b"0123456789abcdef").decode()
 

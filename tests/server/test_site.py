@@ -1,5 +1,5 @@
 """
-Tests for L{txpulse.site.WebSocketSite}, in memory (StringTransport and
+Tests for L{txpulse.server.site.WebSocketSite}, in memory (StringTransport and
 Clock): the deadline of every request, bounded keep-alive, connection caps,
 request bodies refused at the head, and the C{Host} allow-list.
 """
@@ -22,11 +22,11 @@ from twisted.web.static import Data, File
 from zope.interface import implementer
 
 from txpulse import WebSocketResource
-from txpulse.apps import EchoFactory
 from txpulse.core.frames import Opcode
-from txpulse.site import REFUSAL_LOG_INTERVAL, AllowedHosts, WebSocketSite, defaultMaxConnections
+from txpulse.demos.apps import EchoFactory
+from txpulse.server.site import REFUSAL_LOG_INTERVAL, AllowedHosts, WebSocketSite, defaultMaxConnections
 
-from .helpers import CountingTransport, captured_logs, client_frame, server_frames
+from ..helpers import CountingTransport, captured_logs, client_frame, server_frames
 from .test_resource import upgrade_request
 
 PAGE = b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n"

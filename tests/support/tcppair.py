@@ -1,5 +1,5 @@
 """
-A L{txpulse.wire.WebSocketWire} on a real TCP transport for unit tests:
+A L{txpulse.wire.protocol.WebSocketWire} on a real TCP transport for unit tests:
 Twisted's own L{twisted.internet.tcp.Connection} over a connected socket
 pair, with a L{MemoryReactorClock} so the test plays the reactor (calls
 C{doRead} and C{doWrite} itself).
@@ -14,7 +14,7 @@ from twisted.internet.tcp import Connection as TCPConnection
 from twisted.internet.testing import MemoryReactorClock
 
 from txpulse.core.connection import Connection, Side
-from txpulse.wire import WebSocketWire, WireOptions
+from txpulse.wire.protocol import WebSocketWire, WireOptions
 
 from ..helpers import RecordingApp
 

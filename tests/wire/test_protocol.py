@@ -1,5 +1,5 @@
 """
-Tests for L{txpulse.wire.WebSocketWire} with L{StringTransport} and
+Tests for L{txpulse.wire.protocol.WebSocketWire} with L{StringTransport} and
 L{Clock}: delivery, heartbeats, timeouts, the close handshake and
 back-pressure, without a network.
 """
@@ -13,11 +13,11 @@ from twisted.internet.task import Clock
 from wsproto.frame_protocol import Opcode as WOpcode
 
 from txpulse.core.connection import Connection, Side
+from txpulse.core.exceptions import ConnectionClosed
 from txpulse.core.frames import Opcode, encode_frame
-from txpulse.exceptions import ConnectionClosed
-from txpulse.wire import WebSocketWire, WireOptions
+from txpulse.wire.protocol import WebSocketWire, WireOptions
 
-from .helpers import CountingTransport, RecordingApp, captured_logs, client_frame, server_frames
+from ..helpers import CountingTransport, RecordingApp, captured_logs, client_frame, server_frames
 
 
 def make_wire(app: Any = None, **options: Any) -> tuple[WebSocketWire, CountingTransport, Any, Clock]:

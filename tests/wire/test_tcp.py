@@ -1,5 +1,5 @@
 """
-Tests for L{txpulse.wire.WebSocketWire} on a real TCP transport: Twisted's
+Tests for L{txpulse.wire.protocol.WebSocketWire} on a real TCP transport: Twisted's
 own L{twisted.internet.tcp.Connection} over a connected socket pair, with a
 L{MemoryReactorClock} so the test plays the reactor (calls C{doRead} and
 C{doWrite} itself). This checks the paths a L{StringTransport} cannot:
@@ -16,10 +16,10 @@ import pytest
 from wsproto.frame_protocol import Opcode as WOpcode
 
 from txpulse.core.frames import Opcode
-from txpulse.tcp import CHUNK_OVERHEAD, LARGE_READ_SIZE, SMALL_READ_SIZE, heldBytes
+from txpulse.wire.tcp import CHUNK_OVERHEAD, LARGE_READ_SIZE, SMALL_READ_SIZE, heldBytes
 
-from .helpers import captured_logs, client_frame, server_frames
-from .support.tcppair import TCPPair as Pair
+from ..helpers import captured_logs, client_frame, server_frames
+from ..support.tcppair import TCPPair as Pair
 
 
 @pytest.fixture
@@ -189,7 +189,7 @@ def test_without_sendmsg_a_few_frames_are_joined(pair: Pair, monkeypatch: pytest
     Where sockets have no C{sendmsg} (Windows), a handful of frames from
     one read go out as one joined C{send}, complete and in order.
     """
-    monkeypatch.setattr("txpulse.tcp._HAS_SENDMSG", False)
+    monkeypatch.setattr("txpulse.wire.tcp._HAS_SENDMSG", False)
     sendOnly = _SendOnlySocket(pair.transport.socket)
     pair.wire._socket = sendOnly  # type: ignore[assignment]
     pair.wire.dataReceived(b"".join(client_frame(Opcode.TEXT, f"m{i}".encode()) for i in range(5)))
@@ -235,7 +235,7 @@ def test_replies_queued_behind_a_full_buffer_are_coalesced() -> None:
     are joined: one read's thousand pongs become one object, and pongs of
     reads that brought one ping each are appended to the small chunk at the
     end of the buffer, not queued one object each. Order is kept, and
-    L{txpulse.tcp.heldBytes} counts the objects' overhead.
+    L{txpulse.wire.tcp.heldBytes} counts the objects' overhead.
     """
     pair = Pair(sendBuffer=16 << 10)
     try:

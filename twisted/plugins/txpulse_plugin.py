@@ -7,7 +7,7 @@ from twisted.application.service import ServiceMaker
 
 txpulse = ServiceMaker(
     "txpulse",
-    "txpulse.tap",
+    "txpulse.plugin.tap",
     "WebSocket server: heartbeat and echo demos plus a static site",
     "txpulse",
 )

@@ -1,7 +1,7 @@
 """
 The client side: L{WebSocketClientEndpoint} (connect once) and
 L{ReconnectingWebSocketService} (stay connected). C{python -m txpulse.client
-URL} runs the C{txpulse-client} command line (L{txpulse.cli}).
+URL} runs the C{txpulse-client} command line (L{txpulse.client.cli}).
 """
 
 from .endpoint import HandshakeTimeout, InvalidURL, WebSocketClientEndpoint, WebSocketClientFactory, parseURL

@@ -2,6 +2,6 @@
 C{python -m txpulse.client URL}: the C{txpulse-client} command line.
 """
 
-from ..cli import main
+from .cli import main
 
 main()

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli -*-
+# -*- test-case-name: tests.client.test_cli -*-
 """
 C{txpulse-client URL}: a command-line WebSocket client.
 
@@ -32,9 +32,9 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
-from .client.endpoint import HandshakeTimeout, InvalidURL, WebSocketClientEndpoint, parseURL
-from .exceptions import ConnectionClosed, ConnectionRejected, NegotiationError
-from .redact import redactText
+from ..core.exceptions import ConnectionClosed, NegotiationError
+from ..logs.redact import redactText
+from .endpoint import ConnectionRejected, HandshakeTimeout, InvalidURL, WebSocketClientEndpoint, parseURL
 
 __all__ = ["main", "buildParser"]
 
@@ -140,7 +140,7 @@ class Output:
     """
     Writes received messages to stdout, one a line, flushed; status and
     error lines to stderr, with credentials redacted (a C{?ws_token=} value
-    in the URL, a C{Bearer} key in a header: see L{txpulse.redact}), so a
+    in the URL, a C{Bearer} key in a header: see L{txpulse.logs.redact}), so a
     terminal, a shared screen or a CI log never shows them.
     """
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client -*-
+# -*- test-case-name: tests.client.test_endpoint -*-
 """
 L{WebSocketClientEndpoint}: the shape of Twisted's, plus headers,
 subprotocols, keepalive, limits and TLS options.
@@ -40,12 +40,13 @@ from zope.interface import implementer
 
 from ..core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
 from ..core.deflate import Deflate, DeflateSettings, client_accept, client_offer
+from ..core.exceptions import HandshakeError, NegotiationError, WebSocketError
 from ..core.handshake import ResponseHead, client_request, header_tokens, parse_response_head, validate_response
-from ..exceptions import ConnectionRejected, HandshakeError, NegotiationError
-from ..interfaces import WebSocketProtocol
-from ..wire import DEFAULT_MAX_WRITE_BUFFER, WebSocketWire, WireOptions
+from ..wire.interfaces import WebSocketProtocol
+from ..wire.protocol import DEFAULT_MAX_WRITE_BUFFER, WebSocketWire, WireOptions
 
 __all__ = [
+    "ConnectionRejected",
     "WebSocketClientEndpoint",
     "WebSocketClientFactory",
     "HandshakeTimeout",
@@ -69,6 +70,34 @@ class WebSocketClientFactory(Protocol[P_co]):
     """
 
     def buildProtocol(self, url: str) -> P_co: ...
+
+
+class ConnectionRejected(WebSocketError):
+    """
+    The server refused the WebSocket handshake with an HTTP response.
+
+    Compatible with C{twisted.web.websocket.ConnectionRejected}: the
+    C{response} attribute is the HTTP response.
+
+    @ivar response: the L{twisted.web.client.Response} (or C{None} when only
+        the status is known); its body can be read with C{readBody}.
+    @ivar statusCode: the HTTP status code of the refusal.
+    @ivar body: the response body, as far as it was read (at most 64 KiB).
+    @ivar headers: the response headers, as C{(name, value)} pairs.
+    """
+
+    def __init__(
+        self,
+        statusCode: int,
+        response: Response | None = None,
+        body: bytes = b"",
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(f"WebSocket handshake refused with HTTP {statusCode}")
+        self.statusCode = statusCode
+        self.response = response
+        self.body = body
+        self.headers = headers
 
 
 class InvalidURL(ValueError):

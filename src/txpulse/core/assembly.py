@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import zlib
 
-from ..exceptions import InvalidPayload, PayloadTooBig
 from .deflate import Deflate
+from .exceptions import InvalidPayload, PayloadTooBig
 from .utf8 import Utf8Decoder
 
 __all__ = ["AssemblyBudget", "MessageAssembler", "OverBudget", "DEFAULT_MAX_INCOMPLETE_SIZE"]

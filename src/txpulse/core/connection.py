@@ -70,10 +70,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
-from ..exceptions import InvalidPayload, InvalidState, PayloadTooBig, ProtocolError
 from .assembly import AssemblyBudget, MessageAssembler, OverBudget
 from .deflate import Deflate
 from .events import Close, Event, Ping, Pong, Side, State
+from .exceptions import InvalidPayload, InvalidState, PayloadTooBig, ProtocolError
 from .frames import (
     MAX_CONTROL_PAYLOAD,
     NATIVE_MASK_THRESHOLD,

@@ -56,7 +56,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..exceptions import NegotiationError
+from .exceptions import NegotiationError
 
 __all__ = [
     "EXTENSION_NAME",

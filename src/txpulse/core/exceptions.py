@@ -1,6 +1,6 @@
-# -*- test-case-name: tests.test_exceptions -*-
+# -*- test-case-name: tests.test_exports,tests.core.test_layering -*-
 """
-Every exception txpulse raises, in one place.
+The exceptions of the protocol core, and the base of every txpulse exception.
 
 The tree::
 
@@ -14,6 +14,7 @@ The tree::
     │   ├── InvalidOrigin        a browser Origin outside the allow-list (403)
     │   └── NegotiationError     a header that cannot be honoured (400)
     ├── ConnectionRejected       the server answered the handshake with an HTTP error
+    │                            (in L{txpulse.client.endpoint}: it carries Twisted's Response)
     └── ConnectionClosed         the connection ended; carries the close code and reason
 
 Peer misbehaviour never raises out of the protocol core: the core fails the
@@ -21,14 +22,12 @@ connection and stores the exception (L{txpulse.core.connection.Connection.error}
 Local misuse raises at once.
 
 This module imports only the standard library, so the sans-IO core can use it.
+L{txpulse.client.endpoint.ConnectionRejected}, which carries a
+C{twisted.web.client.Response}, lives with the client; C{txpulse.exceptions}
+and C{txpulse} re-export all of them.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pragma: no cover
-    from twisted.web.client import Response
 
 __all__ = [
     "WebSocketError",
@@ -40,7 +39,6 @@ __all__ = [
     "InvalidUpgrade",
     "InvalidOrigin",
     "NegotiationError",
-    "ConnectionRejected",
     "ConnectionClosed",
 ]
 
@@ -136,34 +134,6 @@ class NegotiationError(HandshakeError):
     """
 
     statusCode = 400
-
-
-class ConnectionRejected(WebSocketError):
-    """
-    The server refused the WebSocket handshake with an HTTP response.
-
-    Compatible with C{twisted.web.websocket.ConnectionRejected}: the
-    C{response} attribute is the HTTP response.
-
-    @ivar response: the L{twisted.web.client.Response} (or C{None} when only
-        the status is known); its body can be read with C{readBody}.
-    @ivar statusCode: the HTTP status code of the refusal.
-    @ivar body: the response body, as far as it was read (at most 64 KiB).
-    @ivar headers: the response headers, as C{(name, value)} pairs.
-    """
-
-    def __init__(
-        self,
-        statusCode: int,
-        response: Response | None = None,
-        body: bytes = b"",
-        headers: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        super().__init__(f"WebSocket handshake refused with HTTP {statusCode}")
-        self.statusCode = statusCode
-        self.response = response
-        self.body = body
-        self.headers = headers
 
 
 class ConnectionClosed(WebSocketError):

@@ -7,7 +7,7 @@ Functions take an I{already parsed} request (method, HTTP version, header
 pairs): the web server has parsed it, and parsing it again would only add a
 second, divergent HTTP parser.
 
-Each failure raises a L{txpulse.exceptions.HandshakeError} subclass whose
+Each failure raises a L{txpulse.core.exceptions.HandshakeError} subclass whose
 C{statusCode} (and C{headers}) say what the HTTP answer must be.
 """
 
@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..exceptions import InvalidOrigin, InvalidUpgrade, NegotiationError
+from .exceptions import InvalidOrigin, InvalidUpgrade, NegotiationError
 
 __all__ = [
     "GUID",

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_apps -*-
+# -*- test-case-name: tests.plugin.test_tap,tests.wire.test_protocol -*-
 """
 The built-in demo applications: the heartbeat demo mounted at C{/ws} and the
 echo service mounted at C{/echo}. Each is a factory with

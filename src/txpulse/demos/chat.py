@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_chat -*-
+# -*- test-case-name: tests.demos.test_chat -*-
 """
 The chat demo mounted at C{/chat}: rooms on top of the pub/sub L{Hub}, so it
 scales out through the same broker. A room R is topic R of the hub
@@ -34,7 +34,8 @@ from typing import Any
 
 from twisted.python.failure import Failure
 
-from .hub import Authorize, Hub, HubError, Namespace, loadJSON, refuse
+from ..pubsub.hub import Authorize, Hub, HubError, Namespace, loadJSON
+from ..pubsub.protocol import refuse
 
 __all__ = ["ChatFactory", "ChatProtocol"]
 

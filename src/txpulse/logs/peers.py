@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_addresses -*-
+# -*- test-case-name: tests.logs.test_peers -*-
 """
 Client addresses, said once: how a peer is named in log lines
 (L{formatPeer}, L{peerOf}) and the key a client is counted under by the

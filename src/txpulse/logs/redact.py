@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_redact -*-
+# -*- test-case-name: tests.logs.test_redact -*-
 """
 Keep credentials out of what is printed: log lines, access logs and the
 CLI's status lines; and keep what a client sent from making a log line

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_logsummary -*-
+# -*- test-case-name: tests.logs.test_summary -*-
 """
 L{SummaryLog}: log repeated events in aggregate, so that a client that
 repeats something (refused connections, failed logins, refused upgrades,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_auth -*-
+# -*- test-case-name: tests.server.test_auth -*-
 """
 The C{txpulse} command: administrative helpers.
 
@@ -17,7 +17,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 
-from .auth import generateKeySet
+from ..server.auth import generateKeySet
 
 __all__ = ["main"]
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_metrics -*-
+# -*- test-case-name: tests.plugin.test_metrics_labels,tests.plugin.test_tap -*-
 """
 L{ConnectionRegistry}: knows every open WebSocket of a server, per mount
 path. It logs one line per connection open and close (never one per
@@ -35,8 +35,8 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from .addresses import peerOf
-from .wire import WebSocketWire
+from ..logs.peers import peerOf
+from ..wire.protocol import WebSocketWire
 
 __all__ = ["ConnectionRegistry", "MetricsResource", "closeCodeLabel"]
 

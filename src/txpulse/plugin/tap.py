@@ -1,9 +1,9 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.plugin.test_tap -*-
 """
 C{twistd txpulse}: the WebSocket demos, a static site and metrics in one
 resource tree.
 
-Mounts C{/} (the static site shipped in C{txpulse/static}, or C{--path}),
+Mounts C{/} (the static site shipped in C{txpulse/demos/static}, or C{--path}),
 C{/ws} (the heartbeat demo), C{/echo} (an echo service), C{/pubsub} (the hub),
 C{/chat} (the chat demo, on the same hub), one mount per
 C{--app NAME=module:factory}, C{/metrics} (Prometheus) and, with
@@ -20,29 +20,36 @@ import os
 from typing import Any
 
 from twisted.application import service, strports
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import Resource
 from twisted.web.script import ResourceScript
 
-from .apps import EchoFactory, HeartbeatFactory
-from .auth import ApiKeys, Authenticator, RequireKey, TokenIssuer, TokenResource
-from .broker.memory import MemoryBroker
-from .chat import ChatFactory
-from .core.assembly import DEFAULT_MAX_INCOMPLETE_SIZE, AssemblyBudget
-from .core.connection import DEFAULT_MAX_MESSAGE_SIZE
-from .core.deflate import SERVER_DEFAULTS
-from .core.handshake import SAME_ORIGIN
-from .files import StaticFiles, builtinSite
-from .hub import Broker, Hub, PubSubFactory
+from ..core.assembly import DEFAULT_MAX_INCOMPLETE_SIZE, AssemblyBudget
+from ..core.connection import DEFAULT_MAX_MESSAGE_SIZE
+from ..core.deflate import SERVER_DEFAULTS
+from ..core.handshake import SAME_ORIGIN
+from ..demos.apps import EchoFactory, HeartbeatFactory
+from ..demos.chat import ChatFactory
+from ..pubsub.broker.memory import MemoryBroker
+from ..pubsub.hub import Broker, Hub
+from ..pubsub.protocol import PubSubFactory
+from ..pubsub.topicrules import TopicRules
+from ..server.auth import ApiKeys, Authenticator, RequireKey, TokenIssuer, TokenResource
+from ..server.files import StaticFiles, builtinSite
+from ..server.ratelimit import DEFAULT_BURST, DEFAULT_PERIOD, FailureLimiter
+from ..server.resource import WebSocketResource
+from ..server.site import (
+    DEFAULT_MAX_REQUEST_BODY,
+    DEFAULT_SEND_TIMEOUT,
+    AllowedHosts,
+    WebSocketSite,
+    raiseOpenFilesLimit,
+)
+from ..wire.protocol import DEFAULT_MAX_WRITE_BUFFER
 from .metrics import ConnectionRegistry, MetricsResource
-from .ratelimit import DEFAULT_BURST, DEFAULT_PERIOD, FailureLimiter
-from .resource import WebSocketResource
-from .site import DEFAULT_MAX_REQUEST_BODY, DEFAULT_SEND_TIMEOUT, AllowedHosts, WebSocketSite, raiseOpenFilesLimit
-from .topicrules import TopicRules
-from .wire import DEFAULT_MAX_WRITE_BUFFER
+from .shutdown import GracefulShutdown
 
 __all__ = ["Options", "makeService", "buildRoot"]
 
@@ -359,7 +366,7 @@ class Options(usage.Options):
         if broker != "memory":
             if not broker.startswith("redis://"):
                 raise usage.UsageError(f"--broker must be 'memory' or a redis:// URL, not {broker!r}")
-            from .broker.redis import RedisBroker
+            from ..pubsub.broker.redis import RedisBroker
 
             try:
                 self["redisBroker"] = RedisBroker.fromURL(broker)
@@ -558,32 +565,6 @@ def buildMetricsRoot(options: Options, registry: ConnectionRegistry, limiter: Fa
     root = Resource()
     root.putChild(b"metrics", metricsResource(options, registry, limiter))
     return root
-
-
-class GracefulShutdown(service.Service):
-    """
-    On stop, closes every open WebSocket with 1001 ("going away") and waits
-    up to C{timeout} seconds for the close handshakes.
-    """
-
-    def __init__(self, registry: ConnectionRegistry, timeout: float, reactor: Any = None) -> None:
-        self._registry = registry
-        self._timeout = timeout
-        self._reactor = reactor
-
-    def stopService(self) -> Deferred[None]:
-        super().stopService()
-        return self._registry.closeAll(1001, "server shutting down", self._timeout).addCallback(self._drained)
-
-    def _drained(self, _: None) -> None:
-        # twistd re-raises the signal that stopped it (so its exit status says
-        # "killed by SIGTERM"); a completed graceful shutdown is a normal
-        # exit, so clear it (the reactor's _ISupportsExitSignalCapturing).
-        reactor = self._reactor
-        if reactor is None:
-            from twisted.internet import reactor
-        if getattr(reactor, "_exitSignal", None) is not None:
-            reactor._exitSignal = None
 
 
 class _BrokerService(service.Service):

@@ -1,15 +1,9 @@
-# -*- test-case-name: tests.test_hub -*-
+# -*- test-case-name: tests.pubsub.test_hub -*-
 """
-The pub/sub L{Hub}: topics, subscribers, fan-out, and the JSON protocol
-mounted at C{/pubsub}.
-
-Wire format (JSON text messages)::
-
-    client -> server   {"action": "subscribe",   "topic": T}
-                       {"action": "unsubscribe", "topic": T}
-                       {"action": "publish",     "topic": T, "data": D}
-    server -> client   {"topic": T, "data": D}       to every subscriber of T
-                       {"error": "..."}              to a client whose message was refused
+The pub/sub L{Hub}: topics, namespaces, subscribers, fan-out, and the JSON
+envelope C{{"topic": T, "data": D}} that travels through the brokers. The
+per-connection JSON protocol mounted at C{/pubsub} is in
+L{txpulse.pubsub.protocol}.
 
 Namespaces: each mount's topics live in a namespace of their own
 (L{Hub.namespace}); the hub's own methods are those of the root namespace
@@ -25,7 +19,7 @@ bound on nesting (both are an C{{"error"}} reply), and data is encoded with
 C{allow_nan=False} (server code publishing C{NaN} gets a L{ValueError}).
 
 Delivery: L{Hub.publish} hands the message to the hub's broker; the broker
-(L{txpulse.broker.memory.MemoryBroker} in one process, the Redis broker
+(L{txpulse.pubsub.broker.memory.MemoryBroker} in one process, the Redis broker
 across processes) calls L{Hub.deliver} in every process with subscribers,
 which serializes the frame I{once} and writes the same bytes to each local
 subscriber.
@@ -60,8 +54,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .addresses import peerOf
-from .core.frames import Opcode, encode_frame
+from ..core.frames import Opcode, encode_frame
+from ..logs.peers import peerOf
 
 __all__ = [
     "Hub",
@@ -69,8 +63,6 @@ __all__ = [
     "Namespace",
     "Subscriber",
     "Broker",
-    "PubSubFactory",
-    "PubSubProtocol",
     "Authorize",
     "channelFor",
     "topicOfChannel",
@@ -185,7 +177,7 @@ class HubError(Exception):
 
 class Subscriber(Protocol):
     """
-    What the hub delivers to: a L{txpulse.wire.WebSocketWire}, or anything
+    What the hub delivers to: a L{txpulse.wire.protocol.WebSocketWire}, or anything
     with these methods. C{sendFrame} writes a serialized frame now;
     C{queueFrame} queues one and returns whether it started a new batch
     (the hub then remembers to flush this subscriber); C{flush} writes and
@@ -596,130 +588,3 @@ class Namespace:
         """
         self.checkTopic(topic)
         self.hub.broker.publish(self.channel(topic), dumpJSON({"topic": topic, "data": data}))
-
-
-class PubSubProtocol:
-    """
-    One client of the hub, speaking the JSON wire format in the module
-    docstring, on the topics of one L{Namespace}.
-    """
-
-    def __init__(self, topics: Namespace, maxPublishSize: int) -> None:
-        self._topics = topics
-        self._maxPublishSize = maxPublishSize
-        self._refusalsLogged = 0
-        self.transport: Any = None
-
-    def negotiationStarted(self, transport: Any) -> None:
-        self.transport = transport
-
-    def negotiationFinished(self) -> None:
-        pass
-
-    def _error(self, message: str) -> None:
-        self.transport.sendTextMessage(json.dumps({"error": message}))
-
-    def textMessageReceived(self, message: str) -> None:
-        try:
-            request = loadJSON(message)
-        except ValueError:
-            self._error("message is not valid JSON")
-            return
-        if not isinstance(request, dict):
-            self._error("message must be a JSON object")
-            return
-        action = request.get("action")
-        topics = self._topics
-        try:
-            topic = topics.checkTopic(request.get("topic"))
-            if action == "subscribe":
-                self._authorize("subscribe", topic)
-                topics.subscribe(self.transport, topic)
-            elif action == "unsubscribe":
-                topics.unsubscribe(self.transport, topic)
-            elif action == "publish":
-                if "data" not in request:
-                    raise HubError("publish needs 'data'")
-                self._authorize("publish", topic)
-                if len(message) > self._maxPublishSize:
-                    raise HubError(f"published message larger than {self._maxPublishSize} bytes")
-                try:
-                    topics.publish(topic, request["data"])
-                except ValueError as error:
-                    raise HubError(str(error)) from None
-            else:
-                raise HubError("action must be 'subscribe', 'unsubscribe' or 'publish'")
-        except HubError as refused:
-            self._error(str(refused))
-
-    def _authorize(self, action: str, topic: str) -> None:
-        if not refuse(self._topics, self.transport, action, topic, self._refusalsLogged):
-            return
-        self._refusalsLogged += 1
-        raise HubError(f"not allowed to {action} to {topic!r}")
-
-    def bytesMessageReceived(self, data: bytes) -> None:
-        self._error("binary messages are not part of the pub/sub protocol")
-
-    def pongReceived(self, payload: bytes) -> None:
-        pass
-
-    def connectionLost(self, reason: Failure) -> None:
-        if self.transport is not None:
-            self._topics.hub.unsubscribeAll(self.transport)
-
-
-#: Refusals logged per connection; the ones after are not (a client looping
-#: on a refused topic must not flood the log).
-MAX_REFUSALS_LOGGED = 3
-
-
-def refuse(topics: Namespace, transport: Any, action: str, topic: str, logged: int) -> bool:
-    """
-    Whether the connection on C{transport} is refused C{action} on C{topic}
-    by the namespace's authorization (its C{identity} is what the accept
-    hook attached); a refusal is logged, naming the peer and the identity,
-    unless C{logged} refusals of this connection already were.
-    """
-    identity = getattr(transport, "identity", None)
-    if topics.allowed(identity, action, topic):
-        return False
-    if logged < MAX_REFUSALS_LOGGED:
-        _log.info(
-            "Refused {action} on topic {topic!r} (namespace {namespace!r}) to {peer}, identity {identity!r}{more}",
-            action=action,
-            topic=topic,
-            namespace=topics.name,
-            peer=peerOf(transport),
-            identity=identity,
-            more="; further refusals on this connection are not logged" if logged + 1 == MAX_REFUSALS_LOGGED else "",
-        )
-    return True
-
-
-class PubSubFactory:
-    """
-    Builds a L{PubSubProtocol} per connection to a shared L{Hub}: mount it
-    with C{WebSocketResource(PubSubFactory(hub))}.
-
-    @ivar hub: the L{Hub}.
-    @ivar topics: the L{Namespace} its clients use.
-    """
-
-    def __init__(
-        self, hub: Hub, maxPublishSize: int = 64 * 1024, *, namespace: str = "", authorize: Authorize | None = None
-    ) -> None:
-        """
-        @param maxPublishSize: largest publish request accepted, in
-            characters of JSON; larger ones get an error reply.
-        @param namespace: the hub namespace of this mount's topics (default:
-            the root, where server code's C{hub.publish} goes).
-        @param authorize: who may subscribe or publish where on this mount
-            (default: the hub's C{authorize}).
-        """
-        self.hub = hub
-        self.topics = hub.namespace(namespace, authorize)
-        self._maxPublishSize = maxPublishSize
-
-    def buildProtocol(self, request: object) -> PubSubProtocol:
-        return PubSubProtocol(self.topics, self._maxPublishSize)

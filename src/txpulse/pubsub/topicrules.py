@@ -1,8 +1,8 @@
-# -*- test-case-name: tests.test_topicrules -*-
+# -*- test-case-name: tests.pubsub.test_topicrules -*-
 """
 Per-topic authorization rules for the hub mounts of C{twistd txpulse}
 (C{--topic-rules FILE}): who may subscribe and publish to which topics, per
-mount. The rules become the L{txpulse.hub.Authorize} hook of that mount's
+mount. The rules become the L{txpulse.pubsub.hub.Authorize} hook of that mount's
 hub namespace.
 
 The file is a JSON object keyed by mount (C{"/pubsub"}, C{"/chat"}); each

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_auth -*-
+# -*- test-case-name: tests.server.test_auth -*-
 """
 Authentication for WebSocket mounts.
 
@@ -48,7 +48,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from .exceptions import HandshakeError
+from ..core.exceptions import HandshakeError
 from .ratelimit import FailureLimiter, clientKey
 
 __all__ = [

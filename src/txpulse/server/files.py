@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_files,tests.hardening.test_hostile_static -*-
+# -*- test-case-name: tests.hardening.test_hostile_static -*-
 """
 Static files served safely: the built-in site and C{twistd txpulse --path}.
 
@@ -262,6 +262,6 @@ class StaticFiles(File):
 
 def builtinSite() -> StaticFiles:
     """
-    The site shipped in C{txpulse/static}, with L{BUILTIN_PAGE_POLICY}.
+    The site shipped in C{txpulse/demos/static}, with L{BUILTIN_PAGE_POLICY}.
     """
-    return StaticFiles(str(files("txpulse") / "static"), contentSecurityPolicy=BUILTIN_PAGE_POLICY)
+    return StaticFiles(str(files("txpulse.demos") / "static"), contentSecurityPolicy=BUILTIN_PAGE_POLICY)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_site -*-
+# -*- test-case-name: tests.server.test_site -*-
 """
 L{AllowedHosts}: the C{Host} values a L{txpulse.WebSocketSite} answers to
 (its C{allowedHosts}, the plugin's C{--allowed-host}), a defence against DNS

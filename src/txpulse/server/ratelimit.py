@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_ratelimit -*-
+# -*- test-case-name: tests.server.test_ratelimit -*-
 """
 L{FailureLimiter}: a token bucket per client address that limits failed
 authentication attempts, and logs them in aggregate.
@@ -22,7 +22,7 @@ used first out (a full, quiet bucket is the same as no bucket, and is
 dropped as soon as it reaches the old end of the table). An attacker with
 more addresses than that can escape the limit, as he could anyway.
 
-Logging (a L{txpulse.logsummary.SummaryLog}): the first failure or refusal
+Logging (a L{txpulse.logs.summary.SummaryLog}): the first failure or refusal
 from an address is logged on its own line; further ones are counted, and
 logged as I{one} summary line per address per C{logInterval} (by a single
 timer for the whole table, armed only while something is pending).
@@ -37,8 +37,8 @@ from collections.abc import Mapping
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from .addresses import clientKey
-from .logsummary import SummaryLog
+from ..logs.peers import clientKey
+from ..logs.summary import SummaryLog
 
 __all__ = ["FailureLimiter", "clientKey", "DEFAULT_BURST", "DEFAULT_PERIOD", "DEFAULT_MAX_ADDRESSES"]
 

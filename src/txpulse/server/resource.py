@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_resource -*-
+# -*- test-case-name: tests.server.test_resource -*-
 """
 L{WebSocketResource}: a C{twisted.web} resource that upgrades requests to
 WebSocket connections, a drop-in for C{twisted.web.websocket.WebSocketResource}.
@@ -24,17 +24,17 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from .addresses import clientKey, formatPeer
-from .core.assembly import DEFAULT_MAX_INCOMPLETE_SIZE, AssemblyBudget
-from .core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
-from .core.deflate import SERVER_DEFAULTS, Deflate, DeflateSettings, parse_extension_header, server_negotiate
-from .core.handshake import UpgradeRequest, accept_key, check_origin, select_subprotocol, validate_request
-from .exceptions import HandshakeError, NegotiationError
-from .interfaces import ConnectionObserver, WebSocketProtocol
-from .logsummary import SummaryLog
-from .redact import clip, loggableURL
+from ..core.assembly import DEFAULT_MAX_INCOMPLETE_SIZE, AssemblyBudget
+from ..core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
+from ..core.deflate import SERVER_DEFAULTS, Deflate, DeflateSettings, parse_extension_header, server_negotiate
+from ..core.exceptions import HandshakeError, NegotiationError
+from ..core.handshake import UpgradeRequest, accept_key, check_origin, select_subprotocol, validate_request
+from ..logs.peers import clientKey, formatPeer
+from ..logs.redact import clip, loggableURL
+from ..logs.summary import SummaryLog
+from ..wire.interfaces import ConnectionObserver, WebSocketProtocol
+from ..wire.protocol import DEFAULT_MAX_WRITE_BUFFER, WebSocketWire, WireOptions
 from .site import REFUSAL_LOG_INTERVAL, WebSocketChannel
-from .wire import DEFAULT_MAX_WRITE_BUFFER, WebSocketWire, WireOptions
 
 __all__ = ["WebSocketResource", "WebSocketServerFactory", "AcceptHook"]
 
@@ -152,7 +152,7 @@ class WebSocketResource(Resource):
         @param accept: the accept hook (see L{AcceptHook}).
         @param observer: told about each connection opening and closing and
             each refused handshake (logging, metrics, graceful shutdown: see
-            L{txpulse.metrics.ConnectionRegistry}).
+            L{txpulse.plugin.metrics.ConnectionRegistry}).
         @param compression: accept permessage-deflate (RFC 7692) when a client
             offers it: C{True} for L{SERVER_DEFAULTS} (12-bit windows, mem
             level 4: 30-43 KiB per active connection, measured), or your

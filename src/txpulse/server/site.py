@@ -1,11 +1,11 @@
-# -*- test-case-name: tests.test_site -*-
+# -*- test-case-name: tests.server.test_site -*-
 """
 L{WebSocketSite}: a C{twisted.web} L{Site} made for WebSocket servers.
 
 Its HTTP connections are L{WebSocketChannel}s, which add to Twisted's
 C{HTTPChannel} the defences a server facing the open Internet needs, and a
 built-in hand-over to the WebSocket wire after an upgrade (see
-L{txpulse.resource.takeOver}), with no per-connection monkey-patching: that
+L{txpulse.server.resource.takeOver}), with no per-connection monkey-patching: that
 keeps an upgraded connection about 1.6 KiB smaller.
 
 Theory of operation: the life of one HTTP connection, and what bounds it.
@@ -16,7 +16,7 @@ Theory of operation: the life of one HTTP connection, and what bounds it.
      spent on it); refusals are logged once, then summed up every
      L{REFUSAL_LOG_INTERVAL} seconds while they last, so a flood does not
      flood the log. A client's address is its IPv4 address, or the C{/64}
-     of an IPv6 one (L{txpulse.addresses.clientKey}, as for the
+     of an IPv6 one (L{txpulse.logs.peers.clientKey}, as for the
      authentication rate limit): a host holding a whole IPv6 C{/64} cannot
      go round the per-address cap by using another of its addresses.
   2. Waiting for a request head. Every request, not only the first, must
@@ -82,11 +82,11 @@ from twisted.web.http import HTTPChannel, _escape, _GenericHTTPChannelProtocol
 from twisted.web.server import Site
 from zope.interface import implementer
 
-from .addresses import clientKey, formatPeer, peerOf
+from ..logs.peers import clientKey, formatPeer, peerOf
+from ..logs.redact import clip, redactText
+from ..logs.summary import OTHERS, SummaryLog
+from ..wire.tcp import queuedBytes
 from .hosts import AllowedHosts
-from .logsummary import OTHERS, SummaryLog
-from .redact import clip, redactText
-from .tcp import queuedBytes
 
 __all__ = [
     "WebSocketSite",
@@ -935,10 +935,10 @@ def redactingLogFormatter(timestamp: str, request: Any) -> str:
     """
     Twisted's combined access-log format (C{combinedLogFormatter}), with
     credentials redacted (C{?ws_token=} values in the request line and the
-    referrer, C{Bearer} credentials; see L{txpulse.redact}) and every field
+    referrer, C{Bearer} credentials; see L{txpulse.logs.redact}) and every field
     the client chose (method, request target, protocol, referrer, user
-    agent) cut to L{txpulse.redact.MAX_LOGGED_LENGTH} characters, with its
-    length (L{txpulse.redact.clip}): whatever a client sends (request lines
+    agent) cut to L{txpulse.logs.redact.MAX_LOGGED_LENGTH} characters, with its
+    length (L{txpulse.logs.redact.clip}): whatever a client sends (request lines
     and headers of up to 16 KiB), a line stays under about 1.2 KiB.
     L{WebSocketSite}'s default C{logFormatter}.
     """

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.wire.test_protocol -*-
 """
 What the wire talks to besides its transport: the application's protocol
 (L{WebSocketProtocol}, Twisted's own methods) and the observers of its
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from twisted.python.failure import Failure
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .wire import WebSocketWire
+    from .protocol import WebSocketWire
 
 __all__ = ["WebSocketProtocol", "ConnectionObserver"]
 
@@ -42,7 +43,7 @@ class WebSocketProtocol(Protocol):
 class ConnectionObserver(Protocol):
     """
     Told when connections open and close (for logging, metrics and graceful
-    shutdown; see L{txpulse.metrics.ConnectionRegistry}).
+    shutdown; see L{txpulse.plugin.metrics.ConnectionRegistry}).
     """
 
     def connectionOpened(self, wire: WebSocketWire) -> None: ...

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_wire -*-
+# -*- test-case-name: tests.wire.test_protocol -*-
 """
 The Twisted adapter around the sans-IO core: L{WebSocketWire}.
 
@@ -8,8 +8,8 @@ is also the only place that knows about time (heartbeats, timeouts) and
 about the transport's buffers (back-pressure).
 
 How its bytes reach the kernel (straight to the socket when Twisted's
-buffer is empty, the read size) is L{txpulse.tcp}'s business; what it talks
-to above is described in L{txpulse.interfaces}.
+buffer is empty, the read size) is L{txpulse.wire.tcp}'s business; what it talks
+to above is described in L{txpulse.wire.interfaces}.
 
 The wire is both sides of the adapter at once: the L{IProtocol} the TCP (or
 TLS) transport talks to, and the C{WebSocketTransport} the application's
@@ -33,10 +33,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .addresses import peerOf as _peerOf
-from .core.connection import Close, Connection, Pong, State
-from .core.frames import CloseCode
-from .exceptions import ConnectionClosed, InvalidState
+from ..core.connection import Close, Connection, Pong, State
+from ..core.exceptions import ConnectionClosed, InvalidState
+from ..core.frames import CloseCode
+from ..logs.peers import peerOf as _peerOf
 from .interfaces import ConnectionObserver, WebSocketProtocol
 from .tcp import LARGE_READ_SIZE, SMALL_READ_SIZE, directSocket, heldBytes, queuedBytes, writeChunks
 
@@ -87,7 +87,7 @@ class WireOptions:
     @ivar closeTimeout: seconds to wait for the peer to finish the close
         handshake (and for the TCP connection to go) before aborting it.
     @ivar maxWriteBuffer: how much memory (in bytes, counting each queued
-        object's overhead, see L{txpulse.tcp.heldBytes}) the queue for a
+        object's overhead, see L{txpulse.wire.tcp.heldBytes}) the queue for a
         peer may grow once the transport's buffer is full (see
         L{WebSocketWire.writeBacklog}); past it the connection is aborted.
         Once the queue passes half of it, the peer is no longer read from
@@ -631,7 +631,7 @@ class WebSocketWire:
     def writeBacklog(self) -> int:
         """
         How far behind a slow reader is: the growth of the memory queued
-        for it (L{txpulse.tcp.heldBytes}: bytes plus per-object overhead)
+        for it (L{txpulse.wire.tcp.heldBytes}: bytes plus per-object overhead)
         since the transport's buffer filled up (0 while the peer keeps up).
         A peer that reads steadily, if not as fast as we write, keeps this
         near 0 even while the buffer never fully drains.

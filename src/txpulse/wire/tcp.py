@@ -1,6 +1,7 @@
+# -*- test-case-name: tests.wire.test_tcp -*-
 """
 How bytes reach the kernel under Twisted: the one place that reaches into
-L{twisted.internet.tcp.Connection} (as L{txpulse.resource.takeOver} is for
+L{twisted.internet.tcp.Connection} (as L{txpulse.server.resource.takeOver} is for
 C{twisted.web}'s channel).
 
 On plain TCP with nothing queued in Twisted's buffer, a write goes straight
@@ -41,7 +42,7 @@ FULL_READ: int = FileDescriptor.bufferSize
 #: small-message connections never grow. Twisted's C{bufferSize} is also
 #: the write buffer size at which it pauses the producer, so such a
 #: connection may buffer 256 KiB (not 64 KiB) for its peer before
-#: L{txpulse.wire.WebSocketWire.writeBacklog} starts counting.
+#: L{txpulse.wire.protocol.WebSocketWire.writeBacklog} starts counting.
 LARGE_READ_SIZE = 256 << 10
 
 #: Read size once a connection has filled a whole read with small messages

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_hub -*-
+# -*- test-case-name: tests.pubsub.test_hub -*-
 """
 The in-process broker: the default, needs nothing else running.
 """

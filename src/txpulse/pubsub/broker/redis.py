@@ -59,13 +59,13 @@ it is to the subscribers of C{news} in every process.
 
 Every message from Redis (another txpulse process's too: the origin tag
 is no proof) is checked before it is relayed
-(L{txpulse.hub.checkEnvelope}): it must be strict JSON (no C{NaN}), an
+(L{txpulse.pubsub.hub.checkEnvelope}): it must be strict JSON (no C{NaN}), an
 object with exactly C{topic} and C{data}, and its C{topic} must be the
 topic of the channel it came on, so a foreign publisher cannot make a
 message look like another topic's. Anything else is dropped, with a
 warning (the first one at once, then one line every L{DROP_LOG_INTERVAL}
 seconds while drops go on, counting them per channel: a
-L{txpulse.logsummary.SummaryLog}).
+L{txpulse.logs.summary.SummaryLog}).
 
 Delivery guarantee
 ==================
@@ -107,8 +107,8 @@ from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel, globalLogPu
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
+from ...logs.summary import SummaryLog
 from ..hub import checkEnvelope
-from ..logsummary import SummaryLog
 
 __all__ = ["RedisBroker", "DEFAULT_PREFIX"]
 
@@ -150,7 +150,7 @@ def _txredisapi() -> Any:
 
 class RedisBroker:
     """
-    A L{txpulse.hub.Broker} that carries messages between processes through
+    A L{txpulse.pubsub.hub.Broker} that carries messages between processes through
     Redis pub/sub (see the module docstring for the guarantees).
 
     @ivar origin: this broker's random identifier, which tags the messages

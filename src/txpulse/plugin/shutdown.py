@@ -1,0 +1,42 @@
+# -*- test-case-name: tests.plugin.test_tap -*-
+"""
+Graceful shutdown for C{twistd txpulse}: when the service stops, every open
+WebSocket is closed with 1001 ("going away") and given time to finish.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application import service
+from twisted.internet.defer import Deferred
+
+from .metrics import ConnectionRegistry
+
+__all__ = ["GracefulShutdown"]
+
+
+class GracefulShutdown(service.Service):
+    """
+    On stop, closes every open WebSocket with 1001 ("going away") and waits
+    up to C{timeout} seconds for the close handshakes.
+    """
+
+    def __init__(self, registry: ConnectionRegistry, timeout: float, reactor: Any = None) -> None:
+        self._registry = registry
+        self._timeout = timeout
+        self._reactor = reactor
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self._registry.closeAll(1001, "server shutting down", self._timeout).addCallback(self._drained)
+
+    def _drained(self, _: None) -> None:
+        # twistd re-raises the signal that stopped it (so its exit status says
+        # "killed by SIGTERM"); a completed graceful shutdown is a normal
+        # exit, so clear it (the reactor's _ISupportsExitSignalCapturing).
+        reactor = self._reactor
+        if reactor is None:
+            from twisted.internet import reactor
+        if getattr(reactor, "_exitSignal", None) is not None:
+            reactor._exitSignal = None

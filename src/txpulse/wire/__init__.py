@@ -1,0 +1,12 @@
+"""
+The Twisted adapter: L{WebSocketWire} drives a L{txpulse.core} connection on
+a transport (L{txpulse.wire.protocol}), L{txpulse.wire.tcp} gets its bytes to
+the kernel, and L{txpulse.wire.interfaces} says what it talks to.
+
+The names re-exported here are those of the old C{txpulse.wire} module.
+"""
+
+from .interfaces import ConnectionObserver, WebSocketProtocol
+from .protocol import DEFAULT_MAX_WRITE_BUFFER, WebSocketWire, WireOptions
+
+__all__ = ["WireOptions", "WebSocketWire", "WebSocketProtocol", "ConnectionObserver", "DEFAULT_MAX_WRITE_BUFFER"]
