@@ -6,16 +6,20 @@ Each example is exercised for real: one C{twist web --path examples}
 subprocess (the command the README gives) serves the whole directory on a
 free loopback port for the module, then a C{websockets} client talks to
 C{websocket-server.rpy}, plain HTTP fetches the static files, and Node runs
-the browser client's code against a minimal stand-in for the DOM.
+the browser client's code against a minimal stand-in for the DOM. The
+user-style tests next to C{countdown.py} (written with L{txpulse.testing})
+are run the way a user runs them: C{pytest examples/test_countdown.py}.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -320,3 +324,22 @@ def test_browser_client_shows_messages_and_sends_text(tmp_path: Path, port: int)
     # the reason too is allowed but not required (RFC 6455 §5.5.1).
     assert shown[-1][0] == "event"
     assert re.fullmatch(r'connection closed \(code 1000(, reason "bye")?\)', shown[-1][1])
+
+
+def test_countdown_example_tests_pass() -> None:
+    """
+    C{examples/test_countdown.py}, the complete user-style test the README
+    shows (C{txpulse.testing} against C{examples/countdown.py}), passes when
+    run as the README says, with this tree's C{src} on the path.
+    """
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", str(EXAMPLES / "test_countdown.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\b4 passed\b", result.stdout), result.stdout

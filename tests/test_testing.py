@@ -469,3 +469,36 @@ def test_peers_sharing_a_clock_stay_alive_and_see_broadcasts() -> None:
         alice.advance(10)
     assert bob.pings == [b""] * 5
     assert bob.isOpen and all(member.lost is None for member in members)
+
+
+def test_upgraded_peer_outlives_the_site_timeouts() -> None:
+    """
+    Once upgraded, only the WebSocket's own timers apply: an hour of
+    silence (keepalive off) leaves the connection open, and no HTTP-layer
+    timer is left on the clock.
+    """
+    app = Recorder()
+    peer = connectProtocol(app, pingInterval=None)
+    peer.advance(3600)
+    assert peer.isOpen and app.lost is None
+    peer.sendText("still here")
+    assert peer.received == ["still here"]
+    assert peer.clock.getDelayedCalls() == []
+
+
+def test_in_memory_pair_negotiates_compression() -> None:
+    """
+    Compression, which the scripted peer does not speak, is tested with a
+    real client: both sides offer permessage-deflate, a large repetitive
+    message crosses compressed (the server wrote far fewer bytes than it
+    echoed) and arrives intact.
+    """
+    reactor = MemoryReactorClock()
+    servers = Factory()
+    server = InMemoryServer(WebSocketResource(servers, clock=reactor, compression=True), reactor=reactor)
+    opened: list[Recorder] = []
+    server.connect(Factory(echo=False), "/", compression=True).addCallback(opened.append)
+    opened[0].transport.sendTextMessage("x" * 10_000)
+    server.flush()
+    assert opened[0].messages == ["x" * 10_000]
+    assert servers.apps[0].transport.bytesOut < 1_000

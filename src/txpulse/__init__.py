@@ -31,6 +31,7 @@ from .core.exceptions import (
     WebSocketError,
 )
 from .core.frames import CloseCode, Opcode, encode_frame
+from .settings import ConnectionSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client.endpoint import ConnectionRejected, WebSocketClientEndpoint
@@ -44,6 +45,7 @@ __all__ = [
     "CloseCode",
     "ConnectionClosed",
     "ConnectionRejected",
+    "ConnectionSettings",
     "HandshakeError",
     "InvalidOrigin",
     "InvalidPayload",

@@ -10,7 +10,8 @@ C{check}, run by C{__post_init__}), its one-line help, which sides use it
 (server, client or both) and its command-line name. Everything else is
 generated from these declarations:
 
-    - L{WebSocketResource} and L{WebSocketClientEndpoint.new} take a
+    - L{txpulse.server.resource.WebSocketResource} and
+      L{txpulse.client.endpoint.WebSocketClientEndpoint.new} take a
       C{settings=} object; their keyword arguments build one;
     - the twistd plugin's options: L{optParameters}, L{optFlags} and, with
       the repeatable ones, the class decorator L{addOptions}; L{fromOptions}
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -354,6 +355,19 @@ class _Size(_Kind):
         return setting.none if value is None else _showSize(value)
 
 
+def _sequence(name: str, value: Any, what: str) -> tuple[Any, ...]:
+    """
+    C{value} as a tuple, a single string being a sequence of one.
+
+    @raise TypeError: for something else than a string or an iterable.
+    """
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Iterable):
+        return tuple(value)
+    raise TypeError(f"{name} must be a sequence of {what}, not {value!r}")
+
+
 # RFC 6455 §4.1: subprotocol names are tokens (RFC 7230 §3.2.6 tchar).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -367,12 +381,7 @@ class _Subprotocols(_Kind):
     repeatable = True
 
     def check(self, setting: Setting, name: str, value: Any) -> tuple[str, ...]:
-        if isinstance(value, str):
-            names: tuple[Any, ...] = (value,)
-        elif isinstance(value, Iterable):
-            names = tuple(value)
-        else:
-            raise TypeError(f"{name} must be a sequence of names, not {value!r}")
+        names = _sequence(name, value, "names")
         for item in names:
             if not isinstance(item, str) or not _TOKEN.fullmatch(item):
                 raise ValueError(f"{name} must hold tokens (RFC 6455 §4.1), not {item!r}")
@@ -400,12 +409,7 @@ class _Origins(_Kind):
     def check(self, setting: Setting, name: str, value: Any) -> tuple[str, ...] | None:
         if value is None:
             return None
-        if isinstance(value, str):
-            origins: tuple[Any, ...] = (value,)
-        elif isinstance(value, Iterable):
-            origins = tuple(value)
-        else:
-            raise TypeError(f"{name} must be a sequence of origins or None, not {value!r}")
+        origins = _sequence(name, value, "origins or None")
         for item in origins:
             if not isinstance(item, str):
                 raise TypeError(f"{name} must hold strings, not {item!r}")
@@ -501,7 +505,8 @@ class ConnectionSettings:
     """
     How a WebSocket connection behaves: keepalive, timeouts, limits,
     compression, subprotocols and origins, for a server (a
-    L{WebSocketResource}) or a client (L{WebSocketClientEndpoint.new}).
+    L{txpulse.server.resource.WebSocketResource}) or a client
+    (L{txpulse.client.endpoint.WebSocketClientEndpoint.new}).
 
     Every field is a keyword argument with the server's default;
     L{defaults} gives either side's (the client does not ping unless told
@@ -697,19 +702,17 @@ def _declare() -> tuple[Declaration, ...]:
     return tuple(declared)
 
 
-_DECLARATIONS: tuple[Declaration, ...] | None = None
+_DECLARATIONS: Final = _declare()
+_SIDE_DECLARATIONS: Final = {
+    side: tuple(declared for declared in _DECLARATIONS if side in declared.setting.sides) for side in Side
+}
 
 
 def declarations(side: Side | None = None) -> tuple[Declaration, ...]:
     """
     The settings, in declaration order: all of them, or those C{side} uses.
     """
-    global _DECLARATIONS
-    if _DECLARATIONS is None:
-        _DECLARATIONS = _declare()
-    if side is None:
-        return _DECLARATIONS
-    return tuple(declared for declared in _DECLARATIONS if side in declared.setting.sides)
+    return _DECLARATIONS if side is None else _SIDE_DECLARATIONS[side]
 
 
 def _base(side: Side, defaults: ConnectionSettings | None) -> ConnectionSettings:
@@ -719,7 +722,9 @@ def _base(side: Side, defaults: ConnectionSettings | None) -> ConnectionSettings
 # twisted.python.usage
 
 
-def optParameters(side: Side, defaults: ConnectionSettings | None = None) -> list[list[Any]]:
+def optParameters(
+    side: Side, defaults: ConnectionSettings | None = None, notes: Mapping[str, str] | None = None
+) -> list[list[Any]]:
     """
     The C{optParameters} of a C{twisted.python.usage.Options} for C{side}'s
     settings that take one value (kebab-case names, e.g. C{--ping-interval};
@@ -729,6 +734,9 @@ def optParameters(side: Side, defaults: ConnectionSettings | None = None) -> lis
 
     @param defaults: the values shown and used when an option is not
         given (default: L{ConnectionSettings.defaults} of C{side}).
+    @param notes: a few words to add to an option's help, by option name
+        (what an entry point does differently: C{{"allowed-origin":
+        "default: same-origin on protected mounts"}}).
     """
     base = _base(side, defaults)
     parameters: list[list[Any]] = []
@@ -742,7 +750,7 @@ def optParameters(side: Side, defaults: ConnectionSettings | None = None) -> lis
                 declared.flag,
                 None,
                 getattr(base, declared.name),
-                kind.commandHelp(setting),
+                kind.commandHelp(setting, *_note(notes, declared)) + ".",
                 usageCoerce(declared.flag, parse),
             ]
         )
@@ -756,10 +764,15 @@ def _bind(kind: _Kind, setting: Setting) -> Callable[[str], Any]:
     return parse
 
 
-def optFlags(side: Side, defaults: ConnectionSettings | None = None) -> list[list[Any]]:
+def optFlags(
+    side: Side, defaults: ConnectionSettings | None = None, notes: Mapping[str, str] | None = None
+) -> list[list[Any]]:
     """
     The C{optFlags} for C{side}'s switches: C{--deflate} and C{--no-deflate}
     (both given is a C{UsageError}, from L{fromOptions}).
+
+    @param defaults: as for L{optParameters}.
+    @param notes: as for L{optParameters}.
     """
     base = _base(side, defaults)
     flags: list[list[Any]] = []
@@ -767,12 +780,16 @@ def optFlags(side: Side, defaults: ConnectionSettings | None = None) -> list[lis
         kind, setting = declared.setting.kind, declared.setting
         if kind.switch:
             default = kind.show(setting, getattr(base, declared.name))
-            flags.append([declared.flag, None, kind.commandHelp(setting, f"default: {default}")])
+            flags.append(
+                [declared.flag, None, kind.commandHelp(setting, *_note(notes, declared), f"default: {default}") + "."]
+            )
             flags.append([f"no-{declared.flag}", None, f"The opposite of --{declared.flag}."])
     return flags
 
 
-def addOptions(side: Side, defaults: ConnectionSettings | None = None) -> Callable[[type[OptionsT]], type[OptionsT]]:
+def addOptions(
+    side: Side, defaults: ConnectionSettings | None = None, notes: Mapping[str, str] | None = None
+) -> Callable[[type[OptionsT]], type[OptionsT]]:
     """
     A class decorator for a C{twisted.python.usage.Options} subclass that
     adds every setting of C{side}: L{optParameters}, L{optFlags}, and an
@@ -786,15 +803,16 @@ def addOptions(side: Side, defaults: ConnectionSettings | None = None) -> Callab
             optParameters = [["heartbeat", None, 1.0, "...", float]]
 
     @param defaults: as for L{optParameters}.
+    @param notes: as for L{optParameters}.
     """
 
     def decorate(cls: type[OptionsT]) -> type[OptionsT]:
         klass: Any = cls
-        klass.optParameters = [*cls.__dict__.get("optParameters", []), *optParameters(side, defaults)]
-        klass.optFlags = [*cls.__dict__.get("optFlags", []), *optFlags(side, defaults)]
+        klass.optParameters = [*cls.__dict__.get("optParameters", []), *optParameters(side, defaults, notes)]
+        klass.optFlags = [*cls.__dict__.get("optFlags", []), *optFlags(side, defaults, notes)]
         repeatable = [declared for declared in declarations(side) if declared.setting.kind.repeatable]
         for declared in repeatable:
-            method = _appender(declared)
+            method = _appender(declared, _note(notes, declared))
             setattr(cls, method.__name__, method)
         originalInit = klass.__init__
         originalPost = klass.postOptions
@@ -815,7 +833,12 @@ def addOptions(side: Side, defaults: ConnectionSettings | None = None) -> Callab
     return decorate
 
 
-def _appender(declared: Declaration) -> Callable[[Any, str], None]:
+def _note(notes: Mapping[str, str] | None, declared: Declaration) -> tuple[str, ...]:
+    note = None if notes is None else notes.get(declared.flag)
+    return () if note is None else (note,)
+
+
+def _appender(declared: Declaration, notes: tuple[str, ...] = ()) -> Callable[[Any, str], None]:
     """
     The C{opt_} method of a repeatable setting: checks one value, appends
     it to C{options[declared.name]}.
@@ -827,7 +850,7 @@ def _appender(declared: Declaration) -> Callable[[Any, str], None]:
         self.setdefault(declared.name, []).append(coerce(value))
 
     handler.__name__ = "opt_" + declared.flag.replace("-", "_")
-    handler.__doc__ = setting.help
+    handler.__doc__ = setting.kind.commandHelp(setting, *notes) + "."
     return handler
 
 
@@ -869,7 +892,10 @@ def fromOptions(options: Any, side: Side, defaults: ConnectionSettings | None = 
 
 
 def addArguments(
-    parser: argparse.ArgumentParser, side: Side, defaults: ConnectionSettings | None = None
+    parser: argparse.ArgumentParser,
+    side: Side,
+    defaults: ConnectionSettings | None = None,
+    notes: Mapping[str, str] | None = None,
 ) -> argparse._ArgumentGroup:
     """
     Add a flag per setting of C{side} to C{parser}, in a group of their
@@ -882,6 +908,7 @@ def addArguments(
     @param defaults: the values the help shows, and L{fromArguments} should
         be given the same (default: L{ConnectionSettings.defaults} of
         C{side}).
+    @param notes: as for L{optParameters}.
     @return: the argument group.
     """
     import argparse
@@ -891,7 +918,7 @@ def addArguments(
     for declared in declarations(side):
         setting, kind = declared.setting, declared.setting.kind
         shown = kind.show(setting, getattr(base, declared.name))
-        helpText = kind.commandHelp(setting, f"default: {shown}").replace("%", "%%")
+        helpText = kind.commandHelp(setting, *_note(notes, declared), f"default: {shown}").replace("%", "%%")
         if kind.switch:
             group.add_argument(
                 f"--{declared.flag}",

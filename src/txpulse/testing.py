@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
@@ -76,10 +76,13 @@ from txpulse import (
     WebSocketResource,
     WebSocketSite,
 )
+from txpulse.client.endpoint import WebSocketClientFactory
 from txpulse.core.connection import Connection
 from txpulse.core.events import Close, Ping, Pong, Side
 from txpulse.core.frames import encode_frame
 from txpulse.core.handshake import ResponseHead, client_request, parse_response_head, validate_response
+from txpulse.server.resource import WebSocketServerFactory
+from txpulse.wire.interfaces import WebSocketProtocol
 
 __all__ = [
     "WebSocketPeer",
@@ -99,44 +102,7 @@ _MASK_KEY = b"\x37\xfa\x21\x3d"
 _KEY = base64.b64encode(b"txpulse.testing!").decode("ascii")
 
 
-class _Application(Protocol):
-    """
-    The application protocol shape (Twisted's C{WebSocketProtocol}).
-    """
-
-    def negotiationStarted(self, transport: Any) -> None: ...
-
-    def negotiationFinished(self) -> None: ...
-
-    def textMessageReceived(self, message: str) -> object: ...
-
-    def bytesMessageReceived(self, data: bytes) -> object: ...
-
-    def pongReceived(self, payload: bytes) -> None: ...
-
-    def connectionLost(self, reason: Failure) -> None: ...
-
-
-A = TypeVar("A", bound=_Application)
-A_co = TypeVar("A_co", bound=_Application, covariant=True)
-
-
-class _ServerFactory(Protocol):
-    """
-    Builds the application protocol for an upgrade request (C{None}
-    refuses it with 403): what L{txpulse.WebSocketResource} takes.
-    """
-
-    def buildProtocol(self, request: Any) -> _Application | None: ...
-
-
-class _ClientFactory(Protocol[A_co]):
-    """
-    Builds the application protocol of a client connection: what
-    L{txpulse.WebSocketClientEndpoint.connect} takes.
-    """
-
-    def buildProtocol(self, url: str) -> A_co: ...
+A = TypeVar("A", bound=WebSocketProtocol)
 
 
 class _PeerTransport(StringTransport):
@@ -211,8 +177,12 @@ class WebSocketPeer:
     def __init__(self, protocol: IProtocol, clock: Clock, *, autoReply: bool = True, port: int = 40000) -> None:
         """
         Connect to C{protocol} (the server's byte-level protocol, e.g. what
-        a L{Site} built) over a fresh in-memory transport. The upgrade
-        request is sent by L{_upgrade}.
+        a L{Site} built) over a fresh in-memory transport. Nothing is sent
+        yet: the C{connect*} functions send the upgrade request.
+
+        @param clock: the clock the server's timers run on.
+        @param autoReply: see L{autoReply}.
+        @param port: the peer's (client) port.
         """
         self.clock = clock
         self.autoReply = autoReply
@@ -526,7 +496,8 @@ def connectSite(
 
     @param path: the request target (path and query).
     @param headers: extra request headers (C{Authorization}, C{Cookie},
-        ...).
+        ...). The peer does not speak permessage-deflate: do not offer it
+        here (the server's compressed frames would fail the peer's core).
     @param offer: the subprotocols the peer offers
         (C{Sec-WebSocket-Protocol}), most preferred first.
     @param origin: an C{Origin} header (as a browser sends).
@@ -584,7 +555,7 @@ def connectResource(
 
 
 def connectFactory(
-    factory: _ServerFactory,
+    factory: WebSocketServerFactory,
     *,
     clock: Clock | None = None,
     path: str = "/",
@@ -615,7 +586,7 @@ def connectFactory(
 
 
 def connectProtocol(
-    app: _Application, *, clock: Clock | None = None, autoReply: bool = True, **options: Any
+    app: WebSocketProtocol, *, clock: Clock | None = None, autoReply: bool = True, **options: Any
 ) -> WebSocketPeer:
     """
     Connect a peer to one application protocol (an object with the
@@ -677,7 +648,7 @@ class InMemoryServer:
         """
         return WebSocketClientEndpoint.new(self.reactor, f"ws://localhost:{self.port}{path}", **options)
 
-    def connect(self, factory: _ClientFactory[A], path: str = "/", **options: Any) -> Deferred[A]:
+    def connect(self, factory: WebSocketClientFactory[A], path: str = "/", **options: Any) -> Deferred[A]:
         """
         Connect a client: C{endpoint(path, **options).connect(factory)},
         with the network flushed.

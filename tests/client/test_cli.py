@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from txpulse.client.cli import CLI_DEFAULTS, buildParser, connectionSettings
+
 from ..support.net import free_port, free_ports
 from ..support.pki import PKI
 from ..support.processes import ServerProcess, TwistdServer, script
@@ -594,3 +596,43 @@ def test_reconnect_prints_one_status_line_per_attempt(reconnect_run: ReconnectRu
     """
     assert len(reconnect_run.lines) >= 2, reconnect_run.stderr
     assert all("refused" in line for line in reconnect_run.lines), reconnect_run.stderr
+
+
+# -- connection settings -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "changes"),
+    [
+        ([], {}),
+        (["--timeout", "3"], {"handshakeTimeout": 3.0}),
+        (["--timeout", "3", "--handshake-timeout", "7"], {"handshakeTimeout": 7.0}),
+        (["--ping-interval", "5"], {"pingInterval": 5.0, "pingTimeout": 5.0}),
+        (["--ping-interval", "5", "--ping-timeout", "2"], {"pingInterval": 5.0, "pingTimeout": 2.0}),
+        (["--ping-interval", "0"], {}),
+        (["--subprotocol", "v2", "--subprotocol", "v1", "--deflate"], {"subprotocols": ("v2", "v1"), "compression": True}),
+        (["--idle-timeout", "30", "--max-frame-size", "64K", "--max-message-size", "1M"],
+         {"idleTimeout": 30.0, "maxFrameSize": 64 << 10, "maxMessageSize": 1 << 20}),
+    ],
+)  # fmt: skip
+def test_flags_build_the_connection_settings(argv: list[str], changes: dict[str, object]) -> None:
+    """
+    The connection flags are generated from L{ConnectionSettings}: the ones
+    given override the CLI's defaults (a client's, without a message size
+    limit); C{--timeout} bounds the handshake too unless
+    C{--handshake-timeout} is given; C{--ping-interval S} alone gives a
+    silent server S more seconds after the ping.
+    """
+    assert CLI_DEFAULTS.maxMessageSize is None and CLI_DEFAULTS.pingInterval is None
+    settings = connectionSettings(buildParser().parse_args(["ws://x/", *argv]))
+    assert settings == CLI_DEFAULTS.override(**changes)
+
+
+def test_bad_setting_flag_exits_2_naming_it() -> None:
+    """
+    A bad connection setting on the command line is a usage error (exit 2)
+    whose line names the flag.
+    """
+    result = run(["ws://127.0.0.1:1/", "--ping-interval", "-3"])
+    assert result.returncode == 2
+    assert "argument --ping-interval: must not be negative: -3" in result.stderr

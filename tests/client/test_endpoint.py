@@ -16,11 +16,14 @@ from twisted.web.client import readBody
 from txpulse.client import HandshakeTimeout, InvalidURL, WebSocketClientEndpoint, parseURL
 from txpulse.client.endpoint import ConnectionRejected
 from txpulse.core.connection import Connection, Side
+from txpulse.core.deflate import DeflateSettings
 from txpulse.core.exceptions import NegotiationError
 from txpulse.core.frames import Opcode, encode_frame
 from txpulse.core.handshake import accept_key, validate_request
+from txpulse.settings import ConnectionSettings
 
-from ..helpers import CountingTransport, RecordingApp
+from ..support.apps import RecordingApp
+from ..support.transports import CountingTransport
 
 
 class Factory:
@@ -251,7 +254,7 @@ def test_client_keepalive_pings_a_silent_server() -> None:
     assert transport.disconnecting
     app = factory.apps[0]
     protocol.connectionLost(Failure(ConnectionDone()))
-    assert app.lost.value.codeSent == 1011
+    assert app.reason.value.codeSent == 1011
 
 
 def test_server_close_is_echoed_and_client_waits_for_tcp() -> None:
@@ -280,3 +283,70 @@ def test_response_head_too_large_is_refused() -> None:
     opened = protocol.whenOpened()
     protocol.dataReceived(b"HTTP/1.1 101 OK\r\n" + b"X: y\r\n" * 20_000)
     assert isinstance(opened.result.value, NegotiationError)
+
+
+def test_client_idle_timeout_closes_with_1001() -> None:
+    """
+    With C{idleTimeout} (new on the client), a server that sends no message
+    for that long gets close 1001; a message restarts the count.
+    """
+    protocol, transport, reactor, factory, key = start(idleTimeout=30)
+    protocol.dataReceived(answer(key))
+    reactor.advance(20)
+    protocol.dataReceived(encode_frame(Opcode.TEXT, b"still here"))
+    transport.clear()
+    reactor.advance(20)
+    assert transport.value() == b""
+    reactor.advance(10)
+    server = Connection(Side.SERVER)
+    server.receive_data(transport.value())
+    assert server.close_received is not None and server.close_received.code == 1001
+
+
+def test_client_max_frame_size_closes_with_1009() -> None:
+    """
+    With C{maxFrameSize} (new on the client), a frame larger than it closes
+    the connection with 1009 even when the message limit would allow it.
+    """
+    protocol, transport, reactor, factory, key = start(maxFrameSize=16, maxMessageSize=1024)
+    protocol.dataReceived(answer(key))
+    transport.clear()
+    protocol.dataReceived(encode_frame(Opcode.TEXT, b"x" * 17))
+    server = Connection(Side.SERVER)
+    server.receive_data(transport.value())
+    assert server.close_received is not None and server.close_received.code == 1009
+    assert not any(event[0] == "text" for event in factory.apps[0].events)
+
+
+def test_endpoint_takes_a_settings_object() -> None:
+    """
+    C{new(settings=...)} uses a L{ConnectionSettings}; keyword arguments
+    override it; without either the client's defaults hold (no keepalive).
+    """
+    reactor = MemoryReactorClock()
+    url = "ws://example.com/"
+    assert WebSocketClientEndpoint.new(reactor, url).settings == ConnectionSettings.defaults(Side.CLIENT)
+    shared = ConnectionSettings(pingInterval=5.0, maxFrameSize=4096, subprotocols=["v1"])
+    endpoint = WebSocketClientEndpoint.new(reactor, url, settings=shared, closeTimeout=2)
+    assert endpoint.settings == shared.override(closeTimeout=2.0)
+    assert endpoint.subprotocols == ("v1",)
+    assert endpoint.wireOptions.pingInterval == 5.0 and endpoint.wireOptions.closeTimeout == 2.0
+    assert WebSocketClientEndpoint.new(reactor, url, compression=True).compression == DeflateSettings()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"pingInterval": -3}, "pingInterval must not be negative: -3"),
+        ({"handshakeTimeout": 0}, "handshakeTimeout must be positive: 0"),
+        ({"settings": ConnectionSettings(allowedOrigins=["*"])}, "allowedOrigins is not a client setting"),
+    ],
+)
+def test_endpoint_refuses_bad_settings(options: dict[str, Any], message: str) -> None:
+    """
+    A bad setting, or one only a server uses, is a L{ValueError} naming it,
+    raised by C{new()} before any I/O.
+    """
+    with pytest.raises(ValueError) as raised:
+        WebSocketClientEndpoint.new(MemoryReactorClock(), "ws://example.com/", **options)
+    assert str(raised.value).startswith(message)

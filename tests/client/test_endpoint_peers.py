@@ -33,11 +33,10 @@ from txpulse import ConnectionClosed, ConnectionRejected, HandshakeError, WebSoc
 from txpulse.client import HandshakeTimeout, InvalidURL, WebSocketClientEndpoint
 from txpulse.demos.apps import EchoFactory, HeartbeatFactory
 
-from ..support.clients import ClientApp, ClientAppFactory
+from ..support.apps import RecordingApp, RecordingFactory
 from ..support.net import free_port
 from ..support.pki import PKI
 from ..support.rawsocket import switching_protocols
-from ..support.servers import RecorderFactory
 from ..support.waits import WAIT, until, within
 
 # PrivateCertificate.options() hands pyOpenSSL objects to pyOpenSSL, which
@@ -88,7 +87,7 @@ def peer(request: pytest.FixtureRequest, serve_websockets: Any, serve_autobahn: 
         if name == "autobahn":
             port, factory = serve_autobahn(subprotocols, maxMessagePayloadSize=BIG, maxFramePayloadSize=BIG)
             return Peer(name, f"ws://127.0.0.1:{port}/echo", lambda h: factory.requests[-1].headers.get(h.lower()))
-        apps = RecorderFactory()
+        apps = RecordingFactory(echo=True)
         resource = WebSocketResource(apps, subprotocols=subprotocols, maxMessageSize=BIG, pingInterval=None)
         server = serve_txpulse({b"echo": resource})
 
@@ -222,7 +221,7 @@ async def test_url_path_and_query_reach_the_server(serve_websockets: Any, connec
     request = server.requests[-1]
     assert request.path == "/feed/a%20b?topic=x&n=1"
     assert request.headers["Host"] == f"127.0.0.1:{server.port}"
-    assert app.url == f"ws://127.0.0.1:{server.port}/feed/a%20b?topic=x&n=1"
+    assert app.request == f"ws://127.0.0.1:{server.port}/feed/a%20b?topic=x&n=1"
 
 
 # -- closing ----------------------------------------------------------------------------
@@ -235,7 +234,7 @@ async def test_client_close_reaches_server_and_completes_cleanly(serve_txpulse: 
     server application as a clean 1000 "bye"; the client sees the echoed
     1000.
     """
-    apps = RecorderFactory()
+    apps = RecordingFactory(echo=True)
     server = serve_txpulse({b"echo": WebSocketResource(apps, pingInterval=None)})
     app = await connect(server.url())
     serverApp = await apps.next()
@@ -252,7 +251,7 @@ async def test_server_close_code_and_reason_reach_the_client(serve_txpulse: Any,
     A server closing with 4001 "go away" shows up in the client's
     L{ConnectionClosed} as code 4001, reason "go away", clean.
     """
-    apps = RecorderFactory()
+    apps = RecordingFactory(echo=True)
     server = serve_txpulse({b"echo": WebSocketResource(apps, pingInterval=None)})
     app = await connect(server.url())
     serverApp = await apps.next()
@@ -267,7 +266,7 @@ async def test_message_over_client_limit_closes_with_1009(serve_txpulse: Any, co
     A server message larger than the client's C{maxMessageSize} fails the
     connection with 1009, which the server application sees.
     """
-    apps = RecorderFactory()
+    apps = RecordingFactory(echo=True)
     server = serve_txpulse({b"echo": WebSocketResource(apps, pingInterval=None)})
     app = await connect(server.url(), maxMessageSize=1000)
     serverApp = await apps.next()
@@ -275,7 +274,7 @@ async def test_message_over_client_limit_closes_with_1009(serve_txpulse: Any, co
     closed = await app.closed()
     assert closed.codeSent == 1009
     assert (await serverApp.closed()).code == 1009
-    assert app.messages.pending == []
+    assert app.inbox.pending == []
 
 
 # -- refused handshakes -------------------------------------------------------------------
@@ -283,7 +282,7 @@ async def test_message_over_client_limit_closes_with_1009(serve_txpulse: Any, co
 
 async def _rejected(url: str, **options: Any) -> ConnectionRejected:
     endpoint = WebSocketClientEndpoint.new(reactor, url, **options)
-    factory = ClientAppFactory()
+    factory = RecordingFactory()
     with pytest.raises(ConnectionRejected) as caught:
         await within(endpoint.connect(factory))
     assert all(app.transport is None for app in factory.built), "a refused handshake opened the application"
@@ -413,7 +412,7 @@ async def test_chunked_refusal_on_kept_alive_connection_is_a_prompt_rejection(se
     started = time.monotonic()
     endpoint = WebSocketClientEndpoint.new(reactor, server.url("/streamed"), handshakeTimeout=1.0)
     try:
-        await within(endpoint.connect(ClientAppFactory()))
+        await within(endpoint.connect(RecordingFactory()))
     except ConnectionRejected as rejected:
         assert time.monotonic() - started < 0.5
         assert rejected.statusCode == 403
@@ -435,7 +434,7 @@ async def test_tcp_refusal_raises_connection_refused_not_rejected() -> None:
     """
     endpoint = WebSocketClientEndpoint.new(reactor, f"ws://127.0.0.1:{free_port()}/")
     with pytest.raises(ConnectionRefusedError) as caught:
-        await within(endpoint.connect(ClientAppFactory()))
+        await within(endpoint.connect(RecordingFactory()))
     assert not isinstance(caught.value, ConnectionRejected)
 
 
@@ -447,7 +446,7 @@ async def test_dns_failure_raises_dns_lookup_error() -> None:
     """
     endpoint = WebSocketClientEndpoint.new(reactor, "ws://no-such-host.invalid/")
     with pytest.raises(DNSLookupError):
-        await within(endpoint.connect(ClientAppFactory()))
+        await within(endpoint.connect(RecordingFactory()))
 
 
 def test_non_websocket_url_raises_invalid_url() -> None:
@@ -489,7 +488,7 @@ async def test_server_that_never_answers_raises_handshake_timeout(serve_raw: Any
     endpoint = WebSocketClientEndpoint.new(reactor, f"ws://127.0.0.1:{port}/", handshakeTimeout=0.3)
     started = time.monotonic()
     with pytest.raises(HandshakeTimeout):
-        await within(endpoint.connect(ClientAppFactory()))
+        await within(endpoint.connect(RecordingFactory()))
     elapsed = time.monotonic() - started
     assert 0.25 <= elapsed < 1.5
     server = factory.built[0]
@@ -509,7 +508,7 @@ async def test_cancelling_a_pending_connect_drops_the_connection(serve_raw: Any)
 
     port, factory = serve_raw(RawServer)
     endpoint = WebSocketClientEndpoint.new(reactor, f"ws://127.0.0.1:{port}/", handshakeTimeout=WAIT)
-    attempt = Deferred.fromCoroutine(endpoint.connect(ClientAppFactory()))
+    attempt = Deferred.fromCoroutine(endpoint.connect(RecordingFactory()))
     await until(
         lambda: factory.built and factory.built[0].received,  # type: ignore[attr-defined]
         "the server to receive the upgrade request",
@@ -691,7 +690,7 @@ async def test_wss_without_ca_file_fails_verification(serve_txpulse: Any, pki: P
     never opens.
     """
     server = serve_txpulse({b"echo": WebSocketResource(EchoFactory(), pingInterval=None)}, pki.serverOptions)
-    factory = ClientAppFactory()
+    factory = RecordingFactory()
     endpoint = WebSocketClientEndpoint.new(reactor, server.url())
     with pytest.raises(SSL.Error) as caught:
         await within(endpoint.connect(factory))
@@ -707,7 +706,7 @@ async def test_wss_host_name_mismatch_fails(serve_txpulse: Any, pki: PKI) -> Non
     is checked, not only the chain.
     """
     server = serve_txpulse({b"echo": WebSocketResource(EchoFactory(), pingInterval=None)}, pki.serverOptions)
-    factory = ClientAppFactory()
+    factory = RecordingFactory()
     endpoint = WebSocketClientEndpoint.new(reactor, server.url(host="localhost"), caFile=str(pki.caFile))
     with pytest.raises(Exception) as caught:
         await within(endpoint.connect(factory))
@@ -722,6 +721,6 @@ async def test_wss_insecure_skips_verification(serve_txpulse: Any, pki: PKI, con
     C{insecure=True} connects to the same untrusted server (testing only).
     """
     server = serve_txpulse({b"echo": WebSocketResource(EchoFactory(), pingInterval=None)}, pki.serverOptions)
-    app: ClientApp = await connect(server.url(), insecure=True)
+    app: RecordingApp = await connect(server.url(), insecure=True)
     app.transport.sendTextMessage("unverified")
     assert await app.next() == "unverified"

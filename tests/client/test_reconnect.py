@@ -24,10 +24,10 @@ from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from txpulse import ReconnectingWebSocketService, WebSocketClientEndpoint, WebSocketResource
 
-from ..support.clients import ClientApp, ClientAppFactory
+from ..support.apps import RecordingApp, RecordingFactory
+from ..support.logs import captured_events
 from ..support.net import free_port
 from ..support.rawsocket import switching_protocols
-from ..support.servers import RecorderFactory
 from ..support.waits import within
 
 # Twisted's own 404 page (twisted.web.resource.NoResource) is deprecated.
@@ -109,7 +109,7 @@ class FakeTCPEndpoint:
 
 def in_memory(
     retryPolicy: Any = None,
-) -> tuple[ReconnectingWebSocketService, FakeTCPEndpoint, MemoryReactorClock, ClientAppFactory]:
+) -> tuple[ReconnectingWebSocketService, FakeTCPEndpoint, MemoryReactorClock, RecordingFactory]:
     """
     A service over a L{FakeTCPEndpoint}; the clock drives both the retry
     delays and the handshake timeout.
@@ -118,7 +118,7 @@ def in_memory(
     endpoint = WebSocketClientEndpoint.new(clock, "ws://example.test/feed", handshakeTimeout=5.0)
     tcp = FakeTCPEndpoint(clock)
     endpoint = dataclasses.replace(endpoint, tcpEndpoint=tcp)
-    factory = ClientAppFactory()
+    factory = RecordingFactory()
     service = ReconnectingWebSocketService(endpoint, factory, retryPolicy=retryPolicy, clock=clock)
     return service, tcp, clock, factory
 
@@ -246,7 +246,7 @@ def test_prepare_connection_is_called_with_each_open_protocol() -> None:
     clock = MemoryReactorClock()
     tcp = FakeTCPEndpoint(clock)
     endpoint = dataclasses.replace(WebSocketClientEndpoint.new(clock, "ws://example.test/"), tcpEndpoint=tcp)
-    factory = ClientAppFactory()
+    factory = RecordingFactory()
     service = ReconnectingWebSocketService(
         endpoint, factory, retryPolicy=lambda n: 1.0, clock=clock, prepareConnection=prepared.append
     )
@@ -347,15 +347,15 @@ async def test_service_reconnects_across_a_server_restart_on_the_same_port(serve
     with a new protocol. Stopping the service then closes with 1000 (as
     the server application sees it) and no further attempt is made.
     """
-    firstApps = RecorderFactory()
+    firstApps = RecordingFactory(echo=True)
     first = serve_txpulse({b"feed": WebSocketResource(firstApps, pingInterval=None)})
     url = first.url("/feed")
     endpoint = WebSocketClientEndpoint.new(reactor, url)
-    factory = ClientAppFactory()
+    factory = RecordingFactory()
     service = ReconnectingWebSocketService(endpoint, factory, retryPolicy=lambda n: 0.05)
     service.startService()
     try:
-        one: ClientApp = await within(service.whenConnected())
+        one: RecordingApp = await within(service.whenConnected())
         assert service.protocol is one
         await firstApps.next()
 
@@ -366,9 +366,9 @@ async def test_service_reconnects_across_a_server_restart_on_the_same_port(serve
         assert service.protocol is None
         assert len(factory.built) == 1, "an application was built for a refused TCP connection"
 
-        secondApps = RecorderFactory()
+        secondApps = RecordingFactory(echo=True)
         second = serve_txpulse({b"feed": WebSocketResource(secondApps, pingInterval=None)}, port=first.port)
-        two: ClientApp = await within(service.whenConnected())
+        two: RecordingApp = await within(service.whenConnected())
         assert two is not one
         assert service.protocol is two
         serverApp = await secondApps.next()
@@ -392,14 +392,14 @@ async def test_service_stop_completes_the_close_handshake(serve_txpulse: Any) ->
     application sees a clean close with 1000 (its own close frame reached
     the client before TCP went away).
     """
-    apps = RecorderFactory()
+    apps = RecordingFactory(echo=True)
     server = serve_txpulse({b"feed": WebSocketResource(apps, pingInterval=None)})
-    factory = ClientAppFactory()
+    factory = RecordingFactory()
     service = ReconnectingWebSocketService(
         WebSocketClientEndpoint.new(reactor, server.url("/feed")), factory, retryPolicy=lambda n: 0.05
     )
     service.startService()
-    app: ClientApp = await within(service.whenConnected())
+    app: RecordingApp = await within(service.whenConnected())
     serverApp = await apps.next()
     await within(service.stopService())
     seen = await serverApp.closed()
@@ -416,7 +416,7 @@ async def test_service_connects_once_the_server_comes_up(serve_txpulse: Any) -> 
     as soon as a server appears on that port.
     """
     port = free_port()
-    factory = ClientAppFactory()
+    factory = RecordingFactory()
     service = ReconnectingWebSocketService(
         WebSocketClientEndpoint.new(reactor, f"ws://127.0.0.1:{port}/feed"), factory, retryPolicy=lambda n: 0.05
     )
@@ -425,7 +425,7 @@ async def test_service_connects_once_the_server_comes_up(serve_txpulse: Any) -> 
         connected = service.whenConnected()
         await deferLater(reactor, 0.2)
         assert not connected.called
-        apps = RecorderFactory()
+        apps = RecordingFactory(echo=True)
         serve_txpulse({b"feed": WebSocketResource(apps, pingInterval=None)}, port=port)
         app = await within(connected)
         assert service.protocol is app
@@ -441,29 +441,27 @@ async def test_refused_handshakes_are_retried_without_logging_errors(serve_txpul
     retrying on its schedule, never opens an application, and logs no
     error (each refused connection ending is expected, not a failure).
     """
-    from twisted.logger import formatEvent, globalLogPublisher
+    from twisted.logger import formatEvent
 
-    errors: list[str] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        if event.get("log_failure") is not None or event.get("isError"):
-            text = formatEvent(event)
-            errors.append(text.strip().splitlines()[-1] if text.strip() else repr(event))
-
-    server = serve_txpulse({b"feed": WebSocketResource(RecorderFactory(), pingInterval=None)})
-    factory = ClientAppFactory()
+    server = serve_txpulse({b"feed": WebSocketResource(RecordingFactory(echo=True), pingInterval=None)})
+    factory = RecordingFactory()
     service = ReconnectingWebSocketService(
         WebSocketClientEndpoint.new(reactor, server.url("/nope")), factory, retryPolicy=lambda n: 0.05
     )
-    globalLogPublisher.addObserver(observe)
-    try:
-        service.startService()
-        await deferLater(reactor, 0.4)
-        assert service.protocol is None
-        assert all(app.transport is None for app in factory.built)
-        assert len(server.site.channels) >= 3, "the service stopped retrying after refusals"
-    finally:
-        await within(service.stopService())
-        await deferLater(reactor, 0.05)
-        globalLogPublisher.removeObserver(observe)
+    with captured_events() as events:
+        try:
+            service.startService()
+            await deferLater(reactor, 0.4)
+            assert service.protocol is None
+            assert all(app.transport is None for app in factory.built)
+            assert len(server.site.channels) >= 3, "the service stopped retrying after refusals"
+        finally:
+            await within(service.stopService())
+            await deferLater(reactor, 0.05)
+    errors = [
+        text.strip().splitlines()[-1] if text.strip() else repr(event)
+        for event in events
+        if event.get("log_failure") is not None or event.get("isError")
+        for text in [formatEvent(event)]
+    ]
     assert errors == []

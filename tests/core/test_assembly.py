@@ -16,7 +16,8 @@ from txpulse.core.connection import Close, Connection, Side, State
 from txpulse.core.deflate import Deflate, DeflateParameters
 from txpulse.core.frames import CloseCode, Opcode
 
-from ..helpers import assert_failed, client_frame, close_payload
+from ..support.core import assert_failed
+from ..support.frames import client_frame, close_payload
 
 KIB = 1 << 10
 

@@ -11,7 +11,8 @@ from txpulse.core.connection import Close, Connection, Ping, Pong, Side, State
 from txpulse.core.exceptions import InvalidPayload, InvalidState, PayloadTooBig, ProtocolError
 from txpulse.core.frames import Opcode, encode_frame
 
-from ..helpers import KEY, assert_failed, client_frame, raw_frame, server_with
+from ..support.core import assert_failed, server_with
+from ..support.frames import KEY, client_frame, raw_frame
 
 # -- messages --------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from txpulse.core.connection import Close, Connection, Side
 from txpulse.core.connection import Ping as TxPing
 from txpulse.core.connection import Pong as TxPong
 
-from ..helpers import raw_frame
+from ..support.frames import raw_frame
 
 #: Known, documented divergences from wsproto, normalised before comparing.
 #: - wsproto fails a close frame whose reason is not UTF-8 with 1007; txpulse

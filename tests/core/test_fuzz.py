@@ -28,7 +28,7 @@ from txpulse.core.connection import Close, Connection, Ping, Pong, Side, State
 from txpulse.core.deflate import Deflate, DeflateParameters
 from txpulse.core.exceptions import ProtocolError
 
-from ..helpers import KEY, raw_frame
+from ..support.frames import KEY, raw_frame
 
 #: The close codes a peer's bytes may make the core fail with.
 FAILURE_CODES = {1002, 1007, 1009}

@@ -13,27 +13,20 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from txpulse.core.connection import Connection, Side
 from txpulse.core.frames import Opcode
 from txpulse.demos.chat import ChatFactory
 from txpulse.pubsub import Hub, PubSubFactory
-from txpulse.wire.protocol import WebSocketWire, WireOptions
+from txpulse.wire.protocol import WebSocketWire
 
-from ..helpers import CountingTransport, FakeSubscriber, client_frame, server_frames
+from ..support.frames import client_frame, server_frames
+from ..support.hub import FakeSubscriber, connect
+from ..support.transports import CountingTransport
 
 
 def join(
     factory: ChatFactory | PubSubFactory, room: str | None, name: str | None, identity: object = None
 ) -> tuple[WebSocketWire, CountingTransport]:
-    transport = CountingTransport()
-    wire = WebSocketWire(
-        factory.buildProtocol(None),
-        Connection(Side.SERVER),
-        clock=factory.hub.clock,
-        options=WireOptions(pingInterval=None),
-        identity=identity,
-    )
-    wire.makeConnection(transport)
+    wire, transport = connect(factory, identity)  # type: ignore[arg-type]
     if room is not None:
         send(wire, {"action": "join", "room": room, "name": name})
     return wire, transport

@@ -24,9 +24,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredQueue
-from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -37,7 +35,7 @@ from txpulse.demos.apps import Echo, EchoFactory
 from txpulse.plugin.metrics import ConnectionRegistry
 from txpulse.server.site import WebSocketSite
 
-from ..helpers import captured_logs
+from ..support.logs import LogLines, captured_logs
 from ..support.rawsocket import RawSocket, raw  # noqa: F401  (raw: the fixture)
 from ..support.servers import ConnectionTracking, LoopbackServer
 from ..support.waits import WAIT, within
@@ -250,32 +248,6 @@ async def undisturbed(server: HardenedServer) -> AsyncIterator[Bystander]:
 
 
 # -- logs ---------------------------------------------------------------------------------
-
-
-class LogLines(list[str]):
-    """
-    The text of every log event emitted while a test runs.
-    """
-
-    def matching(self, *needles: str) -> list[str]:
-        """
-        The lines containing every one of C{needles}.
-        """
-        return [line for line in self if all(needle in line for needle in needles)]
-
-    async def expect(self, *needles: str, seconds: float = 1.0) -> str:
-        """
-        Wait (bounded) for a line containing every one of C{needles} and
-        return it.
-        """
-        deadline = time.monotonic() + seconds
-        while True:
-            found = self.matching(*needles)
-            if found:
-                return found[0]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no log line with {needles!r}; lines were:\n" + "\n".join(self))
-            await deferLater(reactor, 0.01)
 
 
 @pytest.fixture

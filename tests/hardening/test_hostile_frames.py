@@ -4,7 +4,7 @@ answered with the right close code (then the TCP connection ends), floods
 of legal frames are served without unbounded memory, and a well-behaved
 client connected throughout sees no disruption.
 
-Frames are built by hand (L{tests.helpers.raw_frame}); what the server
+Frames are built by hand (L{tests.support.frames.raw_frame}); what the server
 sends back is parsed by wsproto (the integration suite's L{RawSocket}).
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredQueue
+from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
@@ -25,10 +25,12 @@ from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from txpulse.wire.tcp import LARGE_READ_SIZE
 
-from ..helpers import close_payload, raw_frame
+from ..support.apps import RecordingFactory
+from ..support.frames import close_payload, raw_frame
+from ..support.logs import LogLines
 from ..support.rawsocket import Message, RawSocket, accept_key_for
 from ..support.waits import WAIT, within
-from .conftest import HardenedServer, LogLines, ObservedEcho, peer_of, retained_bytes, undisturbed, write_backlog
+from .conftest import HardenedServer, ObservedEcho, peer_of, retained_bytes, undisturbed, write_backlog
 
 
 async def opened(raw: Any, server: HardenedServer) -> tuple[RawSocket, str, ObservedEcho]:
@@ -491,42 +493,6 @@ class HostileServer(Protocol):
         self.ended.callback(self.received)
 
 
-class ClientApp:
-    """
-    A client application that queues what it receives (and does not echo).
-    """
-
-    def __init__(self) -> None:
-        self.transport: Any = None
-        self.messages: DeferredQueue[str | bytes] = DeferredQueue()
-        self.lost: Deferred[None] = Deferred()
-        self.reason: Any = None
-
-    def negotiationStarted(self, transport: Any) -> None:
-        self.transport = transport
-
-    def negotiationFinished(self) -> None:
-        pass
-
-    def textMessageReceived(self, message: str) -> None:
-        self.messages.put(message)
-
-    def bytesMessageReceived(self, data: bytes) -> None:
-        self.messages.put(data)
-
-    def pongReceived(self, payload: bytes) -> None:
-        pass
-
-    def connectionLost(self, reason: Any) -> None:
-        self.reason = reason
-        self.lost.callback(None)
-
-
-class ClientAppFactory:
-    def buildProtocol(self, url: str) -> ClientApp:
-        return ClientApp()
-
-
 @pytest.mark.parametrize(
     ("frames", "code"),
     [
@@ -553,16 +519,16 @@ async def test_client_fails_a_server_that_breaks_framing(
     from txpulse import WebSocketClientEndpoint
 
     good = hardened()
-    well = await WebSocketClientEndpoint.new(reactor, good.url()).connect(ClientAppFactory())
+    well = await WebSocketClientEndpoint.new(reactor, good.url()).connect(RecordingFactory())
     well.transport.sendTextMessage("before")
-    assert await within(well.messages.get()) == "before"
+    assert await within(well.inbox.get()) == "before"
 
     hostile = HostileServer(frames)
     factory = Factory.forProtocol(lambda: hostile)
     listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
     try:
         port = listening.getHost().port
-        app = await WebSocketClientEndpoint.new(reactor, f"ws://127.0.0.1:{port}/").connect(ClientAppFactory())
+        app = await WebSocketClientEndpoint.new(reactor, f"ws://127.0.0.1:{port}/").connect(RecordingFactory())
         received = await within(hostile.ended)
         await within(app.lost)
     finally:
@@ -575,7 +541,7 @@ async def test_client_fails_a_server_that_breaks_framing(
     await logs.expect("protocol error from", f"127.0.0.1:{port}", f"closing with {code}")
 
     well.transport.sendTextMessage("after")
-    assert await within(well.messages.get()) == "after"
+    assert await within(well.inbox.get()) == "after"
     well.transport.loseConnection()
     await within(well.lost)
     assert well.reason.value.clean

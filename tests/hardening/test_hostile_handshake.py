@@ -15,9 +15,11 @@ import pytest
 import pytest_twisted
 from twisted.internet.threads import deferToThread
 
-from ..support.rawsocket import RawSocket, client_frame, dribble, request_bytes
+from ..support.logs import LogLines
+from ..support.rawsocket import RawSocket, client_frame, dribble
+from ..support.requests import request_bytes
 from ..support.waits import within
-from .conftest import STATIC_PAGE, HardenedServer, LogLines, peer_of, undisturbed
+from .conftest import STATIC_PAGE, HardenedServer, peer_of, undisturbed
 
 #: Twisted's C{HTTPChannel.maxHeaders}: more header lines than this get 400.
 MAX_HEADERS = 500

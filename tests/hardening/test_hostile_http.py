@@ -30,19 +30,12 @@ from txpulse import WebSocketResource
 from txpulse.plugin.metrics import ConnectionRegistry
 from txpulse.server.files import builtinSite
 
+from ..support.logs import LogLines
 from ..support.processes import TwistdServer
-from ..support.rawsocket import RawSocket, dribble, request_bytes
+from ..support.rawsocket import RawSocket, dribble
+from ..support.requests import request_bytes
 from ..support.waits import until, within
-from .conftest import (
-    STATIC_PAGE,
-    Bystander,
-    HardenedServer,
-    HardenedSite,
-    LogLines,
-    ObservedEchoFactory,
-    peer_of,
-    undisturbed,
-)
+from .conftest import STATIC_PAGE, Bystander, HardenedServer, HardenedSite, ObservedEchoFactory, peer_of, undisturbed
 
 
 @pytest_twisted.async_yield_fixture

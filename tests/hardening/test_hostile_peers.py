@@ -18,9 +18,10 @@ from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from wsproto.frame_protocol import Opcode
 
-from ..helpers import close_payload, raw_frame
+from ..support.frames import close_payload, raw_frame
+from ..support.logs import LogLines
 from ..support.waits import WAIT, within
-from .conftest import LogLines, peer_of, undisturbed, write_backlog
+from .conftest import peer_of, undisturbed, write_backlog
 
 
 @pytest_twisted.ensureDeferred

@@ -25,9 +25,9 @@ import pytest
 
 from txpulse.core.frames import Opcode
 
-from ..helpers import client_frame
+from ..support.frames import client_frame
 from ..support.processes import TwistdServer, rss
-from ..support.rawsocket import accept_key_for
+from ..support.rawsocket import blocking_upgrade
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/status")
 
@@ -69,21 +69,9 @@ def upgrade(port: int, *, deflate: bool) -> socket.socket:
     permessage-deflate (with C{client_max_window_bits}, as Chromium does)
     when C{deflate} is set.
     """
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    key = "dGhlIHNhbXBsZSBub25jZQ=="
-    offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" if deflate else ""
-    sock.sendall(
-        f"GET /echo HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n".encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        assert chunk, head
-        head += chunk
-    assert head.startswith(b"HTTP/1.1 101 ") and accept_key_for(key).encode() in head, head
+    offer = [("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")] if deflate else []
+    sock, head = blocking_upgrade(port, extra=offer, timeout=10)
     assert (b"permessage-deflate" in head) is deflate, head
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
 

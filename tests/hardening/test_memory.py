@@ -29,9 +29,9 @@ import pytest
 
 from txpulse.wire.tcp import LARGE_READ_SIZE
 
-from ..helpers import raw_frame
+from ..support.frames import raw_frame
 from ..support.processes import TwistdServer, rss
-from ..support.rawsocket import accept_key_for
+from ..support.rawsocket import blocking_upgrade
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/status")
 
@@ -63,24 +63,7 @@ def upgrade(port: int, path: str = "/echo", receiveBuffer: int | None = None) ->
     Open a WebSocket to C{path} on a blocking socket (its receive buffer
     shrunk to C{receiveBuffer} first, if given) and return it.
     """
-    sock = socket.socket()
-    if receiveBuffer is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receiveBuffer)
-    sock.settimeout(5)
-    sock.connect(("127.0.0.1", port))
-    key = "dGhlIHNhbXBsZSBub25jZQ=="
-    sock.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        assert chunk, head
-        head += chunk
-    assert head.startswith(b"HTTP/1.1 101 ") and accept_key_for(key).encode() in head, head
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
+    return blocking_upgrade(port, path, receiveBuffer=receiveBuffer)[0]
 
 
 class PingFlood(threading.Thread):

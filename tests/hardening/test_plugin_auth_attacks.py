@@ -22,10 +22,10 @@ from twisted.internet.threads import deferToThread
 
 from txpulse.server.auth import generateKeySet
 
-from ..server.test_auth import pbes2_token
 from ..support.keepalive import get, timed, upgrade
 from ..support.net import free_port
 from ..support.processes import TwistdServer
+from ..support.tokens import pbes2_token
 from ..support.waits import within
 from .conftest import Bystander
 

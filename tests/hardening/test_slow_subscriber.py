@@ -29,10 +29,12 @@ from txpulse import WebSocketResource
 from txpulse.plugin.metrics import ConnectionRegistry
 from txpulse.pubsub import Hub, PubSubFactory
 
-from ..helpers import client_frame, close_payload
-from ..support.rawsocket import RawSocket, accept_key_for, upgrade_request
+from ..support.frames import client_frame, close_payload
+from ..support.logs import LogLines
+from ..support.rawsocket import RawSocket, accept_key_for
+from ..support.requests import keyed_upgrade
 from ..support.waits import WAIT, within
-from .conftest import HardenedServer, HardenedSite, LogLines, ObservedEchoFactory, peer_of, undisturbed
+from .conftest import HardenedServer, HardenedSite, ObservedEchoFactory, peer_of, undisturbed
 
 #: Seconds the server waits for a dropped subscriber's close handshake.
 CLOSE_TIMEOUT = 1.0
@@ -78,7 +80,7 @@ async def slow_subscriber(server: HardenedServer, hub: Hub, logs: LogLines) -> t
     with the number of messages published.
     """
     sock = RawSocket(await within(deferToThread(_connect, server.port)))
-    request, key = upgrade_request(server.port, "/pubsub")
+    request, key = keyed_upgrade(server.port, "/pubsub")
     await sock.send(request)
     response = await sock.read_response()
     assert response.status == 101 and response.headers["sec-websocket-accept"] == accept_key_for(key)

@@ -18,10 +18,11 @@ import pytest
 import pytest_twisted
 from twisted.web.resource import Resource
 
+from ..support.apps import RecordingFactory
 from ..support.clients import connect  # noqa: F401  (fixture)
 from ..support.peers import autobahn, serve_autobahn, serve_websockets  # noqa: F401  (fixtures)
 from ..support.rawsocket import raw  # noqa: F401  (fixture)
-from ..support.servers import LoopbackServer, RecorderFactory, TrackingSite, site_for
+from ..support.servers import LoopbackServer, TrackingSite, site_for
 
 
 @pytest_twisted.async_yield_fixture
@@ -47,8 +48,8 @@ async def serve() -> Any:
 
 
 @pytest.fixture
-def recorder() -> RecorderFactory:
+def recorder() -> RecordingFactory:
     """
-    A fresh L{RecorderFactory}.
+    A fresh L{RecordingFactory}.
     """
-    return RecorderFactory()
+    return RecordingFactory(echo=True)

@@ -33,10 +33,11 @@ from txpulse import ConnectionClosed, WebSocketResource
 from txpulse.core.deflate import DeflateSettings
 from txpulse.demos.apps import EchoFactory
 
-from ..core.test_deflate import gigabyte_bomb
-from ..support.clients import ClientApp
+from ..support.apps import RecordingApp
+from ..support.deflate import gigabyte_bomb
 from ..support.peers import ThreadedServer, ws_connect
-from ..support.rawsocket import client_frame, upgrade_request
+from ..support.rawsocket import client_frame
+from ..support.requests import keyed_upgrade
 from ..support.waits import WAIT, in_thread, within
 
 pytestmark = [
@@ -160,7 +161,7 @@ def echo_resource(compression: DeflateSettings | bool | None = None, **options: 
     return WebSocketResource(EchoFactory(), pingInterval=None, compression=compression, **options)
 
 
-def closing(app: ClientApp) -> Deferred[None]:
+def closing(app: RecordingApp) -> Deferred[None]:
     """
     A new L{Deferred} firing when C{app}'s connection is lost (one that
     L{race} may cancel without touching C{app.lost}).
@@ -176,7 +177,7 @@ def closing(app: ClientApp) -> Deferred[None]:
     return lost
 
 
-async def txpulse_echoes(app: ClientApp, messages: list[str | bytes] = MESSAGES) -> None:
+async def txpulse_echoes(app: RecordingApp, messages: list[str | bytes] = MESSAGES) -> None:
     """
     Send each message from a txpulse client and check it comes back; fail
     at once (with the close codes) if the connection closes instead.
@@ -186,7 +187,7 @@ async def txpulse_echoes(app: ClientApp, messages: list[str | bytes] = MESSAGES)
             app.transport.sendTextMessage(message)
         else:
             app.transport.sendBytesMessage(message)
-        index, received = await within(race([app.messages.get(), closing(app)]))
+        index, received = await within(race([app.inbox.get(), closing(app)]))
         if index == 1:
             assert app.reason is not None
             closed = app.reason.value
@@ -599,7 +600,7 @@ async def test_unusable_offer_is_declined_not_refused(serve: Any, raw: Any, offe
     """
     server = serve(echo_resource())
     client = await raw.connect(server.port)
-    request, _ = upgrade_request(server.port, extra=[("Sec-WebSocket-Extensions", offer)])
+    request, _ = keyed_upgrade(server.port, extra=[("Sec-WebSocket-Extensions", offer)])
     await client.send(request)
     response = await client.read_response()
     assert response.status == 101
@@ -634,7 +635,7 @@ async def test_compression_bomb_from_a_raw_client_closes_1009_and_spares_others(
     assert await within(bystander.messages.get()) == (REPETITIVE.encode(), False)
 
     attacker = await raw.connect(server.port)
-    request, _ = upgrade_request(server.port, extra=[("Sec-WebSocket-Extensions", "permessage-deflate")])
+    request, _ = keyed_upgrade(server.port, extra=[("Sec-WebSocket-Extensions", "permessage-deflate")])
     await attacker.send(request)
     response = await attacker.read_response()
     assert response.status == 101

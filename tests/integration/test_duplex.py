@@ -28,7 +28,8 @@ from txpulse import WebSocketResource
 from txpulse.client import WebSocketClientEndpoint
 from txpulse.demos.apps import EchoFactory
 
-from ..support.rawsocket import client_frame, upgrade_request
+from ..support.rawsocket import client_frame
+from ..support.requests import keyed_upgrade
 from ..support.waits import until, within
 
 #: How long the whole exchange may take (it takes well under a second).
@@ -175,7 +176,7 @@ def pipeline(port: int, messages: list[bytes]) -> bytes:
     payloadSize = len(messages[0])
     assert all(len(m) == payloadSize for m in messages) and 126 <= payloadSize <= 0xFFFF
     expected = len(messages) * (4 + payloadSize)
-    request, _ = upgrade_request(port)
+    request, _ = keyed_upgrade(port)
     with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock:
         sock.sendall(request)
         head = b""

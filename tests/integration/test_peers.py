@@ -22,10 +22,11 @@ from wsproto.frame_protocol import Opcode
 from txpulse import ConnectionClosed, HandshakeError, WebSocketResource
 from txpulse.demos.apps import EchoFactory
 
-from ..helpers import close_payload
-from ..support.peers import ws_connect
-from ..support.rawsocket import accept_key_for, client_frame, upgrade_request
-from ..support.servers import Recorder, RecorderFactory
+from ..support.apps import RecordingApp, RecordingFactory
+from ..support.frames import close_payload
+from ..support.peers import ws_close_received, ws_connect
+from ..support.rawsocket import accept_key_for, client_frame
+from ..support.requests import keyed_upgrade
 from ..support.waits import in_thread, within
 
 #: Messages each client sends and expects echoed unchanged (type included).
@@ -92,7 +93,7 @@ async def test_websockets_16mib_binary_message_is_echoed_with_raised_limits(serv
 
 
 @pytest_twisted.ensureDeferred
-async def test_websockets_fragmented_messages_are_reassembled(serve: Any, recorder: RecorderFactory) -> None:
+async def test_websockets_fragmented_messages_are_reassembled(serve: Any, recorder: RecordingFactory) -> None:
     """
     Messages the client sends as several frames (from an iterable and from
     an async iterable) reach the app as one message each.
@@ -132,7 +133,7 @@ async def test_websockets_client_ping_gets_pong(serve: Any) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_websockets_server_ping_reaches_client_and_pong_reaches_app(
-    serve: Any, recorder: RecorderFactory
+    serve: Any, recorder: RecordingFactory
 ) -> None:
     """
     C{transport.ping(b"x")} on the server reaches the websockets client,
@@ -192,7 +193,7 @@ async def test_autobahn_16mib_binary_message_is_echoed_with_raised_limits(serve:
 
 @pytest_twisted.ensureDeferred
 async def test_autobahn_fragmented_messages_are_reassembled(
-    serve: Any, autobahn: Any, recorder: RecorderFactory
+    serve: Any, autobahn: Any, recorder: RecordingFactory
 ) -> None:
     """
     Messages autobahn fragments (C{fragmentSize}, which splits UTF-8
@@ -226,7 +227,7 @@ async def test_autobahn_client_ping_gets_pong(serve: Any, autobahn: Any) -> None
 
 @pytest_twisted.ensureDeferred
 async def test_autobahn_server_ping_reaches_client_and_pong_reaches_app(
-    serve: Any, autobahn: Any, recorder: RecorderFactory
+    serve: Any, autobahn: Any, recorder: RecordingFactory
 ) -> None:
     """
     C{transport.ping(b"x")} on the server reaches autobahn's C{onPing}, and
@@ -243,7 +244,7 @@ async def test_autobahn_server_ping_reaches_client_and_pong_reaches_app(
 # -- the application speaking first ---------------------------------------------------
 
 
-class Greeter(Recorder):
+class Greeter(RecordingApp):
     """
     Sends C{"welcome"} from C{negotiationFinished}, before any message
     arrives; if built with C{refuse}, closes right away with 1008 instead.
@@ -259,13 +260,13 @@ class Greeter(Recorder):
             self.transport.sendTextMessage("welcome")
 
 
-class GreeterFactory(RecorderFactory):
+class GreeterFactory(RecordingFactory):
     def __init__(self, refuse: bool = False) -> None:
         super().__init__()
         self.refuse = refuse
 
-    def buildProtocol(self, request: Any) -> Recorder:
-        greeter = Greeter(request)
+    def buildProtocol(self, request: Any) -> RecordingApp:
+        greeter = Greeter(request, echo=True)
         greeter.refuse = self.refuse
         self.built.append(greeter)
         return greeter
@@ -301,13 +302,7 @@ async def test_close_from_negotiation_finished_reaches_client(serve: Any) -> Non
     server = serve(WebSocketResource(factory, pingInterval=None))
 
     async def client() -> tuple[int, str]:
-        async with ws_connect(server.url()) as ws:
-            try:
-                await ws.recv()
-            except WSConnectionClosed as closed:
-                assert closed.rcvd is not None
-                return closed.rcvd.code, closed.rcvd.reason
-            raise AssertionError("a message arrived instead of the close")
+        return await ws_close_received(server.url())
 
     assert await in_thread(client) == (1008, "policy")
     failure = await factory.built[0].lostReason()
@@ -320,7 +315,7 @@ async def test_close_from_negotiation_finished_reaches_client(serve: Any) -> Non
 @pytest.mark.parametrize(("code", "reason"), [(1000, "done"), (4000, "custom reason ☃")])
 @pytest_twisted.ensureDeferred
 async def test_websockets_client_close_reaches_app_and_is_echoed(
-    serve: Any, recorder: RecorderFactory, code: int, reason: str
+    serve: Any, recorder: RecordingFactory, code: int, reason: str
 ) -> None:
     """
     A client close (1000, or the application code 4000) reaches the app's
@@ -345,7 +340,7 @@ async def test_websockets_client_close_reaches_app_and_is_echoed(
 
 @pytest_twisted.ensureDeferred
 async def test_autobahn_client_close_reaches_app_and_is_echoed(
-    serve: Any, autobahn: Any, recorder: RecorderFactory
+    serve: Any, autobahn: Any, recorder: RecordingFactory
 ) -> None:
     """
     An autobahn close with 1000 and a reason reaches the app as
@@ -362,7 +357,7 @@ async def test_autobahn_client_close_reaches_app_and_is_echoed(
 
 
 @pytest_twisted.ensureDeferred
-async def test_websockets_sees_server_close_code_and_reason(serve: Any, recorder: RecorderFactory) -> None:
+async def test_websockets_sees_server_close_code_and_reason(serve: Any, recorder: RecordingFactory) -> None:
     """
     C{transport.loseConnection(1001, "bye")} on the server reaches the
     client as code 1001 with reason "bye"; the app then sees the client's
@@ -371,13 +366,7 @@ async def test_websockets_sees_server_close_code_and_reason(serve: Any, recorder
     server = serve(WebSocketResource(recorder, pingInterval=None))
 
     async def client() -> tuple[int, str]:
-        async with ws_connect(server.url()) as ws:
-            try:
-                await ws.recv()
-            except WSConnectionClosed as closed:
-                assert closed.rcvd is not None
-                return closed.rcvd.code, closed.rcvd.reason
-            raise AssertionError("the server sent a message instead of closing")
+        return await ws_close_received(server.url())
 
     result = in_thread(client)
     app = await recorder.next()
@@ -389,7 +378,9 @@ async def test_websockets_sees_server_close_code_and_reason(serve: Any, recorder
 
 
 @pytest_twisted.ensureDeferred
-async def test_autobahn_sees_server_close_code_and_reason(serve: Any, autobahn: Any, recorder: RecorderFactory) -> None:
+async def test_autobahn_sees_server_close_code_and_reason(
+    serve: Any, autobahn: Any, recorder: RecordingFactory
+) -> None:
     """
     C{transport.loseConnection(1001, "bye")} reaches autobahn's C{onClose}
     as a clean close with code 1001 and reason "bye".
@@ -406,7 +397,7 @@ async def test_autobahn_sees_server_close_code_and_reason(serve: Any, autobahn: 
 
 
 @pytest_twisted.ensureDeferred
-async def test_websockets_message_over_max_size_gets_1009(serve: Any, recorder: RecorderFactory) -> None:
+async def test_websockets_message_over_max_size_gets_1009(serve: Any, recorder: RecordingFactory) -> None:
     """
     A message larger than the resource's C{maxMessageSize} closes the
     connection with 1009 (message too big); one at the limit passes.
@@ -431,7 +422,7 @@ async def test_websockets_message_over_max_size_gets_1009(serve: Any, recorder: 
 
 
 @pytest_twisted.ensureDeferred
-async def test_fragmented_message_over_max_size_gets_1009(serve: Any, raw: Any, recorder: RecorderFactory) -> None:
+async def test_fragmented_message_over_max_size_gets_1009(serve: Any, raw: Any, recorder: RecordingFactory) -> None:
     """
     The limit applies to the sum of a message's fragments: with
     C{maxMessageSize=1024}, two 400-byte fragments pass and the third one,
@@ -486,7 +477,7 @@ async def test_autobahn_message_over_max_size_gets_1009(serve: Any, autobahn: An
 
 
 @pytest_twisted.ensureDeferred
-async def test_invalid_utf8_text_gets_1007(serve: Any, raw: Any, recorder: RecorderFactory) -> None:
+async def test_invalid_utf8_text_gets_1007(serve: Any, raw: Any, recorder: RecordingFactory) -> None:
     """
     A text frame whose payload is not UTF-8 is answered with close 1007 and
     the server then closes the TCP connection.
@@ -504,7 +495,7 @@ async def test_invalid_utf8_text_gets_1007(serve: Any, raw: Any, recorder: Recor
 
 @pytest_twisted.ensureDeferred
 async def test_invalid_utf8_in_first_fragment_fails_before_the_rest_arrives(
-    serve: Any, raw: Any, recorder: RecorderFactory
+    serve: Any, raw: Any, recorder: RecordingFactory
 ) -> None:
     """
     Invalid UTF-8 in the first fragment of a text message closes with 1007
@@ -519,7 +510,7 @@ async def test_invalid_utf8_in_first_fragment_fails_before_the_rest_arrives(
 
 
 @pytest_twisted.ensureDeferred
-async def test_unmasked_client_frame_gets_1002(serve: Any, raw: Any, recorder: RecorderFactory) -> None:
+async def test_unmasked_client_frame_gets_1002(serve: Any, raw: Any, recorder: RecordingFactory) -> None:
     """
     An unmasked frame from a client is a protocol error: close 1002, then
     the server closes TCP, and the frame is never delivered.
@@ -536,7 +527,7 @@ async def test_unmasked_client_frame_gets_1002(serve: Any, raw: Any, recorder: R
 
 
 @pytest_twisted.ensureDeferred
-async def test_tcp_drop_without_close_frame_is_1006(serve: Any, raw: Any, recorder: RecorderFactory) -> None:
+async def test_tcp_drop_without_close_frame_is_1006(serve: Any, raw: Any, recorder: RecordingFactory) -> None:
     """
     A peer that drops TCP without a close frame ends the connection with
     code 1006 (abnormal closure), not clean, as seen by the app.
@@ -560,7 +551,7 @@ async def test_app_exception_gets_1011_and_server_keeps_serving(serve: Any, dela
     its C{async def} later) closes that connection with 1011 and no reason;
     another open connection and a new one still get their echoes.
     """
-    recorder = RecorderFactory(delay)
+    recorder = RecordingFactory(echo=True, delay=delay)
     server = serve(WebSocketResource(recorder, pingInterval=None))
 
     async def client() -> tuple[int, str, str, str]:
@@ -597,7 +588,7 @@ async def test_close_reply_follows_answers_to_messages_sent_before_the_close(
     waits until the application has handled the messages that arrived
     together with the close"), also when the handler is an C{async def}.
     """
-    recorder = RecorderFactory(delay)
+    recorder = RecordingFactory(echo=True, delay=delay)
     server = serve(WebSocketResource(recorder, pingInterval=None))
     sock = await raw.upgrade(server.port)
     await sock.send(client_frame(0x1, b"last words") + client_frame(0x8, close_payload(1000, "bye")))
@@ -616,7 +607,7 @@ async def test_slow_handler_receives_later_messages_in_order(serve: Any) -> None
     With an C{async def} handler, messages that arrive while it runs wait
     and are handled, and answered, in order.
     """
-    recorder = RecorderFactory(delay=0.01)
+    recorder = RecordingFactory(echo=True, delay=0.01)
     server = serve(WebSocketResource(recorder, pingInterval=None))
 
     async def client() -> list[str]:
@@ -633,7 +624,7 @@ async def test_slow_handler_receives_later_messages_in_order(serve: Any) -> None
 
 
 @pytest_twisted.ensureDeferred
-async def test_silent_peer_is_pinged_then_closed_with_1011(serve: Any, raw: Any, recorder: RecorderFactory) -> None:
+async def test_silent_peer_is_pinged_then_closed_with_1011(serve: Any, raw: Any, recorder: RecordingFactory) -> None:
     """
     With C{pingInterval=0.2} and C{pingTimeout=0.2}, a peer that sends
     nothing gets a ping, and, as it does not answer, a close with 1011,
@@ -651,7 +642,7 @@ async def test_silent_peer_is_pinged_then_closed_with_1011(serve: Any, raw: Any,
 
 
 @pytest_twisted.ensureDeferred
-async def test_peer_answering_pings_stays_open(serve: Any, recorder: RecorderFactory) -> None:
+async def test_peer_answering_pings_stays_open(serve: Any, recorder: RecordingFactory) -> None:
     """
     A websockets client, which answers pings by itself, stays connected
     through 0.8 s of silence, well past C{pingInterval} + C{pingTimeout}
@@ -671,7 +662,7 @@ async def test_peer_answering_pings_stays_open(serve: Any, recorder: RecorderFac
 
 @pytest_twisted.ensureDeferred
 async def test_close_timeout_aborts_peer_that_never_answers_the_close(
-    serve: Any, raw: Any, recorder: RecorderFactory
+    serve: Any, raw: Any, recorder: RecordingFactory
 ) -> None:
     """
     After C{transport.loseConnection()}, a peer that never sends its close
@@ -690,7 +681,7 @@ async def test_close_timeout_aborts_peer_that_never_answers_the_close(
 
 
 @pytest_twisted.ensureDeferred
-async def test_idle_timeout_closes_with_1001(serve: Any, raw: Any, recorder: RecorderFactory) -> None:
+async def test_idle_timeout_closes_with_1001(serve: Any, raw: Any, recorder: RecordingFactory) -> None:
     """
     With C{idleTimeout=0.2}, a connection without messages is closed with
     1001; answering the close ends it cleanly.
@@ -707,7 +698,7 @@ async def test_idle_timeout_closes_with_1001(serve: Any, raw: Any, recorder: Rec
 
 @pytest_twisted.ensureDeferred
 async def test_peer_that_stops_reading_is_dropped_past_max_write_buffer(
-    serve: Any, raw: Any, recorder: RecorderFactory
+    serve: Any, raw: Any, recorder: RecordingFactory
 ) -> None:
     """
     A peer that never reads while the app keeps sending (one 64 KiB message
@@ -764,7 +755,7 @@ async def test_wrong_websocket_version_gets_426_with_version_header(serve: Any, 
     """
     server = serve(WebSocketResource(EchoFactory(), pingInterval=None))
     sock = await raw.connect(server.port)
-    request, _ = upgrade_request(server.port, version="8")
+    request, _ = keyed_upgrade(server.port, version="8")
     await sock.send(request)
     response = await sock.read_response()
     assert response.status == 426
@@ -772,7 +763,7 @@ async def test_wrong_websocket_version_gets_426_with_version_header(serve: Any, 
 
 
 @pytest_twisted.ensureDeferred
-async def test_websockets_subprotocol_follows_server_preference(serve: Any, recorder: RecorderFactory) -> None:
+async def test_websockets_subprotocol_follows_server_preference(serve: Any, recorder: RecordingFactory) -> None:
     """
     With C{subprotocols=["b", "a"]} and a client offering C{["a", "b"]}, the
     server picks C{"b"} (its own preference) and the app reads it from
@@ -793,7 +784,7 @@ async def test_websockets_subprotocol_follows_server_preference(serve: Any, reco
 
 @pytest_twisted.ensureDeferred
 async def test_autobahn_subprotocol_follows_server_preference(
-    serve: Any, autobahn: Any, recorder: RecorderFactory
+    serve: Any, autobahn: Any, recorder: RecordingFactory
 ) -> None:
     """
     autobahn offering C{["a", "b"]} to a server preferring C{["b", "a"]}
@@ -830,7 +821,7 @@ def _identityHook(kind: str, seen: list[Any]) -> Any:
 
 @pytest.mark.parametrize("kind", ["sync", "deferred", "async-def"])
 @pytest_twisted.ensureDeferred
-async def test_accept_hook_identity_reaches_app(serve: Any, recorder: RecorderFactory, kind: str) -> None:
+async def test_accept_hook_identity_reaches_app(serve: Any, recorder: RecordingFactory, kind: str) -> None:
     """
     An accept hook (plain, returning a Deferred that fires later, or an
     C{async def}) opens the connection, and the app sees the identity it
@@ -865,7 +856,7 @@ def _refusingHook(kind: str) -> Any:
 
 @pytest.mark.parametrize("kind", ["sync", "deferred"])
 @pytest_twisted.ensureDeferred
-async def test_accept_hook_refusal_gets_its_status_and_body(serve: Any, recorder: RecorderFactory, kind: str) -> None:
+async def test_accept_hook_refusal_gets_its_status_and_body(serve: Any, recorder: RecordingFactory, kind: str) -> None:
     """
     An accept hook raising (or whose Deferred later fails with)
     C{HandshakeError("nope", 401)} makes the client's handshake fail with
@@ -895,7 +886,7 @@ async def test_async_accept_hook_refusal_sends_nothing_before_the_error(serve: A
     """
     server = serve(WebSocketResource(EchoFactory(), pingInterval=None, accept=_refusingHook("deferred")))
     sock = await raw.connect(server.port)
-    request, _ = upgrade_request(server.port)
+    request, _ = keyed_upgrade(server.port)
     await sock.send(request)
     response = await sock.read_response()
     assert response.raw.startswith(b"HTTP/1.1 401 ")
@@ -915,14 +906,14 @@ async def test_refused_upgrade_ends_the_connection_and_a_new_one_works(serve: An
     """
     server = serve(WebSocketResource(EchoFactory(), pingInterval=None))
     first = await raw.connect(server.port)
-    wrong, _ = upgrade_request(server.port, version="8")
+    wrong, _ = keyed_upgrade(server.port, version="8")
     await first.send(wrong)
     refusal = await first.read_response()
     assert refusal.status == 426
     assert refusal.headers["connection"] == "close"
     assert await first.read_until_eof() == b""
     sock = await raw.connect(server.port)
-    right, key = upgrade_request(server.port)
+    right, key = keyed_upgrade(server.port)
     await sock.send(right)
     response = await sock.read_response()
     assert response.status == 101

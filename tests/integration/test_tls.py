@@ -15,17 +15,18 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.internet.tcp import Connection as TCPConnection
-from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from wsproto.frame_protocol import Opcode
 
 from txpulse import ConnectionClosed, WebSocketResource
 from txpulse.demos.apps import EchoFactory
 
-from ..helpers import captured_logs
-from ..support.peers import ws_connect
+from ..support.apps import RecordingFactory
+from ..support.logs import captured_logs
+from ..support.peers import ws_close_received, ws_connect
 from ..support.pki import PKI, make_pki
-from ..support.rawsocket import client_frame, upgrade_request
-from ..support.servers import RecorderFactory, site_for
+from ..support.rawsocket import client_frame
+from ..support.requests import keyed_upgrade
+from ..support.servers import site_for
 from ..support.waits import in_thread
 
 # PrivateCertificate.options() hands pyOpenSSL objects to pyOpenSSL, which
@@ -44,7 +45,7 @@ def pki(tmp_path: Path) -> PKI:
 @pytest.mark.parametrize("startTLS", [False, True], ids=["listenSSL", "startTLS"])
 @pytest_twisted.ensureDeferred
 async def test_wss_echoes_text_and_1mib_binary_then_closes_cleanly(
-    serve: Any, pki: PKI, recorder: RecorderFactory, startTLS: bool
+    serve: Any, pki: PKI, recorder: RecordingFactory, startTLS: bool
 ) -> None:
     """
     Over wss://, a text message and a 1 MiB binary message (one that
@@ -78,7 +79,7 @@ async def test_wss_echoes_text_and_1mib_binary_then_closes_cleanly(
 
 
 @pytest_twisted.ensureDeferred
-async def test_wss_server_initiated_close_reaches_client(serve: Any, pki: PKI, recorder: RecorderFactory) -> None:
+async def test_wss_server_initiated_close_reaches_client(serve: Any, pki: PKI, recorder: RecordingFactory) -> None:
     """
     Over wss://, C{transport.loseConnection(1001, "bye")} reaches the client
     as code 1001 with reason "bye", and the close completes cleanly.
@@ -86,13 +87,7 @@ async def test_wss_server_initiated_close_reaches_client(serve: Any, pki: PKI, r
     server = serve(WebSocketResource(recorder, pingInterval=None), pki.serverOptions)
 
     async def client() -> tuple[int, str]:
-        async with ws_connect(server.url(), ssl=pki.clientContext) as ws:
-            try:
-                await ws.recv()
-            except WSConnectionClosed as closed:
-                assert closed.rcvd is not None
-                return closed.rcvd.code, closed.rcvd.reason
-            raise AssertionError("the server sent a message instead of closing")
+        return await ws_close_received(server.url(), ssl=pki.clientContext)
 
     result = in_thread(client)
     app = await recorder.next()
@@ -104,7 +99,7 @@ async def test_wss_server_initiated_close_reaches_client(serve: Any, pki: PKI, r
 
 @pytest_twisted.ensureDeferred
 async def test_start_tls_protocol_error_ends_with_1002_and_a_clean_tls_close(
-    serve: Any, raw: Any, pki: PKI, recorder: RecorderFactory
+    serve: Any, raw: Any, pki: PKI, recorder: RecordingFactory
 ) -> None:
     """
     When the server fails a peer on a C{startTLS} connection, it must not
@@ -133,7 +128,7 @@ async def test_wss_frame_in_same_write_as_upgrade_request_is_delivered(serve: An
     """
     server = serve(WebSocketResource(EchoFactory(), pingInterval=None), pki.serverOptions)
     sock = await raw.connect(server.port, pki.clientContext)
-    request, _ = upgrade_request(server.port)
+    request, _ = keyed_upgrade(server.port)
     await sock.send(request + client_frame(0x1, b"early over tls"))
     assert (await sock.read_response()).status == 101
     message = await sock.read_message()
@@ -162,7 +157,7 @@ async def test_wss_connection_outlives_site_idle_timeout(serve: Any, pki: PKI) -
 
 @pytest_twisted.ensureDeferred
 async def test_wss_server_keeps_serving_after_a_client_drops_tls_mid_message(
-    serve: Any, raw: Any, pki: PKI, recorder: RecorderFactory
+    serve: Any, raw: Any, pki: PKI, recorder: RecordingFactory
 ) -> None:
     """
     A TLS client that vanishes halfway through a frame leaves the app with

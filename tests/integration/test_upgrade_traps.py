@@ -17,8 +17,10 @@ from wsproto.frame_protocol import Opcode
 
 from txpulse import WebSocketResource
 
-from ..support.rawsocket import client_frame, upgrade_request
-from ..support.servers import RecorderFactory, site_for
+from ..support.apps import RecordingFactory
+from ..support.rawsocket import client_frame
+from ..support.requests import keyed_upgrade
+from ..support.servers import site_for
 from ..support.waits import within
 
 TEXT, BINARY, PING = 0x1, 0x2, 0x9
@@ -40,7 +42,7 @@ async def test_plain_http_connection_is_closed_by_site_idle_timeout(serve: Any, 
     Control for the next test: with C{site.timeOut = 0.5}, an idle plain
     HTTP connection really is closed by the server within about that long.
     """
-    site = site_for(WebSocketResource(RecorderFactory(), pingInterval=None))
+    site = site_for(WebSocketResource(RecordingFactory(echo=True), pingInterval=None))
     site.timeOut = 0.5
     server = serve(site)
     sock = await raw.connect(server.port)
@@ -48,7 +50,7 @@ async def test_plain_http_connection_is_closed_by_site_idle_timeout(serve: Any, 
 
 
 @pytest_twisted.ensureDeferred
-async def test_upgraded_connection_outlives_site_idle_timeout(serve: Any, raw: Any, recorder: RecorderFactory) -> None:
+async def test_upgraded_connection_outlives_site_idle_timeout(serve: Any, raw: Any, recorder: RecordingFactory) -> None:
     """
     A WebSocket left idle for twice the Site's HTTP idle timeout (0.5 s) is
     still open and echoes afterwards: the upgrade cancelled the channel's
@@ -68,7 +70,7 @@ async def test_upgraded_connection_outlives_site_idle_timeout(serve: Any, raw: A
 
 @pytest_twisted.ensureDeferred
 async def test_upgraded_connection_after_async_accept_outlives_site_idle_timeout(
-    serve: Any, raw: Any, recorder: RecorderFactory
+    serve: Any, raw: Any, recorder: RecordingFactory
 ) -> None:
     """
     The same when the upgrade was answered later by an asynchronous accept
@@ -90,7 +92,7 @@ async def test_upgraded_connection_after_async_accept_outlives_site_idle_timeout
 
 @pytest_twisted.ensureDeferred
 async def test_frame_in_same_segment_as_upgrade_request_is_delivered(
-    serve: Any, raw: Any, recorder: RecorderFactory
+    serve: Any, raw: Any, recorder: RecordingFactory
 ) -> None:
     """
     A masked text frame sent in the same C{sendall} as the upgrade request
@@ -98,7 +100,7 @@ async def test_frame_in_same_segment_as_upgrade_request_is_delivered(
     """
     server = serve(WebSocketResource(recorder, pingInterval=None))
     sock = await raw.connect(server.port)
-    request, _ = upgrade_request(server.port)
+    request, _ = keyed_upgrade(server.port)
     await sock.send(request + client_frame(TEXT, b"early bird"))
     assert (await sock.read_response()).status == 101
     message = await sock.read_message()
@@ -114,9 +116,9 @@ async def test_several_frames_and_a_ping_in_same_segment_as_upgrade_are_all_hand
     two echoes, in order, and a pong (which may overtake the echoes: the
     core answers pings as it parses).
     """
-    server = serve(WebSocketResource(RecorderFactory(), pingInterval=None))
+    server = serve(WebSocketResource(RecordingFactory(echo=True), pingInterval=None))
     sock = await raw.connect(server.port)
-    request, _ = upgrade_request(server.port)
+    request, _ = keyed_upgrade(server.port)
     frames = client_frame(TEXT, b"one") + client_frame(PING, b"p") + client_frame(BINARY, b"two")
     await sock.send(request + frames)
     assert (await sock.read_response()).status == 101
@@ -132,9 +134,9 @@ async def test_frame_split_across_upgrade_segment_and_later_segment_is_delivered
     A frame whose first half rides with the upgrade request and whose
     second half comes later is reassembled.
     """
-    server = serve(WebSocketResource(RecorderFactory(), pingInterval=None))
+    server = serve(WebSocketResource(RecordingFactory(echo=True), pingInterval=None))
     sock = await raw.connect(server.port)
-    request, _ = upgrade_request(server.port)
+    request, _ = keyed_upgrade(server.port)
     frame = client_frame(TEXT, b"split across segments")
     await sock.send(request + frame[:7])
     assert (await sock.read_response()).status == 101
@@ -145,7 +147,7 @@ async def test_frame_split_across_upgrade_segment_and_later_segment_is_delivered
 
 @pytest_twisted.ensureDeferred
 async def test_frame_in_same_segment_is_delivered_after_async_accept(
-    serve: Any, raw: Any, recorder: RecorderFactory
+    serve: Any, raw: Any, recorder: RecordingFactory
 ) -> None:
     """
     With an accept hook that answers 0.1 s later, a frame sent in the same
@@ -153,7 +155,7 @@ async def test_frame_in_same_segment_is_delivered_after_async_accept(
     """
     server = serve(WebSocketResource(recorder, pingInterval=None, accept=lambda request: later(0.1, "late")))
     sock = await raw.connect(server.port)
-    request, _ = upgrade_request(server.port)
+    request, _ = keyed_upgrade(server.port)
     await sock.send(request + client_frame(TEXT, b"early bird"))
     assert (await sock.read_response()).status == 101
     message = await sock.read_message()
@@ -175,9 +177,9 @@ async def test_frames_sent_while_async_accept_runs_are_delivered(serve: Any, raw
         hookCalled.callback(None)
         return later(0.1)
 
-    server = serve(WebSocketResource(RecorderFactory(), pingInterval=None, accept=accept))
+    server = serve(WebSocketResource(RecordingFactory(echo=True), pingInterval=None, accept=accept))
     sock = await raw.connect(server.port)
-    request, _ = upgrade_request(server.port)
+    request, _ = keyed_upgrade(server.port)
     await sock.send(request)
     await within(hookCalled)
     big = bytes(range(256)) * 256
@@ -196,7 +198,7 @@ async def test_client_leaving_during_async_accept_cancels_the_hook(serve: Any, r
     """
     called: Deferred[None] = Deferred()
     cancelled: Deferred[None] = Deferred()
-    factory = RecorderFactory()
+    factory = RecordingFactory(echo=True)
 
     def accept(request: Any) -> Deferred[Any]:
         called.callback(None)
@@ -204,7 +206,7 @@ async def test_client_leaving_during_async_accept_cancels_the_hook(serve: Any, r
 
     server = serve(WebSocketResource(factory, pingInterval=None, accept=accept))
     sock = await raw.connect(server.port)
-    request, _ = upgrade_request(server.port)
+    request, _ = keyed_upgrade(server.port)
     await sock.send(request + client_frame(TEXT, b"never delivered"))
     await within(called)
     sock.close()
@@ -223,9 +225,11 @@ async def test_accept_hook_that_never_answers_gets_503(serve: Any, raw: Any) -> 
     def accept(request: Any) -> Deferred[Any]:
         return Deferred(lambda d: cancelled.append(True))
 
-    server = serve(WebSocketResource(RecorderFactory(), pingInterval=None, accept=accept, handshakeTimeout=0.2))
+    server = serve(
+        WebSocketResource(RecordingFactory(echo=True), pingInterval=None, accept=accept, handshakeTimeout=0.2)
+    )
     sock = await raw.connect(server.port)
-    request, _ = upgrade_request(server.port)
+    request, _ = keyed_upgrade(server.port)
     await sock.send(request)
     response = await sock.read_response()
     assert response.status == 503

@@ -16,8 +16,8 @@ from txpulse.plugin.tap import Options, buildRoot
 from txpulse.server.auth import generateKeySet
 from txpulse.server.site import WebSocketSite
 
-from ..helpers import captured_logs
-from ..plugin.test_tap import Client
+from ..support.http import Client
+from ..support.logs import AccessLog, captured_logs
 
 
 def test_redact_url() -> None:
@@ -47,24 +47,6 @@ def test_redact_text() -> None:
     )
 
 
-class LogFile:
-    """
-    Collects what a site writes to its access log.
-    """
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def write(self, line: str) -> None:
-        self.lines.append(line)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def test_refused_handshake_logs_no_token(tmp_path: Path) -> None:
     """
     A refused handshake carrying a valid C{ws_token} (here: no
@@ -81,7 +63,7 @@ def test_refused_handshake_logs_no_token(tmp_path: Path) -> None:
     site = WebSocketSite(
         buildRoot(options, ConnectionRegistry(clock=clock, logConnections=False), clock), reactor=clock
     )
-    access = LogFile()
+    access = AccessLog()
     site.logFile = access  # type: ignore[assignment]
     _, body = Client(site).request(b"GET /@wstoken HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k-alice\r\n\r\n")
     token = json.loads(body)["token"]

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.python import usage
 from twisted.web.server import Site
@@ -21,9 +20,12 @@ from txpulse.core.frames import Opcode
 from txpulse.plugin.metrics import ConnectionRegistry
 from txpulse.plugin.shutdown import GracefulShutdown
 from txpulse.plugin.tap import Options, buildRoot, makeService
+from txpulse.server.auth import generateKeySet
+from txpulse.settings import ConnectionSettings, Side, declarations
 
-from ..helpers import CountingTransport, client_frame, server_frames
-from ..server.test_resource import upgrade_request
+from ..support.frames import client_frame, server_frames
+from ..support.http import Client
+from ..support.requests import upgrade_request
 
 
 def parse(*argv: str) -> Options:
@@ -53,7 +55,7 @@ def test_every_option_parses() -> None:
         "--close-timeout", "2", "--handshake-timeout", "4", "--max-message-size", "64K",
         "--max-frame-size", "16K", "--max-write-buffer", "1M", "--allowed-origin", "https://a.example",
         "--allowed-origin", "https://b.example", "--subprotocol", "v2", "--subprotocol", "v1",
-        "--shutdown-timeout", "1.5", "--app", "shout=tests.fixtures.custom_app:ShoutFactory",
+        "--shutdown-timeout", "1.5", "--app", "shout=tests.support.custom_app:ShoutFactory",
     )  # fmt: skip
     assert options["listen"] == ["tcp:0", "unix:/tmp/txpulse-test.sock"]
     assert options["max-message-size"] == 65536 and options["max-frame-size"] == 16384
@@ -76,11 +78,11 @@ def test_every_option_parses() -> None:
         ["--listen", "nosuchendpoint:1"],
         ["--path", "/no/such/dir"],
         ["--app", "noequals"],
-        ["--app", "x=tests.fixtures.custom_app"],
+        ["--app", "x=tests.support.custom_app"],
         ["--app", "x=no.such.module:f"],
-        ["--app", "x=tests.fixtures.custom_app:missing"],
-        ["--app", "x=tests.fixtures.custom_app:notAFactory"],
-        ["--app", "ws=tests.fixtures.custom_app:ShoutFactory"],
+        ["--app", "x=tests.support.custom_app:missing"],
+        ["--app", "x=tests.support.custom_app:notAFactory"],
+        ["--app", "ws=tests.support.custom_app:ShoutFactory"],
     ],
 )
 def test_bad_values_are_usage_errors(argv: list[str]) -> None:
@@ -96,7 +98,7 @@ def test_app_accepts_a_callable_returning_a_factory() -> None:
     """
     C{--app NAME=module:callable} calls it to get the factory.
     """
-    ((name, factory),) = parse("--app", "shout=tests.fixtures.custom_app:makeFactory")["factories"]
+    ((name, factory),) = parse("--app", "shout=tests.support.custom_app:makeFactory")["factories"]
     assert name == "shout" and hasattr(factory, "buildProtocol")
 
 
@@ -111,22 +113,6 @@ def test_make_service_listens_on_every_endpoint() -> None:
     kinds = [type(child).__name__ for child in children]
     assert kinds.index("GracefulShutdown") < kinds.index("StreamServerEndpointService"), "stops after the listeners"
     assert kinds[0] == "_BrokerService", "the broker stops last, after the connections"
-
-
-class Client:
-    """
-    An in-memory HTTP connection to a Site.
-    """
-
-    def __init__(self, site: Site) -> None:
-        self.channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000))
-        self.transport = CountingTransport()
-        self.channel.makeConnection(self.transport)
-
-    def request(self, data: bytes) -> tuple[bytes, bytes]:
-        self.channel.dataReceived(data)
-        head, _, rest = self.transport.value().partition(b"\r\n\r\n")
-        return head, rest
 
 
 def site_for(*argv: str) -> tuple[Site, ConnectionRegistry, Clock]:
@@ -171,7 +157,7 @@ def test_websocket_mounts_answer_101(path: str, sent: bytes, expected: str) -> N
     """
     C{/ws}, C{/echo} and an C{--app} mount upgrade and answer.
     """
-    site, registry, _ = site_for("--app", "shout=tests.fixtures.custom_app:ShoutFactory")
+    site, registry, _ = site_for("--app", "shout=tests.support.custom_app:ShoutFactory")
     head, rest = Client(site).request(upgrade_request(path) + client_frame(Opcode.TEXT, sent))
     assert head.startswith(b"HTTP/1.1 101")
     assert [f.payload for f in server_frames(rest)] == [expected]
@@ -299,7 +285,7 @@ def test_registry_logs_one_line_per_connection() -> None:
     One log line when a connection opens and one when it closes (with path,
     code and duration), none per message.
     """
-    from ..helpers import captured_logs
+    from ..support.logs import captured_logs
 
     clock = Clock()
     registry = ConnectionRegistry(clock=clock)
@@ -441,3 +427,59 @@ def test_metrics_listener_has_the_site_defences() -> None:
         assert site.allowedHosts == ["example.com"]
         assert site.maxConnectionsPerAddress == 9
         assert site.keepAliveTimeout == 3
+
+
+def test_connection_options_are_generated_from_the_settings() -> None:
+    """
+    Every server setting is a plugin option (generated from
+    L{ConnectionSettings}, so the two cannot drift); the parsed ones land in
+    C{options["settings"]}, and every mount uses them.
+    """
+    text = str(Options())
+    for declared in declarations(Side.SERVER):
+        assert f"--{declared.flag}" in text, declared.flag
+    options = parse("--ping-interval", "5", "--idle-timeout", "60", "--max-frame-size", "16K", "--deflate")
+    expected = ConnectionSettings(pingInterval=5.0, idleTimeout=60.0, maxFrameSize=16 << 10, compression=True)
+    assert options["settings"] == expected
+    root = buildRoot(options, ConnectionRegistry(logConnections=False), Clock())
+    for name in (b"ws", b"echo", b"pubsub", b"chat"):
+        assert root.children[name].settings == expected
+    assert parse()["settings"] == ConnectionSettings()
+
+
+def test_protected_mounts_default_to_same_origin(tmp_path: Path) -> None:
+    """
+    Without C{--allowed-origin}, a C{--protect}ed mount's settings allow only
+    its own origin, the others any; with it, every mount has that list.
+    """
+    keys = tmp_path / "keys.json"
+    keys.write_text('{"k": "alice"}')
+    jwk = tmp_path / "jwk.json"
+    jwk.write_text(generateKeySet())
+    protect = ("--auth-keys", str(keys), "--jwk", str(jwk), "--protect", "/pubsub")
+    root = buildRoot(parse(*protect), ConnectionRegistry(logConnections=False), Clock())
+    assert root.children[b"pubsub"].settings.allowedOrigins == ("same-origin",)
+    assert root.children[b"echo"].settings.allowedOrigins is None
+    listed = parse(*protect, "--allowed-origin", "https://a.example")
+    root = buildRoot(listed, ConnectionRegistry(logConnections=False), Clock())
+    assert root.children[b"pubsub"].settings.allowedOrigins == ("https://a.example",)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--ping-interval", "-3"], "--ping-interval: must not be negative: -3"),
+        (["--heartbeat", "0"], "--heartbeat: must be positive: 0"),
+        (["--max-request-body", "12Q"], "--max-request-body: not a size in bytes"),
+        (["--backlog", "-1"], "--backlog: must not be negative: -1"),
+        (["--deflate", "--no-deflate"], "--deflate and --no-deflate contradict each other"),
+    ],
+)
+def test_usage_errors_name_the_option(argv: list[str], message: str) -> None:
+    """
+    A bad value of a connection setting, or of one of the plugin's own
+    options, is a usage error that names the option.
+    """
+    with pytest.raises(usage.UsageError) as raised:
+        parse(*argv)
+    assert str(raised.value).startswith(message)

@@ -14,15 +14,17 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from txpulse.core.connection import Connection, Side
 from txpulse.core.exceptions import ConnectionClosed
 from txpulse.core.frames import Opcode
 from txpulse.pubsub.hub import Hub, HubError, checkEnvelope
 from txpulse.pubsub.protocol import PubSubFactory
-from txpulse.wire.protocol import WebSocketWire, WireOptions
+from txpulse.wire.protocol import WebSocketWire
 
-from ..helpers import CountingTransport, FakeSubscriber, captured_logs, client_frame, server_frames
+from ..support.frames import client_frame, server_frames
+from ..support.hub import FakeSubscriber, connect
+from ..support.logs import captured_logs
 from ..support.tcppair import TCPPair
+from ..support.transports import CountingTransport
 
 
 def test_publish_reaches_every_subscriber_once_encoded_once() -> None:
@@ -228,19 +230,6 @@ def test_closed_subscribers_are_skipped() -> None:
 # -- the JSON protocol over a real wire ----------------------------------------
 
 
-def connect(factory: PubSubFactory, identity: object = None) -> tuple[WebSocketWire, CountingTransport]:
-    transport = CountingTransport()
-    wire = WebSocketWire(
-        factory.buildProtocol(None),
-        Connection(Side.SERVER),
-        clock=factory.hub.clock,
-        options=WireOptions(pingInterval=None),
-        identity=identity,
-    )
-    wire.makeConnection(transport)
-    return wire, transport
-
-
 def send(wire: WebSocketWire, message: Any) -> None:
     """
     One message from the client, in a reactor turn of its own.
@@ -440,10 +429,7 @@ def test_a_subscriber_reading_between_turns_gets_every_large_batch() -> None:
             for i in range(30):
                 hub.publish("t", f"{turn:02}{i:02}" + "x" * 8192)
             clock.advance(0)
-            while pair.queued():
-                received += pair.readAll()
-                pair.transport.doWrite()
-            received += pair.readAll()
+            received += pair.drain()
         assert pair.wire.isOpen()
         texts = [json.loads(str(f.payload))["data"][:4] for f in server_frames(bytes(received))]
         assert texts == [f"{turn:02}{i:02}" for turn in range(20) for i in range(30)]
@@ -487,12 +473,8 @@ def test_a_large_message_in_a_batch_does_not_count_against_other_subscribers() -
         hub.publish("t", "x" * (1100 << 10))
         clock.advance(0)
         assert big.wire.isOpen() and other.wire.isOpen()
-        received = bytearray()
-        while big.queued():
-            received += big.readAll()
-            big.transport.doWrite()
-        received += big.readAll()
-        sizes = [len(json.loads(str(f.payload))["data"]) for f in server_frames(bytes(received))]
+        received = big.drain()
+        sizes = [len(json.loads(str(f.payload))["data"]) for f in server_frames(received)]
         assert sizes == [5, 1100 << 10]
         assert [json.loads(str(f.payload))["data"] for f in server_frames(other.readAll())] == ["small"]
     finally:

@@ -22,11 +22,12 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.logger import LogEvent, globalLogPublisher
+from twisted.internet.testing import EventLoggingObserver
 
 from txpulse.pubsub.broker.redis import RedisBroker
 from txpulse.pubsub.hub import Hub
 
+from ..support.logs import captured_events
 from ..support.net import free_port
 from ..support.processes import ServerProcess
 from ..support.waits import WAIT, until
@@ -192,14 +193,10 @@ async def make_hub(redis_server: RedisServer) -> Any:
 
 
 @pytest.fixture
-def log_events() -> Iterator[list[LogEvent]]:
+def log_events() -> Iterator[EventLoggingObserver]:
     """
-    Every log event emitted during the test.
+    Every log event emitted during the test (Twisted's
+    L{EventLoggingObserver}).
     """
-    events: list[LogEvent] = []
-    observer = events.append
-    globalLogPublisher.addObserver(observer)
-    try:
+    with captured_events() as events:
         yield events
-    finally:
-        globalLogPublisher.removeObserver(observer)

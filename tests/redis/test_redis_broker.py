@@ -13,12 +13,14 @@ import inspect
 import json
 import subprocess
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.internet.testing import EventLoggingObserver
 from twisted.internet.threads import deferToThread
 from twisted.logger import LogEvent, LogLevel, formatEvent
 from twisted.web.resource import Resource
@@ -28,7 +30,7 @@ from txpulse.pubsub import Hub, PubSubFactory
 from txpulse.pubsub.broker.redis import RedisBroker
 from txpulse.server.resource import WebSocketResource
 
-from ..helpers import FakeSubscriber
+from ..support.hub import FakeSubscriber
 from ..support.waits import WAIT, until
 from .conftest import RedisServer
 
@@ -49,7 +51,7 @@ def broker_of(hub: Hub) -> RedisBroker:
     return hub.broker
 
 
-def broker_lines(events: list[LogEvent]) -> list[tuple[LogLevel, str]]:
+def broker_lines(events: Iterable[LogEvent]) -> list[tuple[LogLevel, str]]:
     """
     The broker's own log lines: C{(level, text)}.
     """
@@ -130,7 +132,7 @@ async def test_other_programs_may_publish_bare_envelopes(make_hub: Any, redis_se
 
 @pytest_twisted.ensureDeferred
 async def test_spoofed_or_malformed_messages_from_redis_are_dropped(
-    make_hub: Any, redis_server: RedisServer, log_events: list[LogEvent]
+    make_hub: Any, redis_server: RedisServer, log_events: EventLoggingObserver
 ) -> None:
     """
     A foreign Redis publisher cannot pass a message off as another topic's
@@ -227,7 +229,7 @@ async def test_one_subscription_connection_per_process(make_hub: Any, redis_serv
 
 @pytest_twisted.ensureDeferred
 async def test_redis_restart_keeps_local_delivery_and_resumes_by_itself(
-    make_hub: Any, redis_server: RedisServer, log_events: list[LogEvent]
+    make_hub: Any, redis_server: RedisServer, log_events: EventLoggingObserver
 ) -> None:
     """
     Redis killed: local publishing still reaches local subscribers, nothing
@@ -276,7 +278,7 @@ async def test_redis_restart_keeps_local_delivery_and_resumes_by_itself(
 
 @pytest_twisted.ensureDeferred
 async def test_silent_redis_is_noticed_by_ping(
-    make_hub: Any, redis_server: RedisServer, log_events: list[LogEvent]
+    make_hub: Any, redis_server: RedisServer, log_events: EventLoggingObserver
 ) -> None:
     """
     A Redis that stops answering without closing its connections (SIGSTOP,
@@ -314,7 +316,7 @@ async def test_silent_redis_is_noticed_by_ping(
 
 @pytest_twisted.ensureDeferred
 async def test_broker_starts_without_redis_and_connects_later(
-    redis_server: RedisServer, log_events: list[LogEvent]
+    redis_server: RedisServer, log_events: EventLoggingObserver
 ) -> None:
     """
     A broker whose Redis is not reachable yet delivers locally, logs one
@@ -393,7 +395,9 @@ def test_from_url_reads_host_port_db_and_password() -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_password_protected_redis(make_hub: Any, redis_server: RedisServer, log_events: list[LogEvent]) -> None:
+async def test_password_protected_redis(
+    make_hub: Any, redis_server: RedisServer, log_events: EventLoggingObserver
+) -> None:
     """
     With C{requirepass} set, a broker given the password in its URL
     connects; one with a wrong password logs the refusal once, backs off

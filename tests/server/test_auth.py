@@ -24,8 +24,9 @@ from txpulse.plugin.tap import Options, buildRoot
 from txpulse.server.auth import ApiKeys, Authenticator, InvalidToken, RequireKey, TokenIssuer, generateKeySet
 from txpulse.server.ratelimit import FailureLimiter
 
-from ..plugin.test_tap import Client
-from .test_resource import upgrade_request
+from ..support.http import Client
+from ..support.requests import upgrade_request
+from ..support.tokens import pbes2_token
 
 
 @pytest.fixture
@@ -280,23 +281,6 @@ def test_gen_api_key_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 # -- issue #12 item 5: only the algorithms we issue, and bounded work ------------------
-
-
-def b64url(data: bytes) -> str:
-    import base64
-
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def pbes2_token(p2c: int = 16384) -> str:
-    """
-    A compact JWE claiming C{PBES2-HS512+A256KW} with C{p2c} iterations and
-    the issuer's C{kid}: before any check, jwcrypto derives a key with that
-    many PBKDF2-HMAC-SHA512 rounds (it caps C{p2c} at 16,384).
-    """
-    header = {"alg": "PBES2-HS512+A256KW", "enc": "A256GCM", "p2s": b64url(os.urandom(16)), "p2c": p2c, "kid": "enc"}
-    parts = [json.dumps(header).encode(), os.urandom(40), os.urandom(12), os.urandom(64), os.urandom(16)]
-    return ".".join(b64url(part) for part in parts)
 
 
 def mean_verify_seconds(issuer: TokenIssuer, token: str, rounds: int) -> float:

@@ -21,9 +21,9 @@ from txpulse.plugin.tap import Options, buildRoot
 from txpulse.server.auth import generateKeySet
 from txpulse.server.ratelimit import FailureLimiter, clientKey
 
-from ..helpers import captured_logs
-from ..plugin.test_tap import Client
-from .test_resource import upgrade_request
+from ..support.http import Client
+from ..support.logs import captured_logs
+from ..support.requests import upgrade_request
 
 
 def test_burst_then_refused_with_retry_after() -> None:

@@ -1,11 +1,12 @@
 """
 Tests for L{txpulse.server.resource.WebSocketResource} in memory: a real
-C{twisted.web} L{Site} on a L{StringTransport}, fed raw HTTP and frames.
+C{twisted.web} L{Site} on a L{StringTransport}, fed raw HTTP and frames;
+where a well-behaved client's view is enough, through the public harness
+(L{txpulse.testing}, on a L{WebSocketSite}).
 """
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import pytest
@@ -16,7 +17,6 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Site
-from wsproto.frame_protocol import Opcode as WOpcode
 
 from txpulse import AssemblyBudget, WebSocketResource
 from txpulse.core.exceptions import ConnectionClosed, HandshakeError
@@ -24,28 +24,14 @@ from txpulse.core.frames import Opcode
 from txpulse.core.handshake import accept_key
 from txpulse.demos.apps import EchoFactory
 from txpulse.server.site import WebSocketSite
+from txpulse.settings import ConnectionSettings
+from txpulse.testing import connectFactory
 
-from ..helpers import CountingTransport, RecordingApp, captured_logs, client_frame, server_frames
-
-KEY = base64.b64encode(b"0123456789abcdef").decode()
-
-
-def upgrade_request(path: str = "/ws", **extra: str) -> bytes:
-    headers = {
-        "Host": "localhost",
-        "Upgrade": "websocket",
-        "Connection": "Upgrade",
-        "Sec-WebSocket-Key": KEY,
-        "Sec-WebSocket-Version": "13",
-    }
-    for name, value in extra.items():
-        name = name.replace("_", "-")
-        if value == "":
-            headers.pop(name, None)
-        else:
-            headers[name] = value
-    lines = [f"GET {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items())]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+from ..support.apps import RecordingApp
+from ..support.frames import client_frame, server_frames
+from ..support.logs import AccessLog, captured_logs
+from ..support.requests import KEY, upgrade_request
+from ..support.transports import CountingTransport
 
 
 class Server:
@@ -154,7 +140,6 @@ def test_twisted_websocket_demo_runs_unchanged() -> None:
     classmethod, C{negotiationStarted} storing the transport, ...) works as
     the factory, with nothing txpulse-specific in it.
     """
-    from twisted.python.failure import Failure
     from twisted.web.server import Request
     from twisted.web.websocket import WebSocketTransport
 
@@ -183,15 +168,11 @@ def test_twisted_websocket_demo_runs_unchanged() -> None:
         def connectionLost(self, reason: Failure) -> None:
             log.append("lost")
 
-    server, _ = make_server(WebSocketDemo)
-    server.send(upgrade_request())
-    server.send(client_frame(Opcode.TEXT, b"hello") + client_frame(Opcode.CLOSE, b"\x03\xe8"))
-    _, rest = server.response()
-    frames = server_frames(rest)
-    assert [f.payload for f in frames[:2]] == ["heartbeat 1", "reply to hello"]
-    assert frames[2].opcode is WOpcode.CLOSE and frames[2].payload == (1000, "")
-    assert server.transport.disconnecting
-    server.channel.connectionLost(Failure(ConnectionDone()))
+    peer = connectFactory(WebSocketDemo, path="/ws")
+    peer.sendText("hello")
+    peer.close()
+    assert peer.received == ["heartbeat 1", "reply to hello"]
+    assert peer.closeCode == 1000 and peer.disconnected
     assert log == ["lost"]
 
 
@@ -200,12 +181,13 @@ def test_transport_exposes_request_subprotocol_and_identity() -> None:
     The application's transport carries the request, the negotiated
     subprotocol (server's preference wins) and the accept hook's identity.
     """
-    server, factory = make_server(subprotocols=["v2", "v1"], accept=lambda request: "alice")
-    server.send(upgrade_request(Sec_WebSocket_Protocol="v1, v2"))
-    head, _ = server.response()
-    assert b"Sec-WebSocket-Protocol: v2" in head
+    factory = AppFactory()
+    peer = connectFactory(
+        factory, subprotocols=["v2", "v1"], accept=lambda request: "alice", path="/ws", offer=["v1", "v2"]
+    )
+    assert ("Sec-WebSocket-Protocol", "v2") in peer.responseHeaders
     transport = factory.apps[0].transport
-    assert transport.subprotocol == "v2"
+    assert transport.subprotocol == peer.subprotocol == "v2"
     assert transport.identity == "alice"
     assert transport.request.path == b"/ws"
 
@@ -289,14 +271,14 @@ def test_async_accept_hook_can_refuse_with_401_before_any_101() -> None:
     L{HandshakeError} answers that status and body, and no 101 was sent.
     """
     pending: Deferred[object] = Deferred()
-    server, factory = make_server(accept=lambda request: pending)
-    server.send(upgrade_request())
-    assert server.transport.value() == b""
+    factory = AppFactory()
+    peer = connectFactory(factory, accept=lambda request: pending, path="/ws")
+    assert peer.status is None
     pending.errback(HandshakeError("bad token", 401))
-    head, body = server.response()
-    assert head.startswith(b"HTTP/1.1 401 Unauthorized")
-    assert b"101" not in head
-    assert body.endswith(b"bad token\n")
+    peer.flush()
+    assert peer.status == 401
+    assert peer.responseBody.endswith(b"bad token\n")
+    assert peer.disconnected
     assert factory.apps == []
 
 
@@ -405,7 +387,7 @@ def test_connection_lost_reaches_the_application_and_the_request() -> None:
     finished: list[Any] = []
     app.request.notifyFinish().addBoth(finished.append)
     server.channel.connectionLost(Failure(ConnectionLost()))
-    assert isinstance(app.lost.value, ConnectionClosed) and app.lost.value.code == 1006
+    assert isinstance(app.reason.value, ConnectionClosed) and app.reason.value.code == 1006
     assert len(finished) == 1
 
 
@@ -509,24 +491,6 @@ def test_refused_upgrades_are_logged_in_aggregate_per_address() -> None:
     assert "refused for 192.0.2.1: 199 more in the last 10s (100 x 400, 99 x 426)" in refusals[2]
 
 
-class AccessLog:
-    """
-    Collects what a L{Site} writes to its access log (as C{site.logFile}).
-    """
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def write(self, line: str) -> None:
-        self.lines.append(line)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def test_refused_upgrades_with_long_uris_make_a_bounded_log() -> None:
     """
     1,000 refused upgrades from one address, each with a 12 KB request
@@ -571,3 +535,45 @@ def test_refused_upgrades_with_long_uris_make_a_bounded_log() -> None:
     logged = sum(len(line.encode()) for line in lines + access.lines)
     assert max(len(line) for line in lines + access.lines) < 1024
     assert logged < 1000 * 400 and logged < sent / 30
+
+
+def test_settings_object_is_used_and_keywords_override_it() -> None:
+    """
+    C{WebSocketResource(factory, settings=...)} takes a L{ConnectionSettings}
+    (its message limit reaches the core: 1009 above it); a keyword argument
+    overrides one setting; keywords alone build the same settings object.
+    """
+    shared = ConnectionSettings(maxMessageSize=10, pingInterval=None)
+    resource = WebSocketResource(AppFactory(), settings=shared, clock=Clock())
+    assert resource.settings is shared
+    server = Server(resource, Clock())
+    server.send(upgrade_request())
+    with captured_logs():
+        server.send(client_frame(Opcode.BINARY, b"x" * 11))
+    _, rest = server.response()
+    assert server_frames(rest)[-1].payload[0] == 1009
+    assert WebSocketResource(AppFactory(), settings=shared, maxMessageSize=20).settings == shared.override(
+        maxMessageSize=20
+    )
+    assert WebSocketResource(AppFactory(), maxMessageSize=10, pingInterval=None).settings == shared
+    assert WebSocketResource(AppFactory()).settings == ConnectionSettings()
+
+
+def test_settings_origins_are_enforced() -> None:
+    """
+    The origin allow-list of a settings object is the resource's: another
+    browser origin gets 403.
+    """
+    server, _ = make_server(settings=ConnectionSettings(allowedOrigins="https://good.example"))
+    server.send(upgrade_request(Origin="https://evil.example"))
+    head, _ = server.response()
+    assert head.startswith(b"HTTP/1.1 403")
+
+
+def test_bad_option_messages_name_the_setting() -> None:
+    """
+    A bad keyword argument raises a L{ValueError} naming the setting and
+    showing the value.
+    """
+    with pytest.raises(ValueError, match="^pingInterval must not be negative: -3$"):
+        WebSocketResource(AppFactory(), pingInterval=-3)

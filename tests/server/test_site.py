@@ -26,8 +26,10 @@ from txpulse.core.frames import Opcode
 from txpulse.demos.apps import EchoFactory
 from txpulse.server.site import REFUSAL_LOG_INTERVAL, AllowedHosts, WebSocketSite, defaultMaxConnections
 
-from ..helpers import CountingTransport, captured_logs, client_frame, server_frames
-from .test_resource import upgrade_request
+from ..support.frames import client_frame, server_frames
+from ..support.logs import AccessLog, captured_logs
+from ..support.requests import upgrade_request
+from ..support.transports import CountingTransport
 
 PAGE = b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -903,24 +905,6 @@ def test_chunked_body_is_refused_at_the_head_when_none_is_taken() -> None:
 
 
 # -- log lines a client cannot make long ------------------------------------------------------
-
-
-class AccessLog:
-    """
-    Collects what a site writes to its access log (as C{site.logFile}).
-    """
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def write(self, line: str) -> None:
-        self.lines.append(line)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class Kept(Resource):

@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .requests import SAMPLE_KEY, upgrade_request
+
 #: Seconds to wait for any one answer.
 ANSWER_TIMEOUT = 5.0
 
@@ -29,18 +31,9 @@ class Answer:
 def upgrade(path: str, host: str = "127.0.0.1", **headers: str) -> bytes:
     """
     A WebSocket upgrade request for C{path} with extra C{headers}
-    (underscores in names become dashes).
+    (underscores in names become dashes), with RFC 6455's sample key.
     """
-    lines = [
-        f"GET {path} HTTP/1.1",
-        f"Host: {host}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-        "Sec-WebSocket-Version: 13",
-        *(f"{name.replace('_', '-')}: {value}" for name, value in headers.items()),
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return upgrade_request(path, host=host, key=SAMPLE_KEY, **headers)
 
 
 def get(path: str, host: str = "127.0.0.1", **headers: str) -> bytes:

@@ -166,6 +166,23 @@ def ws_connect(url: str, **kwargs: Any) -> Any:
     return connect(url, **kwargs)
 
 
+async def ws_close_received(url: str, **kwargs: Any) -> tuple[int, str]:
+    """
+    Connect with C{websockets} (L{ws_connect}) and wait for the server to
+    close: the code and reason of its close frame. A message arriving first
+    is an error.
+    """
+    from websockets.exceptions import ConnectionClosed
+
+    async with ws_connect(url, **kwargs) as ws:
+        try:
+            await ws.recv()
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None
+            return closed.rcvd.code, closed.rcvd.reason
+        raise AssertionError("a message arrived instead of the close")
+
+
 # -- autobahn (Twisted) ----------------------------------------------------------
 
 

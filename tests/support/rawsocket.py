@@ -1,6 +1,6 @@
 """
 The wire, by hand: upgrade requests and client frames built independently
-of txpulse's codec (unlike L{tests.helpers.client_frame}), and blocking
+of txpulse's codec (unlike L{tests.support.frames.client_frame}), and blocking
 sockets (driven from worker threads) that write exactly the bytes a test
 wants and read the server's answer, with C{hashlib} computing the accept
 key and wsproto's L{FrameProtocol} parsing the server's frames.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import select
 import socket
 import ssl
@@ -23,14 +22,12 @@ import pytest_twisted
 from twisted.internet.threads import deferToThread
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from ..helpers import raw_frame
+from .frames import raw_frame
+from .requests import SAMPLE_KEY, keyed_upgrade, request_bytes
 from .waits import WAIT, within
 
 #: RFC 6455 §1.3.
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-#: The sample nonce of RFC 6455 §1.3.
-SAMPLE_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 
 def client_frame(opcode: int, payload: bytes = b"", *, fin: bool = True, masked: bool = True) -> bytes:
@@ -59,48 +56,34 @@ def switching_protocols(key: str | bytes) -> bytes:
     )
 
 
-def request_bytes(
+def blocking_upgrade(
     port: int,
     path: str = "/echo",
     *,
-    method: str = "GET",
-    version: str = "HTTP/1.1",
-    key: str | None = SAMPLE_KEY,
-    wsVersion: str | None = "13",
     extra: Iterable[tuple[str, str]] = (),
-) -> bytes:
+    receiveBuffer: int | None = None,
+    timeout: float = 5.0,
+) -> tuple[socket.socket, bytes]:
     """
-    An upgrade request built line by line, any part of which may be wrong or
-    missing (C{None} leaves a header out).
+    Open a WebSocket to C{path} on C{127.0.0.1:port} on a blocking socket
+    (its receive buffer shrunk to C{receiveBuffer} first, if given; no
+    Nagle), for tests that drive it from one thread: the socket, once the
+    C{101} and its accept key are checked, and the response head.
     """
-    lines = [
-        f"{method} {path} {version}",
-        f"Host: 127.0.0.1:{port}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-    ]
-    if key is not None:
-        lines.append(f"Sec-WebSocket-Key: {key}")
-    if wsVersion is not None:
-        lines.append(f"Sec-WebSocket-Version: {wsVersion}")
-    lines.extend(f"{name}: {value}" for name, value in extra)
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def upgrade_request(
-    port: int,
-    path: str = "/echo",
-    *,
-    key: str | None = None,
-    version: str = "13",
-    extra: Iterable[tuple[str, str]] = (),
-) -> tuple[bytes, str]:
-    """
-    A valid upgrade request (with a fresh random key unless C{key} is
-    given), and the key it carries.
-    """
-    key = key or base64.b64encode(os.urandom(16)).decode("ascii")
-    return request_bytes(port, path, key=key, wsVersion=version, extra=extra), key
+    sock = socket.socket()
+    if receiveBuffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receiveBuffer)
+    sock.settimeout(timeout)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(request_bytes(port, path, key=SAMPLE_KEY, extra=extra))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101 ") and accept_key_for(SAMPLE_KEY).encode() in head, head
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock, head
 
 
 @dataclass
@@ -349,7 +332,7 @@ class RawSockets:
         C{101} and its accept key checked).
         """
         rawSocket = await self.connect(port, sslContext)
-        request, key = upgrade_request(port, path, extra=extra)
+        request, key = keyed_upgrade(port, path, extra=extra)
         await rawSocket.send(request)
         response = await rawSocket.read_response()
         assert response.status == 101, response.raw

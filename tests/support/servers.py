@@ -1,7 +1,7 @@
 """
 txpulse served for real: a C{twisted.web} site listening on 127.0.0.1 (plain
-TCP or TLS) whose every connection is dropped, and waited for, at teardown;
-and a recording echo application to mount on it.
+TCP or TLS) whose every connection is dropped, and waited for, at teardown
+(the application to mount on it: L{tests.support.apps.RecordingFactory}).
 """
 
 from __future__ import annotations
@@ -10,15 +10,12 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from twisted.internet import reactor, ssl
-from twisted.internet.defer import Deferred, DeferredQueue
-from twisted.internet.task import deferLater
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from txpulse import ConnectionClosed
-
-from .waits import WAIT, within
+from .waits import within
 
 
 class TrackedConnection:
@@ -147,106 +144,3 @@ class LoopbackServer:
             self.stopped = True
             await self.listening.stopListening()
         await self.site.drop_connections()
-
-
-class Recorder:
-    """
-    An echo application that records what happens to it.
-
-    Text C{"boom"} raises from C{textMessageReceived} (to exercise 1011).
-    With a C{delay}, text messages are handled by an C{async def} that
-    answers (or raises) C{delay} seconds later, so the wire holds further
-    input until it is done (README: "Application slower than the peer").
-
-    @ivar request: the upgrade request it was built for.
-    @ivar opened: fires with this recorder once C{negotiationFinished} ran.
-    @ivar lost: fires (with C{None}) once C{connectionLost} ran.
-    @ivar reason: the L{Failure} given to C{connectionLost}.
-    @ivar pongs: a queue of pong payloads received.
-    @ivar messages: every message received, in order.
-    """
-
-    def __init__(self, request: Any, delay: float | None = None) -> None:
-        self.request = request
-        self.delay = delay
-        self.transport: Any = None
-        self.opened: Deferred[Recorder] = Deferred()
-        self.lost: Deferred[None] = Deferred()
-        self.reason: Failure | None = None
-        self.pongs: DeferredQueue[bytes] = DeferredQueue()
-        self.messages: list[str | bytes] = []
-
-    def negotiationStarted(self, transport: Any) -> None:
-        self.transport = transport
-
-    def negotiationFinished(self) -> None:
-        self.opened.callback(self)
-
-    def textMessageReceived(self, message: str) -> Any:
-        self.messages.append(message)
-        if self.delay is not None:
-            return self._slowly(message, self.delay)
-        self._answer(message)
-        return None
-
-    async def _slowly(self, message: str, delay: float) -> None:
-        await deferLater(reactor, delay)
-        self._answer(message)
-
-    def _answer(self, message: str) -> None:
-        if message == "boom":
-            raise RuntimeError("the application failed on purpose")
-        self.transport.sendTextMessage(message)
-
-    def bytesMessageReceived(self, data: bytes) -> None:
-        self.messages.append(data)
-        self.transport.sendBytesMessage(data)
-
-    def pongReceived(self, payload: bytes) -> None:
-        self.pongs.put(payload)
-
-    def connectionLost(self, reason: Failure) -> None:
-        self.reason = reason
-        self.lost.callback(None)
-
-    async def lostReason(self, seconds: float = WAIT) -> Failure:
-        """
-        The L{Failure} given to C{connectionLost}, once it ran (bounded wait).
-        """
-        await within(self.lost, seconds)
-        assert self.reason is not None
-        return self.reason
-
-    async def closed(self, seconds: float = WAIT) -> ConnectionClosed:
-        """
-        The L{ConnectionClosed} given to C{connectionLost}, once it ran.
-        """
-        reason = await self.lostReason(seconds)
-        assert isinstance(reason.value, ConnectionClosed), reason
-        return reason.value
-
-
-class RecorderFactory:
-    """
-    Builds a L{Recorder} per connection and queues it in C{connections}
-    once it opened.
-
-    @param delay: passed to each L{Recorder}.
-    """
-
-    def __init__(self, delay: float | None = None) -> None:
-        self.delay = delay
-        self.connections: DeferredQueue[Recorder] = DeferredQueue()
-        self.built: list[Recorder] = []
-
-    def buildProtocol(self, request: Any) -> Recorder:
-        recorder = Recorder(request, self.delay)
-        self.built.append(recorder)
-        recorder.opened.addCallback(self.connections.put)
-        return recorder
-
-    async def next(self, seconds: float = WAIT) -> Recorder:
-        """
-        The next connection that opened (bounded wait).
-        """
-        return await within(self.connections.get(), seconds)

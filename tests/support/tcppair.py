@@ -16,7 +16,7 @@ from twisted.internet.testing import MemoryReactorClock
 from txpulse.core.connection import Connection, Side
 from txpulse.wire.protocol import WebSocketWire, WireOptions
 
-from ..helpers import RecordingApp
+from .apps import RecordingApp
 
 
 class TCPPair:
@@ -84,6 +84,18 @@ class TCPPair:
             chunks.append(chunk)
             got += len(chunk)
         return b"".join(chunks)
+
+    def drain(self) -> bytes:
+        """
+        Let Twisted write all it holds, reading as the peer meanwhile: all
+        the peer received.
+        """
+        received = bytearray()
+        while self.queued():
+            received += self.readAll()
+            self.transport.doWrite()
+        received += self.readAll()
+        return bytes(received)
 
     def close(self) -> None:
         self.peer.close()

@@ -2,6 +2,10 @@
 Tests for L{txpulse.wire.protocol.WebSocketWire} with L{StringTransport} and
 L{Clock}: delivery, heartbeats, timeouts, the close handshake and
 back-pressure, without a network.
+
+Tests that need no more than a peer can see use the public harness,
+L{txpulse.testing} (L{connect}); those that look at writes, timers and
+buffers build the wire on a L{CountingTransport} (L{make_wire}).
 """
 
 from __future__ import annotations
@@ -15,9 +19,13 @@ from wsproto.frame_protocol import Opcode as WOpcode
 from txpulse.core.connection import Connection, Side
 from txpulse.core.exceptions import ConnectionClosed
 from txpulse.core.frames import Opcode, encode_frame
+from txpulse.testing import WebSocketPeer, connectProtocol
 from txpulse.wire.protocol import WebSocketWire, WireOptions
 
-from ..helpers import CountingTransport, RecordingApp, captured_logs, client_frame, server_frames
+from ..support.apps import RecordingApp
+from ..support.frames import client_frame, server_frames
+from ..support.logs import captured_logs
+from ..support.transports import CountingTransport
 
 
 def make_wire(app: Any = None, **options: Any) -> tuple[WebSocketWire, CountingTransport, Any, Clock]:
@@ -39,6 +47,17 @@ def close_code(transport: CountingTransport) -> int:
     frames = [f for f in server_frames(transport.value()) if f.opcode is WOpcode.CLOSE]
     assert frames, "no close frame was sent"
     return int(frames[-1].payload[0])
+
+
+def connect(app: Any = None, **options: Any) -> tuple[WebSocketPeer, Any]:
+    """
+    A L{txpulse.testing} peer connected to C{app} (default: an echoing
+    L{RecordingApp}) through a real resource, keepalive off unless asked:
+    for the tests that need no more than a peer can see.
+    """
+    app = app if app is not None else RecordingApp(echo=True)
+    options.setdefault("pingInterval", None)
+    return connectProtocol(app, **options), app
 
 
 def test_negotiation_then_messages_reach_the_application() -> None:
@@ -82,17 +101,17 @@ def test_keepalive_pings_after_silence_and_drops_a_dead_peer() -> None:
     After C{pingInterval} of silence a ping goes out; with no frame within
     C{pingTimeout} the connection is closed with 1011 and dropped.
     """
-    wire, transport, app, clock = make_wire(pingInterval=20, pingTimeout=10, closeTimeout=5)
-    clock.advance(19.9)
-    assert opcodes(transport) == []
-    clock.advance(0.1)
-    assert opcodes(transport) == [WOpcode.PING]
-    clock.advance(9.9)
-    assert not transport.disconnecting
+    peer, app = connect(pingInterval=20, pingTimeout=10, closeTimeout=5, autoReply=False)
+    peer.advance(19.9)
+    assert peer.pings == []
+    peer.advance(0.1)
+    assert peer.pings == [b""]
+    peer.advance(9.9)
+    assert peer.closeCode is None and not peer.disconnected
     with captured_logs() as logs:
-        clock.advance(0.1)
-    assert close_code(transport) == 1011
-    assert transport.disconnecting
+        peer.advance(0.1)
+    assert peer.closeCode == 1011
+    assert peer.disconnected and not peer.aborted
     assert any("silent" in line for line in logs)
 
 
@@ -221,13 +240,13 @@ def test_idle_timeout_is_reset_by_messages() -> None:
     """
     A message resets the idle clock.
     """
-    wire, transport, app, clock = make_wire(RecordingApp(), idleTimeout=30)
-    clock.advance(25)
-    wire.dataReceived(client_frame(Opcode.TEXT, b"still here"))
-    clock.advance(25)
-    assert transport.value() == b""
-    clock.advance(5)
-    assert close_code(transport) == 1001
+    peer, app = connect(RecordingApp(), idleTimeout=30)
+    peer.advance(25)
+    peer.sendText("still here")
+    peer.advance(25)
+    assert peer.closeCode is None
+    peer.advance(5)
+    assert peer.closeCode == 1001
 
 
 def test_peer_close_is_echoed_and_tcp_closed() -> None:
@@ -235,16 +254,15 @@ def test_peer_close_is_echoed_and_tcp_closed() -> None:
     The peer's close is echoed, the server closes TCP, and the application
     learns the peer's code and reason.
     """
-    wire, transport, app, clock = make_wire()
-    wire.dataReceived(client_frame(Opcode.CLOSE, b"\x0f\xa0done"))
-    assert close_code(transport) == 4000
-    assert transport.disconnecting
-    wire.connectionLost()
-    assert app.lost is not None
-    closed = app.lost.value
+    peer, app = connect()
+    peer.close(4000, "done")
+    assert peer.closeCode == 4000
+    assert peer.disconnected and not peer.aborted
+    assert app.reason is not None
+    closed = app.reason.value
     assert isinstance(closed, ConnectionClosed)
     assert (closed.code, closed.reason, closed.clean) == (4000, "done", True)
-    assert (wire.closeCode, wire.closeReason) == (4000, "done")
+    assert (app.transport.closeCode, app.transport.closeReason) == (4000, "done")
 
 
 def test_local_close_waits_for_the_peer_then_times_out() -> None:
@@ -268,33 +286,32 @@ def test_local_close_completed_by_peer() -> None:
     The peer's answer to our close completes the handshake: TCP closes and
     the close timer is gone.
     """
-    wire, transport, app, clock = make_wire(closeTimeout=5)
+    peer, app = connect(closeTimeout=5)
     app.transport.loseConnection()
-    wire.dataReceived(client_frame(Opcode.CLOSE, b"\x03\xe8"))
-    assert transport.disconnecting
-    wire.connectionLost()
-    assert clock.getDelayedCalls() == []
-    assert app.lost.value.code == 1000 and app.lost.value.codeSent == 1000
+    peer.flush()  # the peer's echo travels
+    assert peer.disconnected and not peer.aborted
+    assert peer.clock.getDelayedCalls() == []
+    assert app.reason.value.code == 1000 and app.reason.value.codeSent == 1000
 
 
 def test_connection_lost_without_close_is_1006() -> None:
     """
     A TCP connection that ends without a close frame reports 1006.
     """
-    wire, transport, app, clock = make_wire(pingInterval=20)
-    wire.connectionLost()
-    assert app.lost.value.code == 1006 and not app.lost.value.clean
-    assert clock.getDelayedCalls() == []
+    peer, app = connect(pingInterval=20)
+    peer.disconnect()
+    assert app.reason.value.code == 1006 and not app.reason.value.clean
+    assert peer.clock.getDelayedCalls() == []
 
 
 def test_protocol_error_closes_and_logs() -> None:
     """
     A malformed frame gets its close code and a log line naming the error.
     """
-    wire, transport, app, clock = make_wire()
+    peer, app = connect()
     with captured_logs() as logs:
-        wire.dataReceived(b"\x81\x02hi")  # unmasked
-    assert close_code(transport) == 1002 and transport.disconnecting
+        peer.sendFrame(Opcode.TEXT, b"hi", masked=False)
+    assert peer.closeCode == 1002 and peer.disconnected
     assert any("unmasked frame from client" in line for line in logs)
 
 
@@ -308,12 +325,11 @@ def test_application_error_closes_with_1011_without_details() -> None:
         def textMessageReceived(self, message: str) -> None:
             raise RuntimeError("secret internals")
 
-    wire, transport, app, clock = make_wire(Broken())
+    peer, app = connect(Broken())
     with captured_logs() as logs:
-        wire.dataReceived(client_frame(Opcode.TEXT, b"x"))
-    frames = server_frames(transport.value())
-    assert frames[-1].payload == (1011, "")
-    assert transport.disconnecting
+        peer.sendText("x")
+    assert (peer.closeCode, peer.closeReason) == (1011, "")
+    assert peer.disconnected
     assert any("secret internals" in line for line in logs)
 
 
@@ -334,10 +350,10 @@ def test_application_ping_and_pong() -> None:
     """
     C{ping(payload)} sends a ping; the peer's pong reaches C{pongReceived}.
     """
-    wire, transport, app, clock = make_wire()
+    peer, app = connect()
     app.transport.ping(b"rtt")
-    assert server_frames(transport.value())[0].opcode is WOpcode.PING
-    wire.dataReceived(client_frame(Opcode.PONG, b"rtt"))
+    assert peer.pings == [b"rtt"]
+    peer.flush()  # the peer's pong travels
     assert ("pong", b"rtt") in app.events
 
 
@@ -446,15 +462,15 @@ def test_slow_application_pauses_reading_and_keeps_order() -> None:
 
     wire, transport, app, clock = make_wire(Slow())
     wire.dataReceived(client_frame(Opcode.TEXT, b"1") + client_frame(Opcode.TEXT, b"2"))
-    assert app.messages() == [("text", "1")]
+    assert app.messageEvents() == [("text", "1")]
     assert transport.producerState == "paused"
     wire.dataReceived(client_frame(Opcode.TEXT, b"3"))
-    assert app.messages() == [("text", "1")]
+    assert app.messageEvents() == [("text", "1")]
     waits[0].callback(None)
-    assert app.messages() == [("text", "1"), ("text", "2")]
+    assert app.messageEvents() == [("text", "1"), ("text", "2")]
     assert transport.producerState == "paused"
     waits[1].callback(None)
-    assert app.messages() == [("text", "1"), ("text", "2"), ("text", "3")]
+    assert app.messageEvents() == [("text", "1"), ("text", "2"), ("text", "3")]
     waits[2].callback(None)
     assert transport.producerState == "producing"
 
@@ -477,7 +493,7 @@ def test_keepalive_is_suspended_while_reading_is_paused() -> None:
     clock.advance(120)
     assert not transport.disconnecting
     gate.callback(None)
-    assert app.messages() == [("text", "slow"), ("text", "next")]
+    assert app.messageEvents() == [("text", "slow"), ("text", "next")]
     assert transport.producerState == "producing"
 
 
@@ -496,7 +512,7 @@ def test_nothing_is_delivered_after_connection_lost() -> None:
     wire.dataReceived(client_frame(Opcode.TEXT, b"a") + client_frame(Opcode.TEXT, b"b"))
     wire.connectionLost()
     gate.callback(None)
-    assert app.messages() == [("text", "a")]
+    assert app.messageEvents() == [("text", "a")]
 
 
 def test_coroutine_handler_is_awaited() -> None:
@@ -512,9 +528,9 @@ def test_coroutine_handler_is_awaited() -> None:
 
     wire, transport, app, clock = make_wire(Async())
     wire.dataReceived(client_frame(Opcode.TEXT, b"a") + client_frame(Opcode.TEXT, b"b"))
-    assert app.messages() == [("text", "a")]
+    assert app.messageEvents() == [("text", "a")]
     gate.callback(None)
-    assert app.messages() == [("text", "a"), ("text", "b")]
+    assert app.messageEvents() == [("text", "a"), ("text", "b")]
 
 
 def test_failed_deferred_closes_with_1011() -> None:
@@ -546,7 +562,7 @@ def test_a_full_write_buffer_alone_does_not_stop_reading() -> None:
     wire.pauseProducing()
     assert transport.producerState == "producing"
     wire.dataReceived(client_frame(Opcode.TEXT, b"still read"))
-    assert app.messages() == [("text", "still read")]
+    assert app.messageEvents() == [("text", "still read")]
     assert [f.payload for f in server_frames(transport.value())] == ["still read"]
 
 
@@ -596,7 +612,7 @@ def test_application_and_write_backlog_hold_reading_independently() -> None:
     wire.pauseProducing()
     app.transport.sendBytesMessage(b"x" * 6000)
     gate.callback(None)  # the handler finished, the backlog still holds
-    assert app.messages() == [("text", "slow"), ("text", "next")]
+    assert app.messageEvents() == [("text", "slow"), ("text", "next")]
     assert transport.producerState == "paused"
     wire.resumeProducing()
     assert transport.producerState == "producing"

@@ -18,7 +18,8 @@ from wsproto.frame_protocol import Opcode as WOpcode
 from txpulse.core.frames import Opcode
 from txpulse.wire.tcp import CHUNK_OVERHEAD, LARGE_READ_SIZE, SMALL_READ_SIZE, heldBytes
 
-from ..helpers import captured_logs, client_frame, server_frames
+from ..support.frames import client_frame, server_frames
+from ..support.logs import captured_logs
 from ..support.tcppair import TCPPair as Pair
 
 
@@ -53,12 +54,8 @@ def test_what_the_kernel_does_not_take_goes_to_twisted_in_order() -> None:
         assert 0 < pair.queued() < len(big)
         pair.app.transport.sendTextMessage("after")  # buffer not empty: queued behind
         assert pair.transport in pair.reactor.getWriters()
-        received = bytearray()
-        while pair.queued():
-            received += pair.readAll()
-            pair.transport.doWrite()
-        received += pair.readAll()
-        frames = server_frames(bytes(received))
+        received = pair.drain()
+        frames = server_frames(received)
         assert [f.opcode for f in frames] == [WOpcode.BINARY, WOpcode.TEXT]
         assert frames[0].payload == big and frames[1].payload == "after"
     finally:
@@ -144,8 +141,8 @@ def test_a_peer_that_stops_reading_is_dropped_past_the_limit() -> None:
         assert pair.wire.writeBacklog > 256 << 10
         assert any("not reading" in line for line in logs)
         pair.reactor.advance(0)  # an abort completes in the next turn
-        assert pair.app.lost is not None
-        assert pair.app.lost.value.code == 1006
+        assert pair.app.reason is not None
+        assert pair.app.reason.value.code == 1006
     finally:
         pair.close()
 
@@ -247,12 +244,8 @@ def test_replies_queued_behind_a_full_buffer_are_coalesced() -> None:
         # 3000 pongs of 6 bytes: at most one object per 4 KiB.
         assert len(pair.transport._tempDataBuffer) - objects <= 3000 * 6 // 4096 + 2
         assert heldBytes(pair.transport) == pair.queued() + CHUNK_OVERHEAD * (len(pair.transport._tempDataBuffer) + 1)
-        received = bytearray()
-        while pair.queued():
-            received += pair.readAll()
-            pair.transport.doWrite()
-        received += pair.readAll()
-        frames = server_frames(bytes(received))
+        received = pair.drain()
+        frames = server_frames(received)
         assert frames[0].opcode is WOpcode.BINARY
         assert [f.payload for f in frames[1:]] == [f"{i:04}".encode() for i in range(3000)]
     finally:

@@ -34,9 +34,18 @@ from twisted.python.failure import Failure
 
 from ..core.exceptions import ConnectionClosed, NegotiationError
 from ..logs.redact import redactText
+from ..settings import (
+    ConnectionSettings,
+    Side,
+    addArguments,
+    argumentType,
+    fromArguments,
+    parsePositiveCount,
+    parsePositiveSeconds,
+)
 from .endpoint import ConnectionRejected, HandshakeTimeout, InvalidURL, WebSocketClientEndpoint, parseURL
 
-__all__ = ["main", "buildParser"]
+__all__ = ["main", "buildParser", "connectionSettings", "CLI_DEFAULTS"]
 
 EXIT_OK = 0
 EXIT_CLOSED_WITH_ERROR = 1
@@ -47,6 +56,10 @@ EXIT_REFUSED = 5
 
 #: Close codes that mean "finished normally".
 NORMAL_CODES = frozenset((1000, 1001))
+
+#: The CLI's connection defaults: a client's, with no message size limit
+#: (it prints whatever arrives).
+CLI_DEFAULTS = ConnectionSettings.defaults(Side.CLIENT).override(maxMessageSize=None)
 
 
 class CLIError(Exception):
@@ -73,60 +86,54 @@ def buildParser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="extra request header (repeatable)"
     )
-    parser.add_argument(
-        "--subprotocol",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="subprotocol to offer (repeatable, most preferred first)",
-    )
     parser.add_argument("--origin", help="Origin header to send")
-    parser.add_argument("-n", "--count", type=_positiveInt, metavar="N", help="exit 0 after receiving N messages")
+    parser.add_argument(
+        "-n", "--count", type=argumentType(parsePositiveCount), metavar="N", help="exit 0 after receiving N messages"
+    )
     parser.add_argument(
         "--timeout",
-        type=_positiveFloat,
-        default=10.0,
+        type=argumentType(parsePositiveSeconds),
+        default=CLI_DEFAULTS.handshakeTimeout,
         metavar="S",
-        help="seconds to connect and complete the handshake (default 10)",
-    )
-    parser.add_argument(
-        "--ping-interval",
-        type=_positiveFloat,
-        metavar="S",
-        help="ping after S seconds of silence; drop a server silent for S more",
+        help=f"seconds to connect and complete the handshake (default {CLI_DEFAULTS.handshakeTimeout:g})",
     )
     parser.add_argument(
         "--reconnect", action="store_true", help="reconnect with backoff when the connection drops or fails"
     )
     parser.add_argument("--cafile", metavar="PEM", help="trust the CA certificates in this PEM file (wss://)")
     parser.add_argument("--insecure", action="store_true", help="do not verify the server's certificate (testing only)")
-    parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate compression")
     parser.add_argument("--json", action="store_true", help="print one JSON object per message: type, size, time, data")
     parser.add_argument(
         "--keep-open", action="store_true", help="keep listening after stdin ends (default: close with 1000)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no status lines on stderr")
+    addArguments(
+        parser,
+        Side.CLIENT,
+        CLI_DEFAULTS,
+        notes={
+            "handshake-timeout": "when not given: --timeout",
+            "ping-timeout": "when not given with --ping-interval S: S",
+        },
+    )
     return parser
 
 
-def _positiveInt(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
+def connectionSettings(options: argparse.Namespace) -> ConnectionSettings:
+    """
+    The connection settings the parsed command line asks for: the flags
+    given over L{CLI_DEFAULTS}; C{--timeout} is the handshake's too unless
+    C{--handshake-timeout} is given, and C{--ping-interval S} alone drops a
+    server silent for S more seconds after the ping.
 
-
-def _positiveFloat(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
+    @raise ValueError: for settings that do not go together.
+    """
+    settings = fromArguments(options, Side.CLIENT, CLI_DEFAULTS)
+    if not hasattr(options, "handshakeTimeout"):
+        settings = settings.override(handshakeTimeout=options.timeout)
+    if hasattr(options, "pingInterval") and not hasattr(options, "pingTimeout") and settings.pingInterval:
+        settings = settings.override(pingTimeout=settings.pingInterval)
+    return settings
 
 
 def _parseHeader(text: str) -> tuple[str, str]:
@@ -334,16 +341,11 @@ async def _run(reactor: Any, options: argparse.Namespace, output: Output) -> int
             reactor,
             options.url,
             connectTimeout=options.timeout,
+            settings=connectionSettings(options),
             headers=headers,
-            subprotocols=options.subprotocol,
             origin=options.origin,
-            handshakeTimeout=options.timeout,
-            pingInterval=options.ping_interval,
-            pingTimeout=options.ping_interval or 20.0,
-            maxMessageSize=None,
             caFile=options.cafile,
             insecure=options.insecure,
-            compression=options.deflate,
         )
     except (OSError, ValueError) as badOption:
         raise CLIError(f"cannot use the options: {badOption}", EXIT_USAGE) from None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -38,12 +38,14 @@ from twisted.web.client import Response
 from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
-from ..core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
+from ..core.connection import Connection, Side
 from ..core.deflate import Deflate, DeflateSettings, client_accept, client_offer
 from ..core.exceptions import HandshakeError, NegotiationError, WebSocketError
 from ..core.handshake import ResponseHead, client_request, header_tokens, parse_response_head, validate_response
+from ..settings import UNSET, ConnectionSettings, Unset
 from ..wire.interfaces import WebSocketProtocol
-from ..wire.protocol import DEFAULT_MAX_WRITE_BUFFER, WebSocketWire, WireOptions
+from ..wire.protocol import WebSocketWire, WireOptions
+from ..wire.twistedinternals import finishedResponse
 
 __all__ = [
     "ConnectionRejected",
@@ -199,24 +201,6 @@ def _tlsCreator(host: str, caFile: str | None, insecure: bool) -> IOpenSSLClient
     return optionsForClientTLS(host, trustRoot=trustRoot)
 
 
-class _EmptyTransport:
-    """
-    Stands for the (finished) transport of a rejection's L{Response}.
-    """
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
-
-    def abortConnection(self) -> None:
-        pass
-
-
 def _dechunk(data: bytes | bytearray) -> tuple[bytes, bool]:
     """
     Decode as much of a chunked body (RFC 9112 §7.1) as C{data} holds.
@@ -249,9 +233,7 @@ def _rejection(head: ResponseHead, body: bytes) -> ConnectionRejected:
     headers = Headers()
     for name, value in head.headers:
         headers.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
-    response = Response((b"HTTP", 1, 1), head.status, head.reason.encode("latin-1"), headers, _EmptyTransport())
-    response._bodyDataReceived(body)
-    response._bodyDataFinished()
+    response = finishedResponse(head.status, head.reason.encode("latin-1"), headers, body)
     return ConnectionRejected(head.status, response, body, head.headers)
 
 
@@ -402,14 +384,19 @@ class _ClientHandshake(TwistedProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        conn = Connection(Side.CLIENT, max_message_size=endpoint.maxMessageSize, deflate=deflate)
+        conn = Connection(
+            Side.CLIENT,
+            max_message_size=endpoint.maxMessageSize,
+            max_frame_size=endpoint.settings.maxFrameSize,
+            deflate=deflate,
+        )
         wire = WebSocketWire(
             self._app, conn, clock=endpoint.clock, options=endpoint.wireOptions, subprotocol=subprotocol
         )
         self.wire = wire
-        # From here on the transport's bytes go straight to the wire.
+        # From here on the transport's bytes go straight to the wire (and
+        # connectionLost hands the loss to it).
         self.dataReceived = wire.dataReceived  # type: ignore[method-assign]
-        self.connectionLost = wire.connectionLost  # type: ignore[method-assign]
         assert self.transport is not None
         wire.makeConnection(self.transport)
         rest = bytes(self._buffer)
@@ -418,10 +405,31 @@ class _ClientHandshake(TwistedProtocol):
         if rest:
             wire.dataReceived(rest)
 
+    #: Set by L{notifyLost}.
+    _beforeLost: Callable[[Failure], object] | None = None
+    _afterLost: Callable[[Failure], object] | None = None
+
+    def notifyLost(self, before: Callable[[Failure], object], after: Callable[[Failure], object]) -> None:
+        """
+        When the connection is lost, call C{before(reason)} before the
+        application protocol hears of it and C{after(reason)} once it has
+        (the reconnecting service's hook).
+        """
+        self._beforeLost, self._afterLost = before, after
+
     def connectionLost(self, reason: Failure | None = None) -> None:
-        if self._head is not None and self._head.status != 101 and self._outcome is None:
-            self._maybeRejected(final=True)
-        self._fail(reason if reason is not None else Failure(ConnectionDone()))
+        if reason is None:
+            reason = Failure(ConnectionDone())
+        if self._beforeLost is not None:
+            self._beforeLost(reason)
+        if self.wire is not None:
+            self.wire.connectionLost(reason)
+        else:
+            if self._head is not None and self._head.status != 101 and self._outcome is None:
+                self._maybeRejected(final=True)
+            self._fail(reason)
+        if self._afterLost is not None:
+            self._afterLost(reason)
 
 
 @dataclass(frozen=True)
@@ -431,7 +439,8 @@ class WebSocketClientEndpoint:
     then C{protocol = await endpoint.connect(factory)}.
 
     The same shape as C{twisted.web.websocket.WebSocketClientEndpoint}; the
-    extra settings are keyword arguments of L{new}.
+    extra settings are keyword arguments of L{new}, the connection's ones
+    gathered in C{settings} (a L{ConnectionSettings}).
     """
 
     reactor: Any
@@ -440,12 +449,42 @@ class WebSocketClientEndpoint:
     tcpEndpoint: IStreamClientEndpoint
     clock: IReactorTime
     headers: tuple[tuple[str, str], ...] = ()
-    subprotocols: tuple[str, ...] = ()
     origin: str | None = None
-    handshakeTimeout: float = 10.0
-    maxMessageSize: int | None = DEFAULT_MAX_MESSAGE_SIZE
-    wireOptions: WireOptions = field(default_factory=lambda: WireOptions(pingInterval=None))
-    compression: DeflateSettings | None = None
+    settings: ConnectionSettings = field(default_factory=lambda: ConnectionSettings.defaults(Side.CLIENT))
+    #: The wire's share of C{settings} (derived).
+    wireOptions: WireOptions = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.settings.checkSide(Side.CLIENT)
+        object.__setattr__(self, "wireOptions", WireOptions.fromSettings(self.settings))
+
+    @property
+    def subprotocols(self) -> tuple[str, ...]:
+        """
+        The subprotocols offered, most preferred first.
+        """
+        return self.settings.subprotocols
+
+    @property
+    def handshakeTimeout(self) -> float:
+        """
+        Seconds for the server's answer to the upgrade.
+        """
+        return self.settings.handshakeTimeout
+
+    @property
+    def maxMessageSize(self) -> int | None:
+        """
+        The largest message accepted (C{None}: no limit).
+        """
+        return self.settings.maxMessageSize
+
+    @property
+    def compression(self) -> DeflateSettings | None:
+        """
+        The permessage-deflate offer, or C{None} for none.
+        """
+        return self.settings.deflateSettings(Side.CLIENT)
 
     @classmethod
     def new(
@@ -456,18 +495,21 @@ class WebSocketClientEndpoint:
         connectTimeout: float | None = None,
         bindAddress: tuple[str, int] | None = None,
         *,
+        settings: ConnectionSettings | None = None,
         headers: Sequence[tuple[str, str]] | dict[str, str] = (),
-        subprotocols: Sequence[str] = (),
+        subprotocols: Sequence[str] | Unset = UNSET,
         origin: str | None = None,
-        handshakeTimeout: float = 10.0,
-        pingInterval: float | None = None,
-        pingTimeout: float = 20.0,
-        maxMessageSize: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        closeTimeout: float = 10.0,
-        maxWriteBuffer: int = DEFAULT_MAX_WRITE_BUFFER,
+        handshakeTimeout: float | Unset = UNSET,
+        pingInterval: float | None | Unset = UNSET,
+        pingTimeout: float | Unset = UNSET,
+        idleTimeout: float | None | Unset = UNSET,
+        maxMessageSize: int | None | Unset = UNSET,
+        maxFrameSize: int | None | Unset = UNSET,
+        closeTimeout: float | Unset = UNSET,
+        maxWriteBuffer: int | Unset = UNSET,
         caFile: str | None = None,
         insecure: bool = False,
-        compression: DeflateSettings | bool = False,
+        compression: DeflateSettings | bool | Unset = UNSET,
     ) -> WebSocketClientEndpoint:
         """
         Describe a connection to C{url}.
@@ -479,36 +521,58 @@ class WebSocketClientEndpoint:
             the host name, as C{optionsForClientTLS} does).
         @param connectTimeout: seconds for the TCP connection (default: 30).
         @param bindAddress: a local C{(host, port)} to connect from.
+        @param settings: keepalive, timeouts, limits, compression and
+            subprotocols (default: C{ConnectionSettings.defaults(Side.CLIENT)}:
+            the server's defaults, except that the client does not ping);
+            see L{ConnectionSettings}. Server-only settings (C{allowedOrigins},
+            C{maxIncompleteSize}) must be left at their defaults.
         @param headers: extra request headers, e.g.
             C{{"Authorization": "Bearer ..."}}.
-        @param subprotocols: subprotocols offered, most preferred first.
+        @param subprotocols: a setting, overriding C{settings}' (each of
+            these keyword arguments has the name, type and meaning of a
+            L{ConnectionSettings} field; left out, C{settings}' value holds):
+            the subprotocols offered, most preferred first.
         @param origin: an C{Origin} header to send.
-        @param handshakeTimeout: seconds for the server's answer to the
-            upgrade (default 10); then L{HandshakeTimeout}.
-        @param pingInterval: seconds of silence from the server after which
-            the client pings (default: off); with C{pingTimeout}, detects a
-            dead server that never closes TCP.
-        @param pingTimeout: seconds to wait for any frame after that ping.
-        @param maxMessageSize: largest message accepted (default 1 MiB;
-            larger closes with 1009).
-        @param closeTimeout: seconds for the closing handshake and for the
-            server to close TCP.
-        @param maxWriteBuffer: bytes that may queue up for a server that
-            stops reading.
+        @param handshakeTimeout: a setting: seconds for the server's answer
+            to the upgrade; then L{HandshakeTimeout}.
+        @param pingInterval: a setting: seconds of silence from the server
+            after which the client pings (default: off); with
+            C{pingTimeout}, detects a dead server that never closes TCP.
+        @param pingTimeout: a setting: seconds to wait for any frame after
+            that ping (then close 1011 and drop).
+        @param idleTimeout: a setting: seconds without a message from the
+            server before closing with 1001 (default: never).
+        @param maxMessageSize: a setting (1009 above it).
+        @param maxFrameSize: a setting (1009 above it).
+        @param closeTimeout: a setting: seconds for the closing handshake and
+            for the server to close TCP.
+        @param maxWriteBuffer: a setting: bytes that may queue up for a
+            server that stops reading.
         @param caFile: a PEM file of CA certificates to trust instead of the
             platform's (for private CAs); the host name is still checked.
         @param insecure: skip certificate verification entirely (testing
             only).
-        @param compression: offer permessage-deflate (RFC 7692): C{True} for
-            the default L{DeflateSettings} or your own; the server may
-            decline. A response that breaks the offer fails the handshake.
+        @param compression: a setting: offer permessage-deflate (RFC 7692):
+            C{True} for the default L{DeflateSettings}, or your own; the
+            server may decline. A response that breaks the offer fails the
+            handshake.
         @raise InvalidURL: for a URL that is not ws:// or wss://.
-        @raise ValueError: for a C{caFile} without certificates, or bad
-            option values.
+        @raise ValueError: for a C{caFile} without certificates, or a bad
+            setting (naming it; L{TypeError} for one of a wrong type).
         """
+        connection = (ConnectionSettings.defaults(Side.CLIENT) if settings is None else settings).override(
+            subprotocols=subprotocols,
+            handshakeTimeout=handshakeTimeout,
+            pingInterval=pingInterval,
+            pingTimeout=pingTimeout,
+            idleTimeout=idleTimeout,
+            maxMessageSize=maxMessageSize,
+            maxFrameSize=maxFrameSize,
+            closeTimeout=closeTimeout,
+            maxWriteBuffer=maxWriteBuffer,
+            compression=compression,
+        )
         target = parseURL(url)
-        if handshakeTimeout <= 0:
-            raise ValueError("handshakeTimeout must be positive")
         endpoint: IStreamClientEndpoint = HostnameEndpoint(
             reactor,
             target.host,
@@ -527,17 +591,8 @@ class WebSocketClientEndpoint:
             tcpEndpoint=endpoint,
             clock=reactor,
             headers=pairs,
-            subprotocols=tuple(subprotocols),
             origin=origin,
-            handshakeTimeout=handshakeTimeout,
-            maxMessageSize=maxMessageSize,
-            compression=DeflateSettings() if compression is True else (compression or None),
-            wireOptions=WireOptions(
-                pingInterval=pingInterval,
-                pingTimeout=pingTimeout,
-                closeTimeout=closeTimeout,
-                maxWriteBuffer=maxWriteBuffer,
-            ),
+            settings=connection,
         )
 
     def protocolFactory(self, factory: WebSocketClientFactory[P]) -> Factory:

@@ -25,6 +25,7 @@ from twisted.internet.interfaces import IProtocolFactory, IReactorTime, IStreamC
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..wire.twistedinternals import unwrapClientServiceProtocol
 from .endpoint import WebSocketClientEndpoint, WebSocketClientFactory, _ClientHandshake
 
 __all__ = ["ReconnectingWebSocketService"]
@@ -114,19 +115,19 @@ class _WebSocketStreamEndpoint:
             app = await handshake.whenOpened()
             tracked: Any = protocolFactory.buildProtocol(handshake.transport.getPeer())  # type: ignore[union-attr]
             tracked.makeConnection(_CloseOnLose(handshake))
-            getattr(tracked, "_protocol", tracked).app = app
-            wireLost = handshake.connectionLost
+            opened: _OpenWebSocket = unwrapClientServiceProtocol(tracked)
+            opened.app = app
 
-            def connectionLost(reason: Failure | None = None) -> None:
+            def forget(reason: Failure) -> None:
                 # Forget the protocol before the application hears of the
                 # loss, so `service.protocol` is already None by then.
-                opened: _OpenWebSocket = getattr(tracked, "_protocol", tracked)
                 opened.app = None
-                wireLost(reason)
+
+            def lost(reason: Failure) -> None:
                 opened.lost()
                 tracked.connectionLost(reason)
 
-            handshake.connectionLost = connectionLost  # type: ignore[method-assign]
+            handshake.notifyLost(forget, lost)
             return tracked
 
         return Deferred.fromCoroutine(connectAndHandshake())
@@ -188,7 +189,7 @@ class ReconnectingWebSocketService(Service):
         # connection attempt, not inside ClientService's state machine, so
         # the waiters fired here may call back into the service (e.g. stop
         # it) safely; ClientService's own whenConnected fires mid-transition.
-        opened: _OpenWebSocket = getattr(tracked, "_protocol", tracked)
+        opened: _OpenWebSocket = unwrapClientServiceProtocol(tracked)
         self._current = opened
         result = None if self._prepare is None else self._prepare(opened.app)
         waiting, self._waiting = self._waiting, []

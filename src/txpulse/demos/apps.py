@@ -14,6 +14,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
+from ..wire.twistedinternals import maybeGlobalReactor
+
 __all__ = ["HeartbeatFactory", "Heartbeat", "EchoFactory", "Echo"]
 
 
@@ -72,12 +74,8 @@ class HeartbeatFactory:
         self._clock = clock
 
     def buildProtocol(self, request: object) -> Heartbeat:
-        clock = self._clock
-        if clock is None:
-            from twisted.internet import reactor
-
-            clock = reactor
-        return Heartbeat(clock, self._interval)
+        self._clock = maybeGlobalReactor(self._clock)
+        return Heartbeat(self._clock, self._interval)
 
 
 class Echo:

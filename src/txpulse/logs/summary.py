@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
+from ..wire.twistedinternals import maybeGlobalReactor
+
 __all__ = ["SummaryLog", "OTHERS", "DEFAULT_MAX_KEYS", "DEFAULT_MAX_KINDS"]
 
 #: The key events are counted under once the table is full.
@@ -93,10 +95,7 @@ class SummaryLog:
         """
         The time source.
         """
-        if self._clockOrNone is None:
-            from twisted.internet import reactor
-
-            self._clockOrNone = reactor
+        self._clockOrNone = maybeGlobalReactor(self._clockOrNone)
         return self._clockOrNone
 
     @clock.setter

@@ -37,6 +37,7 @@ from twisted.web.server import Request
 
 from ..logs.peers import peerOf
 from ..wire.protocol import WebSocketWire
+from ..wire.twistedinternals import maybeGlobalReactor
 
 __all__ = ["ConnectionRegistry", "MetricsResource", "closeCodeLabel"]
 
@@ -130,10 +131,7 @@ class ConnectionRegistry(Collector):
 
     @property
     def _clock(self) -> IReactorTime:
-        if self._clockOrNone is None:
-            from twisted.internet import reactor
-
-            self._clockOrNone = reactor
+        self._clockOrNone = maybeGlobalReactor(self._clockOrNone)
         return self._clockOrNone
 
     def observerFor(self, path: str) -> _PathObserver:

@@ -11,6 +11,7 @@ from typing import Any
 from twisted.application import service
 from twisted.internet.defer import Deferred
 
+from ..wire.twistedinternals import clearExitSignal, maybeGlobalReactor
 from .metrics import ConnectionRegistry
 
 __all__ = ["GracefulShutdown"]
@@ -35,8 +36,4 @@ class GracefulShutdown(service.Service):
         # twistd re-raises the signal that stopped it (so its exit status says
         # "killed by SIGTERM"); a completed graceful shutdown is a normal
         # exit, so clear it (the reactor's _ISupportsExitSignalCapturing).
-        reactor = self._reactor
-        if reactor is None:
-            from twisted.internet import reactor
-        if getattr(reactor, "_exitSignal", None) is not None:
-            reactor._exitSignal = None
+        clearExitSignal(maybeGlobalReactor(self._reactor))

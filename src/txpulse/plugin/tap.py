@@ -17,6 +17,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application import service, strports
@@ -26,9 +28,7 @@ from twisted.python import usage
 from twisted.web.resource import Resource
 from twisted.web.script import ResourceScript
 
-from ..core.assembly import DEFAULT_MAX_INCOMPLETE_SIZE, AssemblyBudget
-from ..core.connection import DEFAULT_MAX_MESSAGE_SIZE
-from ..core.deflate import SERVER_DEFAULTS
+from ..core.assembly import AssemblyBudget
 from ..core.handshake import SAME_ORIGIN
 from ..demos.apps import EchoFactory, HeartbeatFactory
 from ..demos.chat import ChatFactory
@@ -47,7 +47,17 @@ from ..server.site import (
     WebSocketSite,
     raiseOpenFilesLimit,
 )
-from ..wire.protocol import DEFAULT_MAX_WRITE_BUFFER
+from ..settings import (
+    ConnectionSettings,
+    Side,
+    addOptions,
+    parseCount,
+    parsePositiveSeconds,
+    parseSeconds,
+    parseSize,
+    usageCoerce,
+)
+from ..wire.twistedinternals import maybeGlobalReactor
 from .metrics import ConnectionRegistry, MetricsResource
 from .shutdown import GracefulShutdown
 
@@ -56,77 +66,44 @@ __all__ = ["Options", "makeService", "buildRoot"]
 _log = Logger()
 
 
-def _seconds(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise usage.UsageError(f"not a number of seconds: {value!r}") from None
-    if number < 0:
-        raise usage.UsageError(f"must not be negative: {value!r}")
-    return number
+def _param(name: str, default: object, help: str, parse: Callable[[str], object]) -> list[Any]:
+    """
+    An C{optParameters} entry whose bad values are C{UsageError}s naming the
+    option (C{--heartbeat: must be positive: 0}).
+    """
+    return [name, None, default, help, usageCoerce(name, parse)]
 
 
-def _positiveSeconds(value: str) -> float:
-    number = _seconds(value)
-    if number == 0:
-        raise usage.UsageError(f"must be positive: {value!r}")
-    return number
-
-
-_SIZE_SUFFIXES = {
-    "": 1,
-    "K": 1 << 10,
-    "KB": 1 << 10,
-    "KIB": 1 << 10,
-    "M": 1 << 20,
-    "MB": 1 << 20,
-    "MIB": 1 << 20,
-    "G": 1 << 30,
-    "GB": 1 << 30,
-    "GIB": 1 << 30,
-}
-
-
-def _failureRate(value: str) -> tuple[int, float]:
+def _parseFailureRate(value: str) -> tuple[int, float]:
     count, slash, seconds = value.partition("/")
     try:
         parsed = (int(count), float(seconds) if slash else 0.0)
     except ValueError:
         parsed = (0, 0.0)
     if parsed[0] < 1 or parsed[1] <= 0:
-        raise usage.UsageError(f"expected FAILURES/SECONDS (e.g. 10/60), not {value!r}")
+        raise ValueError(f"expected FAILURES/SECONDS (e.g. 10/60), not {value!r}")
     return parsed
 
 
-def _count(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise usage.UsageError(f"not a whole number: {value!r}") from None
-    if number < 0:
-        raise usage.UsageError(f"must not be negative: {value!r}")
-    return number
+def _parseBodySize(value: str) -> int:
+    return 0 if value.strip() == "0" else parseSize(value)
 
 
-def _bodySize(value: str) -> int:
-    return 0 if value.strip() == "0" else _size(value)
-
-
-def _size(value: str) -> int:
-    text = value.strip().upper()
-    digits = text.rstrip("KMGIB")
-    suffix = text[len(digits) :]
-    if not digits.isdigit() or suffix not in _SIZE_SUFFIXES:
-        raise usage.UsageError(f"not a size in bytes (e.g. 65536, 64K, 16M): {value!r}")
-    size = int(digits) * _SIZE_SUFFIXES[suffix]
-    if size <= 0:
-        raise usage.UsageError(f"must be positive: {value!r}")
-    return size
-
-
+@addOptions(
+    Side.SERVER,
+    notes={
+        "allowed-origin": "default: same-origin on --protect mounts, any origin elsewhere",
+        "max-incomplete-size": "one budget shared by every mount",
+        "deflate": "12-bit windows: 30-43 KiB more RSS per connection that sent a message",
+    },
+)
 class Options(usage.Options):
     """
-    Command-line options for C{twistd txpulse}.
+    Command-line options for C{twistd txpulse}: those of its own, and one per
+    connection setting (generated from L{ConnectionSettings} by
+    L{addOptions}: C{--ping-interval}, C{--max-message-size},
+    C{--allowed-origin}, ...), which apply to every WebSocket mount; after
+    parsing, C{options["settings"]} holds them.
     """
 
     synopsis = "[options]"
@@ -137,89 +114,55 @@ class Options(usage.Options):
     )
 
     optParameters = [
-        ["heartbeat", None, 1.0, "Seconds between the /ws demo's 'heartbeat N' messages.", _positiveSeconds],
+        _param("heartbeat", 1.0, "Seconds between the /ws demo's 'heartbeat N' messages.", parsePositiveSeconds),
         [
             "path",
             None,
             None,
             "Serve this directory at / instead of the built-in site (.rpy files run as in 'twist web --path').",
         ],
-        ["ping-interval", None, 20.0, "Ping a peer silent for this many seconds (0: no keepalive).", _seconds],
-        ["ping-timeout", None, 20.0, "Close (1011) a peer silent this long after a ping.", _positiveSeconds],
-        ["idle-timeout", None, 0.0, "Close (1001) a peer that sent no message for this long (0: never).", _seconds],
-        ["close-timeout", None, 10.0, "Seconds allowed for a closing handshake before aborting.", _positiveSeconds],
-        ["handshake-timeout", None, 10.0, "Seconds an accept hook may take (then 503).", _positiveSeconds],
-        [
-            "max-message-size",
-            None,
-            DEFAULT_MAX_MESSAGE_SIZE,
-            "Largest message accepted; larger closes with 1009.",
-            _size,
-        ],
-        ["max-frame-size", None, None, "Largest frame accepted (default: the message size).", _size],
-        [
-            "max-incomplete-size",
-            None,
-            DEFAULT_MAX_INCOMPLETE_SIZE,
-            "Memory all incomplete (fragmented or compressed) messages may hold together, process-wide, inflated"
-            " bytes included; a connection that would go past it is closed with 1013.",
-            _size,
-        ],
-        [
-            "max-write-buffer",
-            None,
-            DEFAULT_MAX_WRITE_BUFFER,
-            "Bytes queued for a peer that stopped reading before it is dropped.",
-            _size,
-        ],
-        [
+        _param(
             "shutdown-timeout",
-            None,
             5.0,
             "On SIGTERM/SIGINT, seconds to wait for close handshakes (1001) before exiting.",
-            _seconds,
-        ],
-        [
+            parseSeconds,
+        ),
+        _param(
             "request-timeout",
-            None,
             10.0,
             "Seconds every request (head and body) has to arrive, from its first byte (slow clients get 408; "
             "0: no limit).",
-            _seconds,
-        ],
-        ["keepalive-timeout", None, 15.0, "Seconds a connection may idle between requests (0: 60 s).", _seconds],
-        [
+            parseSeconds,
+        ),
+        _param("keepalive-timeout", 15.0, "Seconds a connection may idle between requests (0: 60 s).", parseSeconds),
+        _param(
             "send-timeout",
-            None,
             DEFAULT_SEND_TIMEOUT,
             "Abort an HTTP response the client has taken nothing of for this many seconds (0: never).",
-            _seconds,
-        ],
-        ["max-requests-per-connection", None, 100, "Requests served per connection (0: no limit).", _count],
-        [
+            parseSeconds,
+        ),
+        _param("max-requests-per-connection", 100, "Requests served per connection (0: no limit).", parseCount),
+        _param(
             "max-connections",
-            None,
             None,
             "Connections open at once; more are refused (503/reset). Default: the open-files limit (raised to "
             "the hard limit at start) less a reserve; 0: no cap.",
-            _count,
-        ],
-        [
+            parseCount,
+        ),
+        _param(
             "max-connections-per-address",
-            None,
             256,
             "Connections open at once from one client address (0: no cap; behind a reverse proxy every client "
             "has the proxy's address: raise it or use 0).",
-            _count,
-        ],
-        [
+            parseCount,
+        ),
+        _param(
             "max-request-body",
             None,
-            None,
             "Largest request body, else 413 before it is read (0: none). Default: 0, or 1M with --path.",
-            _bodySize,
-        ],
-        ["backlog", None, 1024, "Listen backlog of --listen endpoints that set no backlog= of their own.", _count],
+            _parseBodySize,
+        ),
+        _param("backlog", 1024, "Listen backlog of --listen endpoints that set no backlog= of their own.", parseCount),
         [
             "broker",
             None,
@@ -233,15 +176,14 @@ class Options(usage.Options):
             None,
             "JWK set file for browser tokens (GET /@wstoken, ?ws_token=); make one with 'txpulse gen-key'.",
         ],
-        ["token-lifetime", None, 60.0, "Seconds a browser token stays valid.", _positiveSeconds],
-        [
+        _param("token-lifetime", 60.0, "Seconds a browser token stays valid.", parsePositiveSeconds),
+        _param(
             "auth-failures",
-            None,
             (DEFAULT_BURST, DEFAULT_PERIOD),
             "Failed authentications allowed per client address: FAILURES/SECONDS (a bucket of FAILURES "
             "refilled over SECONDS); beyond it, 429 with Retry-After without checking keys. Default 10/60.",
-            _failureRate,
-        ],
+            _parseFailureRate,
+        ),
         [
             "metrics-listen",
             None,
@@ -257,22 +199,11 @@ class Options(usage.Options):
             "(default: anyone a mount lets in, on that mount's own topics).",
         ],
     ]
-    optFlags = [
-        ["no-metrics", None, "Do not mount /metrics."],
-        [
-            "deflate",
-            None,
-            "Accept permessage-deflate compression (12-bit windows: 30-43 KiB more RSS per connection that sent"
-            " a message; see bench/deflate_memory.py).",
-        ],
-        ["no-deflate", None, "Decline permessage-deflate (the default)."],
-    ]
+    optFlags = [["no-metrics", None, "Do not mount /metrics."]]
 
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
-        self["allowedOrigins"] = []
-        self["subprotocols"] = []
         self["apps"] = []
         self["protect"] = []
         self["allowedHosts"] = []
@@ -281,10 +212,6 @@ class Options(usage.Options):
         """Listen on a Twisted endpoint (repeatable; default tcp:8080), e.g. ssl:8443:privateKey=key.pem:certKey=cert.pem"""
         self["listen"].append(endpoint)
 
-    def opt_allowed_origin(self, origin: str) -> None:
-        """Allow browser pages from this origin (repeatable; https://example.com, same-origin, or *); others get 403. Default: same-origin on --protect mounts, any elsewhere"""
-        self["allowedOrigins"].append(origin)
-
     def opt_allowed_host(self, host: str) -> None:
         """Answer only requests for this Host: name or name:port (repeatable); others get 421 (no Host: 400). Default: any"""
         try:
@@ -292,10 +219,6 @@ class Options(usage.Options):
         except ValueError as error:
             raise usage.UsageError(f"--allowed-host: {error}") from None
         self["allowedHosts"].append(host)
-
-    def opt_subprotocol(self, name: str) -> None:
-        """Speak this subprotocol (repeatable; the first is most preferred)"""
-        self["subprotocols"].append(name)
 
     def opt_protect(self, path: str) -> None:
         """Require authentication (Bearer key or ?ws_token=) on this mount, e.g. /pubsub, or a Bearer key on /metrics (repeatable; needs --auth-keys)"""
@@ -314,10 +237,9 @@ class Options(usage.Options):
             self["listen"] = ["tcp:8080"]
         for description in self["listen"]:
             try:
-                from twisted.internet import reactor
                 from twisted.internet.endpoints import serverFromString
 
-                serverFromString(reactor, description)
+                serverFromString(maybeGlobalReactor(None), description)
             except Exception as error:
                 raise usage.UsageError(f"bad --listen {description!r}: {error}") from None
         if self["path"] is not None and not os.path.isdir(self["path"]):
@@ -335,10 +257,9 @@ class Options(usage.Options):
             if self["no-metrics"]:
                 raise usage.UsageError("--metrics-listen and --no-metrics contradict each other")
             try:
-                from twisted.internet import reactor
                 from twisted.internet.endpoints import serverFromString
 
-                serverFromString(reactor, self["metrics-listen"])
+                serverFromString(maybeGlobalReactor(None), self["metrics-listen"])
             except Exception as error:
                 raise usage.UsageError(f"bad --metrics-listen {self['metrics-listen']!r}: {error}") from None
         if self["protect"] and self["auth-keys"] is None:
@@ -352,8 +273,6 @@ class Options(usage.Options):
             )
         except ValueError as error:
             raise usage.UsageError(str(error)) from None
-        if self["deflate"] and self["no-deflate"]:
-            raise usage.UsageError("--deflate and --no-deflate contradict each other")
         try:
             self["topicRules"] = None if self["topic-rules"] is None else TopicRules.fromFile(self["topic-rules"])
             if self["topicRules"] is not None:
@@ -398,27 +317,6 @@ def _loadFactory(module: str, attribute: str) -> Any:
         if not hasattr(factory, "buildProtocol"):
             raise usage.UsageError(f"--app: {module}:{attribute}() returned an object without buildProtocol")
     return factory
-
-
-def _resourceOptions(options: Options) -> dict[str, Any]:
-    """
-    The L{WebSocketResource} keyword arguments the options ask for; every
-    mount built with them shares one budget for incomplete messages.
-    """
-    return {
-        "subprotocols": options["subprotocols"],
-        "allowedOrigins": options["allowedOrigins"] or None,
-        "maxMessageSize": options["max-message-size"],
-        "maxFrameSize": options["max-frame-size"],
-        "maxIncompleteSize": AssemblyBudget(options["max-incomplete-size"]),
-        "pingInterval": options["ping-interval"] or None,
-        "pingTimeout": options["ping-timeout"],
-        "idleTimeout": options["idle-timeout"] or None,
-        "closeTimeout": options["close-timeout"],
-        "handshakeTimeout": options["handshake-timeout"],
-        "maxWriteBuffer": options["max-write-buffer"],
-        "compression": SERVER_DEFAULTS if options["deflate"] and not options["no-deflate"] else False,
-    }
 
 
 def siteOptions(options: Options) -> dict[str, Any]:
@@ -496,20 +394,25 @@ def buildRoot(
     if options["path"] is not None:
         # No listings, nothing outside the directory, .rpy scripts run.
         root = StaticFiles(
-            os.path.abspath(options["path"]), processors={".rpy": ResourceScript}, indexNames=["index.rpy", "index.html"]
+            os.path.abspath(options["path"]),
+            processors={".rpy": ResourceScript},
+            indexNames=["index.rpy", "index.html"],
         )
     else:
         root = builtinSite()
-    settings = _resourceOptions(options)
+    settings: ConnectionSettings = options["settings"]
+    # One budget for the incomplete messages of every mount.
+    budget = None if settings.maxIncompleteSize is None else AssemblyBudget(settings.maxIncompleteSize)
     mounts: list[tuple[str, Any]] = [
         ("ws", HeartbeatFactory(options["heartbeat"], clock)),
         ("echo", EchoFactory()),
         # Each mount's topics in a namespace of its own (the root for /pubsub,
         # so that server code's hub.publish reaches it), with its own rules.
+        # (No message size limit, no publish size limit.)
         (
             "pubsub",
             PubSubFactory(
-                hub, maxPublishSize=options["max-message-size"], authorize=_authorizerFor(options, "/pubsub")
+                hub, maxPublishSize=settings.maxMessageSize or sys.maxsize, authorize=_authorizerFor(options, "/pubsub")
             ),
         ),
         ("chat", ChatFactory(hub, namespace="chat", authorize=_authorizerFor(options, "/chat"))),
@@ -522,13 +425,18 @@ def buildRoot(
         path = "/" + name
         accept = authenticator if path in options["protect"] else None
         mountSettings = settings
-        if accept is not None and not options["allowedOrigins"]:
+        if accept is not None and settings.allowedOrigins is None:
             # A protected mount is same-origin unless --allowed-origin says
             # otherwise (cross-site WebSocket hijacking, should the accept
             # hook ever trust cookies); non-browser clients send no Origin.
-            mountSettings = {**settings, "allowedOrigins": [SAME_ORIGIN]}
+            mountSettings = settings.override(allowedOrigins=[SAME_ORIGIN])
         resource = WebSocketResource(
-            factory, observer=registry.observerFor(path), clock=clock, accept=accept, **mountSettings
+            factory,
+            settings=mountSettings,
+            maxIncompleteSize=budget,
+            observer=registry.observerFor(path),
+            clock=clock,
+            accept=accept,
         )
         root.putChild(name.encode("utf-8"), resource)
     if not options["no-metrics"] and options["metrics-listen"] is None:

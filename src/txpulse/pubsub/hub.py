@@ -56,6 +56,7 @@ from twisted.python.failure import Failure
 
 from ..core.frames import Opcode, encode_frame
 from ..logs.peers import peerOf
+from ..wire.twistedinternals import maybeGlobalReactor
 
 __all__ = [
     "Hub",
@@ -290,10 +291,7 @@ class Hub:
         """
         What schedules the end-of-turn flush of batched deliveries.
         """
-        if self._clock is None:
-            from twisted.internet import reactor
-
-            self._clock = reactor
+        self._clock = maybeGlobalReactor(self._clock)
         return self._clock
 
     @clock.setter

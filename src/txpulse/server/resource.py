@@ -24,16 +24,18 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from ..core.assembly import DEFAULT_MAX_INCOMPLETE_SIZE, AssemblyBudget
-from ..core.connection import DEFAULT_MAX_MESSAGE_SIZE, Connection, Side
-from ..core.deflate import SERVER_DEFAULTS, Deflate, DeflateSettings, parse_extension_header, server_negotiate
+from ..core.assembly import AssemblyBudget
+from ..core.connection import Connection, Side
+from ..core.deflate import Deflate, DeflateSettings, parse_extension_header, server_negotiate
 from ..core.exceptions import HandshakeError, NegotiationError
 from ..core.handshake import UpgradeRequest, accept_key, check_origin, select_subprotocol, validate_request
 from ..logs.peers import clientKey, formatPeer
 from ..logs.redact import clip, loggableURL
 from ..logs.summary import SummaryLog
+from ..settings import UNSET, ConnectionSettings, Unset
 from ..wire.interfaces import ConnectionObserver, WebSocketProtocol
-from ..wire.protocol import DEFAULT_MAX_WRITE_BUFFER, WebSocketWire, WireOptions
+from ..wire.protocol import WebSocketWire, WireOptions
+from ..wire.twistedinternals import detachChannel, maybeGlobalReactor, redirectPlainChannel, requestDisconnected
 from .site import REFUSAL_LOG_INTERVAL, WebSocketChannel
 
 __all__ = ["WebSocketResource", "WebSocketServerFactory", "AcceptHook"]
@@ -91,105 +93,97 @@ class WebSocketResource(Resource):
         self,
         factory: WebSocketServerFactory,
         *,
-        subprotocols: Sequence[str] = (),
-        allowedOrigins: Sequence[str] | str | None = None,
-        maxMessageSize: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        maxFrameSize: int | None = None,
-        maxIncompleteSize: int | AssemblyBudget | None = DEFAULT_MAX_INCOMPLETE_SIZE,
-        pingInterval: float | None = 20.0,
-        pingTimeout: float = 20.0,
-        idleTimeout: float | None = None,
-        closeTimeout: float = 10.0,
-        handshakeTimeout: float = 10.0,
-        maxWriteBuffer: int = DEFAULT_MAX_WRITE_BUFFER,
+        settings: ConnectionSettings | None = None,
+        subprotocols: Sequence[str] | Unset = UNSET,
+        allowedOrigins: Sequence[str] | str | None | Unset = UNSET,
+        maxMessageSize: int | None | Unset = UNSET,
+        maxFrameSize: int | None | Unset = UNSET,
+        maxIncompleteSize: int | AssemblyBudget | None | Unset = UNSET,
+        pingInterval: float | None | Unset = UNSET,
+        pingTimeout: float | Unset = UNSET,
+        idleTimeout: float | None | Unset = UNSET,
+        closeTimeout: float | Unset = UNSET,
+        handshakeTimeout: float | Unset = UNSET,
+        maxWriteBuffer: int | Unset = UNSET,
         accept: AcceptHook | None = None,
         observer: ConnectionObserver | None = None,
-        compression: DeflateSettings | bool = False,
+        compression: DeflateSettings | bool | Unset = UNSET,
         clock: IReactorTime | None = None,
     ) -> None:
         """
         @param factory: its C{buildProtocol(request)} returns the application
             protocol for each connection (returning C{None} refuses with 403).
-        @param subprotocols: the subprotocols spoken, most preferred first;
-            the first one the client also offers is chosen. None in common:
-            the connection opens without a subprotocol (RFC 6455 §4.2.2).
-        @param allowedOrigins: browser origins allowed to connect
-            (C{"https://example.com"}, or C{"*"}), and/or C{"same-origin"}
-            (L{txpulse.core.handshake.SAME_ORIGIN}: the C{Origin}'s host and port must be the
-            request's C{Host}; a single string is a list of one); others get
-            403. A request without C{Origin} (a non-browser client) is always
-            allowed. C{None} (the default) checks nothing: then a page from
-            any site can open a connection with the user's cookies, so an
-            accept hook that trusts cookies (or client certificates, or the
-            client's address) needs an allow-list, or C{"same-origin"}, to
-            resist cross-site WebSocket hijacking.
-        @param maxMessageSize: largest message accepted, summed over its
-            fragments (default 1 MiB); larger closes with 1009. C{None}: no
-            limit.
-        @param maxFrameSize: largest single frame accepted (default: the
-            message limit); larger closes with 1009.
-        @param maxIncompleteSize: the most memory the incomplete messages
-            (fragmented, or compressed, and not yet complete) of all this
-            resource's connections may hold together, in bytes (default 64
-            MiB): inflated bytes for compressed ones. A connection whose
-            fragment would take the total past it is closed with 1013 ("Try
-            Again Later"). Pass one L{AssemblyBudget} to several resources to
-            bound them together (the twistd plugin shares one between all its
-            mounts); C{None}: no bound beyond C{maxMessageSize} per
-            connection.
-        @param pingInterval: seconds of silence from the peer before a ping
-            (default 20); C{None} disables keepalive.
-        @param pingTimeout: seconds after that ping within which any frame
-            must arrive (default 20); else close 1011 and drop.
-        @param idleTimeout: seconds without a message from the peer before
-            closing with 1001 (default: never).
-        @param closeTimeout: seconds allowed for the closing handshake before
-            the TCP connection is aborted (default 10).
-        @param handshakeTimeout: seconds the accept hook may take before the
-            request is answered with 503 (default 10).
-        @param maxWriteBuffer: bytes that may queue up for a peer that does
-            not read before it is disconnected (default 8 MiB).
+        @param settings: keepalive, timeouts, limits, compression,
+            subprotocols and origins (default: C{ConnectionSettings()}, the
+            server's defaults); see L{ConnectionSettings} for each one, its
+            default and its limits.
+        @param subprotocols: a setting, overriding C{settings}' (each of
+            these keyword arguments has the name, type and meaning of a
+            L{ConnectionSettings} field; left out, C{settings}' value holds).
+            The subprotocols spoken, most preferred first; the first one the
+            client also offers is chosen (RFC 6455 §4.2.2).
+        @param allowedOrigins: a setting: browser origins allowed to connect,
+            and/or C{"same-origin"}; others get 403. C{None} (the default)
+            checks nothing: then a page from any site can open a connection
+            with the user's cookies, so an accept hook that trusts cookies
+            (or client certificates, or the client's address) needs an
+            allow-list, or C{"same-origin"}, to resist cross-site WebSocket
+            hijacking.
+        @param maxMessageSize: a setting (1009 above it).
+        @param maxFrameSize: a setting (1009 above it).
+        @param maxIncompleteSize: a setting (1013 past it), counted per
+            resource; or one L{AssemblyBudget} passed to several resources to
+            bound them together (the twistd plugin shares one between all
+            its mounts).
+        @param pingInterval: a setting (C{None}: no keepalive).
+        @param pingTimeout: a setting (then close 1011 and drop).
+        @param idleTimeout: a setting (then close 1001).
+        @param closeTimeout: a setting (then abort the TCP connection).
+        @param handshakeTimeout: a setting: seconds the accept hook may take
+            before the request is answered with 503.
+        @param maxWriteBuffer: a setting (then the peer is disconnected).
+        @param compression: a setting: accept permessage-deflate (RFC 7692)
+            when a client offers it; C{True} means
+            L{txpulse.core.deflate.SERVER_DEFAULTS} (12-bit windows, mem
+            level 4: 30-43 KiB per active connection, measured).
         @param accept: the accept hook (see L{AcceptHook}).
         @param observer: told about each connection opening and closing and
             each refused handshake (logging, metrics, graceful shutdown: see
             L{txpulse.plugin.metrics.ConnectionRegistry}).
-        @param compression: accept permessage-deflate (RFC 7692) when a client
-            offers it: C{True} for L{SERVER_DEFAULTS} (12-bit windows, mem
-            level 4: 30-43 KiB per active connection, measured), or your
-            own L{DeflateSettings}; C{False} (the default) declines every
-            offer (see the README for the memory cost per setting).
         @param clock: the L{IReactorTime} for timers (default: the reactor).
+        @raise ValueError: for a bad setting (L{TypeError} for one of a
+            wrong type), naming it.
         """
         super().__init__()
         self.factory = factory
-        self._subprotocols = tuple(subprotocols)
-        if isinstance(allowedOrigins, str):
-            allowedOrigins = (allowedOrigins,)
-        self._allowedOrigins = None if allowedOrigins is None else tuple(allowedOrigins)
-        if maxMessageSize is not None and maxMessageSize <= 0:
-            raise ValueError("maxMessageSize must be positive or None")
-        if maxFrameSize is not None and maxFrameSize <= 0:
-            raise ValueError("maxFrameSize must be positive or None")
-        if handshakeTimeout <= 0:
-            raise ValueError("handshakeTimeout must be positive")
-        self._maxMessageSize = maxMessageSize
-        self._maxFrameSize = maxFrameSize
-        if isinstance(maxIncompleteSize, int):
-            if maxIncompleteSize <= 0:
-                raise ValueError("maxIncompleteSize must be positive, an AssemblyBudget or None")
-            maxIncompleteSize = AssemblyBudget(maxIncompleteSize)
-        self._incompleteBudget = maxIncompleteSize
-        self._options = WireOptions(
+        budget = maxIncompleteSize if isinstance(maxIncompleteSize, AssemblyBudget) else None
+        #: The L{ConnectionSettings} of every connection of this resource.
+        self.settings = (ConnectionSettings() if settings is None else settings).override(
+            subprotocols=subprotocols,
+            allowedOrigins=allowedOrigins,
+            maxMessageSize=maxMessageSize,
+            maxFrameSize=maxFrameSize,
+            maxIncompleteSize=UNSET if budget is not None else maxIncompleteSize,
             pingInterval=pingInterval,
             pingTimeout=pingTimeout,
             idleTimeout=idleTimeout,
             closeTimeout=closeTimeout,
+            handshakeTimeout=handshakeTimeout,
             maxWriteBuffer=maxWriteBuffer,
-            observer=observer,
+            compression=compression,
         )
+        settings = self.settings
+        if budget is None and settings.maxIncompleteSize is not None:
+            budget = AssemblyBudget(settings.maxIncompleteSize)
+        self._incompleteBudget = budget
+        self._subprotocols = settings.subprotocols
+        self._allowedOrigins = settings.allowedOrigins
+        self._maxMessageSize = settings.maxMessageSize
+        self._maxFrameSize = settings.maxFrameSize
+        self._options = WireOptions.fromSettings(settings, observer)
         self._observer = observer
-        self._handshakeTimeout = handshakeTimeout
-        self._compression: DeflateSettings | None = SERVER_DEFAULTS if compression is True else (compression or None)
+        self._handshakeTimeout = settings.handshakeTimeout
+        self._compression = settings.deflateSettings(Side.SERVER)
         self._accept = accept
         self._clockOrNone = clock
         # Refused upgrades, logged per client address: once, then summed up.
@@ -197,10 +191,7 @@ class WebSocketResource(Resource):
 
     @property
     def _clock(self) -> IReactorTime:
-        if self._clockOrNone is None:
-            from twisted.internet import reactor
-
-            self._clockOrNone = reactor
+        self._clockOrNone = maybeGlobalReactor(self._clockOrNone)
         return self._clockOrNone
 
     def render(self, request: Request) -> bytes | int:
@@ -265,7 +256,7 @@ class WebSocketResource(Resource):
         return upgrade
 
     def _openLater(self, request: Request, upgrade: UpgradeRequest, subprotocol: str | None, identity: object) -> None:
-        if request.channel is None or request.channel.transport is None or request._disconnected:
+        if request.channel is None or request.channel.transport is None or requestDisconnected(request):
             return  # the client left while the hook ran
         result = self._open(request, upgrade, subprotocol, identity)
         if result is not NOT_DONE_YET:
@@ -273,7 +264,7 @@ class WebSocketResource(Resource):
             request.finish()
 
     def _refuseLater(self, request: Request, failure: Failure) -> None:
-        if request._disconnected or request.finished:
+        if requestDisconnected(request) or request.finished:
             return
         if failure.check(CancelledError, TimeoutError):
             _log.warn("WebSocket accept hook did not answer within {timeout}s", timeout=self._handshakeTimeout)
@@ -345,8 +336,8 @@ class WebSocketResource(Resource):
 
 def takeOver(request: Request, wire: WebSocketWire, response: bytes) -> None:
     """
-    Switch an HTTP/1.1 channel to the WebSocket protocol, the one place that
-    reaches into C{twisted.web}'s channel.
+    Switch an HTTP/1.1 channel to the WebSocket protocol (what it takes
+    from C{twisted.web}'s channel is in L{txpulse.wire.twistedinternals}).
 
     In order: the channel's idle timeout is cancelled (an upgraded
     connection must outlive C{Site.timeOut}); the channel stops being the
@@ -357,26 +348,14 @@ def takeOver(request: Request, wire: WebSocketWire, response: bytes) -> None:
     """
     channel: Any = request.channel
     transport: Any = channel.transport
-    channel.setTimeout(None)
-    channel._savedTimeOut = None
-    channel._networkProducer.unregisterProducer()
-    buffered = b"".join(channel._dataBuffer)
-    channel._dataBuffer = []
+    buffered = detachChannel(channel)
     if isinstance(channel, WebSocketChannel):
         # WebSocketSite's channels forward to the wire by design.
         channel.upgradeTo(wire)
     else:
-        # A plain Site's HTTPChannel: redirect its entry points.
-        originalConnectionLost = channel.connectionLost
-
-        def connectionLost(reason: Failure) -> None:
-            wire.connectionLost(reason)
-            originalConnectionLost(reason)
-
-        channel.dataReceived = wire.dataReceived
-        # LineReceiver delivers the rest of the current read via rawDataReceived.
-        channel.rawDataReceived = wire.dataReceived
-        channel.connectionLost = connectionLost
+        # A plain Site's HTTPChannel has no such hook: redirect its entry
+        # points (the one monkeypatch left; see redirectPlainChannel).
+        redirectPlainChannel(channel, wire.dataReceived, wire.connectionLost)
     transport.write(response)
     wire.makeConnection(transport)
     # The channel pauses reading once it buffers too much while a request is

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.wire.test_tcp -*-
 """
-How bytes reach the kernel under Twisted: the one place that reaches into
-L{twisted.internet.tcp.Connection} (as L{txpulse.server.resource.takeOver} is for
-C{twisted.web}'s channel).
+How bytes reach the kernel under Twisted: the write policy for
+L{twisted.internet.tcp.Connection} (what it reads and changes of Twisted's
+write buffer is in L{txpulse.wire.twistedinternals}).
 
 On plain TCP with nothing queued in Twisted's buffer, a write goes straight
 to the socket (L{writeChunks}): Twisted would otherwise hold the bytes until
@@ -30,6 +30,15 @@ from collections.abc import Sequence
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.interfaces import ITransport
 from twisted.internet.tcp import Connection as TCPConnection
+
+from .twistedinternals import (
+    chunksInFileDescriptor,
+    hasQueuedWrites,
+    isAborting,
+    queuedInFileDescriptor,
+    takeSmallTail,
+    tlsPendingCleartext,
+)
 
 __all__ = ["FULL_READ", "LARGE_READ_SIZE", "SMALL_READ_SIZE", "directSocket", "writeChunks", "queuedBytes", "heldBytes"]
 
@@ -91,7 +100,7 @@ def writeChunks(transport: ITransport, sock: socket.socket | None, chunks: list[
     if (
         sock is None
         or transport.disconnecting  # type: ignore[attr-defined]
-        or transport._aborting  # type: ignore[attr-defined]
+        or isAborting(transport)
         or not transport.connected  # type: ignore[attr-defined]
     ):
         # Not plain TCP (TLS encrypts each write it is given as a whole), or
@@ -99,7 +108,7 @@ def writeChunks(transport: ITransport, sock: socket.socket | None, chunks: list[
         # leaves it "connected" until the next turn): Twisted's path.
         transport.writeSequence(_coalesced(chunks, size))
         return size
-    if transport._tempDataLen or transport.dataBuffer:  # type: ignore[attr-defined]
+    if hasQueuedWrites(transport):
         # Twisted's buffer holds earlier bytes: queue behind them (order).
         _buffer(transport, chunks, size)  # type: ignore[arg-type]
         return size
@@ -127,15 +136,12 @@ def _buffer(transport: TCPConnection, chunks: list[bytes], size: int) -> None:
     """
     chunks = _coalesced(chunks, size)
     first = chunks[0]
-    pending = transport._tempDataBuffer
-    if pending and len(first) < _SMALL_CHUNK and not transport._writeDisconnected:
-        last = pending[-1]
-        if len(last) < _SMALL_CHUNK:
+    if len(first) < _SMALL_CHUNK:
+        last = takeSmallTail(transport, _SMALL_CHUNK)
+        if last is not None:
             # Grow the small tail (a copy of at most _SMALL_CHUNK bytes)
             # rather than add an object; writeSequence keeps Twisted's
             # bookkeeping (the producer pause, the writer registration).
-            pending.pop()
-            transport._tempDataLen -= len(last)
             chunks[0] = last + first
     transport.writeSequence(chunks)
 
@@ -182,12 +188,12 @@ def queuedBytes(transport: object) -> int | None:
     reactors).
     """
     if isinstance(transport, FileDescriptor):
-        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+        return queuedInFileDescriptor(transport)
     inner = getattr(transport, "transport", None)
-    appBuffer = getattr(transport, "_appSendBuffer", None)
-    if isinstance(inner, FileDescriptor) and isinstance(appBuffer, list):
+    appBuffer = tlsPendingCleartext(transport)
+    if isinstance(inner, FileDescriptor) and appBuffer is not None:
         # twisted.protocols.tls.TLSMemoryBIOProtocol over TCP.
-        return len(inner.dataBuffer) - inner.offset + inner._tempDataLen + sum(map(len, appBuffer))
+        return queuedInFileDescriptor(inner) + sum(map(len, appBuffer))
     return None
 
 
@@ -201,8 +207,8 @@ def heldBytes(transport: object) -> int | None:
     if queued is None:
         return None
     inner = transport if isinstance(transport, FileDescriptor) else getattr(transport, "transport", None)
-    objects = len(inner._tempDataBuffer) + 1  # type: ignore[union-attr]
-    appBuffer = getattr(transport, "_appSendBuffer", None)
-    if isinstance(appBuffer, list):
+    objects = chunksInFileDescriptor(inner)  # type: ignore[arg-type]
+    appBuffer = tlsPendingCleartext(transport)
+    if appBuffer is not None:
         objects += len(appBuffer)
     return queued + objects * CHUNK_OVERHEAD

@@ -98,7 +98,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory, IStreamClientEndpoint
@@ -108,6 +108,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
 from ...logs.summary import SummaryLog
+from ...wire.twistedinternals import clientServiceLoggingTo, maybeGlobalReactor
 from ..hub import checkEnvelope
 
 __all__ = ["RedisBroker", "DEFAULT_PREFIX"]
@@ -195,10 +196,7 @@ class RedisBroker:
             before the connection is dropped and re-established.
         """
         txredisapi = _txredisapi()
-        if reactor is None:
-            from twisted.internet import reactor as globalReactor
-
-            reactor = globalReactor
+        reactor = maybeGlobalReactor(reactor)
         self._reactor = reactor
         self._connectionError: type[Exception] = txredisapi.ConnectionError
         self._responseError: type[Exception] = txredisapi.ResponseError
@@ -508,7 +506,7 @@ class _Link:
         self.role = role
         self.protocol: Any = None
         self._broker = broker
-        self._protocolClass = protocolClass
+        self._protocolClass = _linkProtocolClass(protocolClass, self)
         self._options = options
         self._refusal: str | None = None
         # Connections lost in a row before they were ready. ClientService
@@ -532,18 +530,6 @@ class _Link:
     def buildProtocol(self, addr: IAddress) -> Any:
         protocol = self._protocolClass(**self._options)
         protocol.factory = self
-        protocol.callLater = self._broker._reactor.callLater  # for the reply timeout
-        if self.role == "sub":
-            protocol.messageReceived = self._broker._messageReceived
-        connectionLost = protocol.connectionLost
-
-        def lost(reason: Failure) -> None:
-            try:
-                connectionLost(reason)
-            finally:
-                self._lost(protocol, reason)
-
-        protocol.connectionLost = lost
         protocol.whenConnected().addCallback(self._name)
         self._refusal = None
         return protocol
@@ -656,12 +642,36 @@ def _retryNoticeAtDebug(event: LogEvent) -> None:
     globalLogPublisher(event)
 
 
-class _QuietClientService(ClientService):
-    """
-    A L{ClientService} that does not log every reconnection attempt.
-    """
+#: A L{ClientService} that does not log every reconnection attempt.
+_QuietClientService = clientServiceLoggingTo(Logger(observer=_retryNoticeAtDebug))
 
-    _log = Logger(observer=_retryNoticeAtDebug)
+
+def _linkProtocolClass(base: Any, link: _Link) -> Any:
+    """
+    txredisapi's protocol class C{base}, for one L{_Link}: its reply
+    timeouts use the broker's reactor (txredisapi's class attribute is the
+    global reactor's C{callLater}), its loss reaches the link, and (for the
+    subscriber) its messages reach the broker.
+    """
+    broker = link._broker
+    deliver = broker._messageReceived if link.role == "sub" else None
+
+    class LinkProtocol(base):  # type: ignore[misc]
+        def callLater(self, *args: Any, **kwargs: Any) -> Any:
+            return broker._reactor.callLater(*args, **kwargs)
+
+        def connectionLost(self, reason: Failure) -> None:
+            try:
+                super().connectionLost(reason)
+            finally:
+                link._lost(self, reason)
+
+        if deliver is not None:
+
+            def messageReceived(self, pattern: object, channel: object, message: object) -> None:
+                deliver(pattern, channel, message)
+
+    return LinkProtocol
 
 
 def _send(protocol: Any, *command: str, errback: Callable[[Failure], None] | None = None) -> bool:
