@@ -4,7 +4,8 @@ everything C{txpulse.__all__} lists resolves, and every module path used
 before the packages-by-layer move still imports and still has its names,
 the same objects as at the new path; the documented ones without a warning,
 C{txpulse.hub} and the undocumented ones with a L{DeprecationWarning} that
-names the new path.
+names the new path. (Modules that were created and moved within the same,
+unreleased step, such as C{txpulse.ratelimit}, have no old path to keep.)
 """
 
 from __future__ import annotations
@@ -23,12 +24,8 @@ MOVED = {
     "txpulse.interfaces": (["txpulse.wire.interfaces"], True),
     "txpulse.resource": (["txpulse.server.resource"], True),
     "txpulse.site": (["txpulse.server.site"], True),
-    "txpulse.hosts": (["txpulse.server.hosts"], True),
-    "txpulse.files": (["txpulse.server.files"], True),
     "txpulse.auth": (["txpulse.server.auth"], True),
-    "txpulse.ratelimit": (["txpulse.server.ratelimit"], False),
     "txpulse.hub": (["txpulse.pubsub.hub", "txpulse.pubsub.protocol"], True),
-    "txpulse.topicrules": (["txpulse.pubsub.topicrules"], True),
     "txpulse.broker.memory": (["txpulse.pubsub.broker.memory"], True),
     "txpulse.broker.redis": (["txpulse.pubsub.broker.redis"], True),
     "txpulse.chat": (["txpulse.demos.chat"], True),
@@ -38,9 +35,6 @@ MOVED = {
     "txpulse.cli": (["txpulse.client.cli"], False),
     "txpulse.command": (["txpulse.plugin.command"], False),
     "txpulse.exceptions": (["txpulse.core.exceptions", "txpulse.client.endpoint"], False),
-    "txpulse.addresses": (["txpulse.logs.peers"], True),
-    "txpulse.logsummary": (["txpulse.logs.summary"], True),
-    "txpulse.redact": (["txpulse.logs.redact"], True),
 }
 
 #: Paths that did not move, with names the README uses.

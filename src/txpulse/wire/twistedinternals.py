@@ -27,7 +27,7 @@ connection (the read size, in L{txpulse.wire.protocol.WebSocketWire}).
 
 Subclasses that override Twisted private methods (they cannot call through
 a function): C{WebSocketChannel._respondToBadRequestAndDisconnect}
-(C{HTTPChannel}'s 400 path, to log it) in L{txpulse.server.site}.
+(C{HTTPChannel}'s 400 path, to log it) in L{txpulse.server.channel}.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def tlsPendingCleartext(transport: object) -> list[bytes] | None:
 
 #: The connection-level protocol C{Site.buildProtocol} expects from
 #: C{Site.protocol}: it wraps the channel (C{_channel}) and forwards every
-#: protocol method to it. Subclassed by L{txpulse.server.site} to admit a
+#: protocol method to it. Subclassed by L{txpulse.server.channel} to admit a
 #: connection before it reaches the channel; there is no public class.
 GenericHTTPChannelProtocol = _GenericHTTPChannelProtocol
 

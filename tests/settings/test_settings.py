@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_settings -*-
+# -*- test-case-name: tests.settings.test_settings -*-
 """
 Tests for L{txpulse.settings}: the one declaration of every connection
 setting, its validation, and the twistd and argparse options generated from
