@@ -176,12 +176,28 @@ class MessageAssembler:
                 budget.release(len(parts))
                 self._budget = None
             elif not budget.charge(len(payload)):
-                # Short: it is also the close reason (at most 60 bytes sent).
+                # Short: it is also the close reason (at most 123 bytes sent).
                 raise OverBudget("incomplete messages over the server's budget")
         parts += payload
         if decoder is not None:
             return parts.decode("utf-8") if fin else None
         return bytes(parts) if fin else None
+
+    def text_decoder(self) -> Utf8Decoder | None:
+        """
+        A copy of the UTF-8 decoder of this message, for validating a
+        continuation frame's payload before the frame is complete.
+
+        @return: a decoder in the state the fragments received so far left
+            this message's in, or C{None} when there is nothing to validate
+            on the wire bytes: a binary message, or a compressed one (its
+            bytes are only text once inflated, and inflating happens when the
+            frame is complete).
+        """
+        decoder = self._decoder
+        if decoder is None or self._deflate is not None:
+            return None
+        return decoder.copy()
 
     def release(self) -> None:
         """

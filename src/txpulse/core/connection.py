@@ -47,6 +47,12 @@ text or binary frame (the overwhelmingly common case) is unmasked, validated
 and appended to the event queue in the loop itself; everything else takes the
 general path in L{Connection._receive_frame}.
 
+A text frame whose payload has not all arrived is validated as far as it
+has (L{Connection._check_partial_text}, off the hot path: only when a read
+leaves a frame incomplete), so invalid UTF-8 fails the connection with 1007
+as soon as its bytes arrive, not when the frame completes (the strict
+behaviour of RFC 6455 §8.1, "fail fast").
+
 A data message in several frames (RFC 6455 §5.4) or compressed with
 permessage-deflate (RFC 7692) is put back together by a
 L{txpulse.core.assembly.MessageAssembler}: this module validates its frame
@@ -84,6 +90,7 @@ from .frames import (
     encode_header,
     is_valid_close_code,
 )
+from .utf8 import Utf8Decoder
 
 __all__ = [
     "Side",
@@ -116,6 +123,23 @@ _SMALL_TEXT_HEADERS = tuple(bytes((0x81, n)) for n in range(126))
 _SMALL_BINARY_HEADERS = tuple(bytes((0x82, n)) for n in range(126))
 
 
+def _cut_reason(reason: str) -> str:
+    """
+    Cut a close reason to what fits in a close frame: at most 123 bytes of
+    UTF-8 (RFC 6455 §5.5: 125 bytes of control frame payload, 2 of them the
+    code), on a character boundary.
+    """
+    if len(reason) <= (MAX_CONTROL_PAYLOAD - 2) // 4:
+        # At most 4 bytes per character: fits without encoding.
+        return reason
+    encoded = reason.encode("utf-8")
+    if len(encoded) <= MAX_CONTROL_PAYLOAD - 2:
+        return reason
+    # The bytes kept are valid UTF-8 but for a sequence cut at the end,
+    # which "ignore" drops: the cut lands on the last whole character.
+    return encoded[: MAX_CONTROL_PAYLOAD - 2].decode("utf-8", "ignore")
+
+
 class Connection:
     """
     One side of an open WebSocket connection (see the module docstring).
@@ -137,6 +161,8 @@ class Connection:
         "_mask_key",
         "_buf",
         "_need",
+        "_partial_decoder",
+        "_partial_checked",
         "_events",
         "_out",
         "_message",
@@ -185,6 +211,12 @@ class Connection:
         self._mask_key = mask_key
         self._buf: bytearray | None = None
         self._need = 0
+        # The validation so far of the incomplete frame at the start of _buf
+        # (see _check_partial_text): its decoder (None: not a frame to
+        # validate) and how many of its payload bytes were fed to it (-1:
+        # the frame was not examined yet).
+        self._partial_decoder: Utf8Decoder | None = None
+        self._partial_checked = -1
         self._events: list[Event] = []
         self._out: list[bytes] = []
         # The fragmented or compressed message being received, if any.
@@ -279,8 +311,11 @@ class Connection:
         if buf is not None:
             buf += data
             if self._need > len(data):
-                # Still inside a frame's payload: nothing new to parse.
+                # Still inside a frame's payload: nothing new to parse, but
+                # a text payload's new bytes are validated at once.
                 self._need -= len(data)
+                if self._partial_decoder is not None:
+                    self._check_partial_text(False)
                 return
             self._need = 0
             consumed = self._parse(buf)
@@ -290,10 +325,14 @@ class Connection:
                 self._buf = None
             else:
                 del buf[:consumed]
+                # consumed > 0: the frame examined before is complete, the
+                # one now at the start of the buffer is another.
+                self._check_partial_text(consumed > 0)
             return
         consumed = self._parse(data)
         if consumed < len(data) and not self._discard:
             self._buf = bytearray(memoryview(data)[consumed:])
+            self._check_partial_text(True)
 
     def receive_eof(self) -> None:
         """
@@ -403,6 +442,71 @@ class Connection:
                 if self._discard:
                     return pos
         return pos
+
+    def _check_partial_text(self, new: bool) -> None:
+        """
+        Validate the UTF-8 of a text payload that has only partly arrived:
+        the incomplete frame at the start of C{_buf}, after C{_parse} left it
+        there. Fails the connection with 1007 as soon as the bytes arrived so
+        far cannot begin valid UTF-8 (a sequence cut at the end of what
+        arrived is not invalid yet). Off the hot path: only called when a
+        read leaves a frame incomplete.
+
+        The bytes validated are remembered (C{_partial_checked}), so each
+        arriving byte is fed to the incremental decoder once; the complete
+        frame is then decoded as usual (the copy validated here is a
+        scratch one: the frame is unmasked again when complete).
+
+        @param new: whether the frame at the start of C{_buf} is not the one
+            examined before (that one completed, or none was).
+        """
+        if new:
+            self._partial_decoder = None
+            self._partial_checked = -1
+        if not self._need:
+            # The header itself is incomplete: examined when it is not.
+            return
+        buf = self._buf
+        assert buf is not None
+        b0 = buf[0]
+        length = buf[1] & 0x7F
+        start = 2 if length < 126 else 4 if length == 126 else 10
+        if buf[1] & 0x80:
+            start += 4
+        checked = self._partial_checked
+        if checked < 0:
+            # First look at this frame (its header was validated by _parse).
+            checked = self._partial_checked = 0
+            opcode = b0 & 0x0F
+            if b0 & 0x40:
+                # A compressed message (RSV1) is only text once inflated,
+                # which needs the whole frame: it is validated then.
+                decoder = None
+            elif opcode == Opcode.TEXT:
+                decoder = Utf8Decoder()
+            elif opcode == Opcode.CONT and self._message is not None:
+                # Continue from the fragments already received; a copy, as
+                # the assembler validates the complete frame itself.
+                decoder = self._message.text_decoder()
+            else:
+                decoder = None
+            self._partial_decoder = decoder
+        else:
+            decoder = self._partial_decoder
+        offset = start + checked
+        if decoder is None or len(buf) <= offset:
+            return
+        chunk: bytes | bytearray = buf[offset:]
+        if buf[1] & 0x80:
+            # The masking key, rotated to where the new bytes start.
+            shift = checked & 3
+            key = bytes(buf[start - 4 + shift : start]) + bytes(buf[start - 4 : start - 4 + shift])
+            chunk = apply_mask(chunk, key)
+        self._partial_checked = checked + len(chunk)
+        try:
+            decoder.decode(chunk, False)
+        except UnicodeDecodeError:
+            self._fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
 
     def _compressed_start(self, b0: int, opcode: int) -> bool:
         """
@@ -598,7 +702,7 @@ class Connection:
         """
         Queue a close frame and remember it as sent.
         """
-        self._queue_frame(0x80 | Opcode.CLOSE, encode_close_payload(code, reason[:60]))
+        self._queue_frame(0x80 | Opcode.CLOSE, encode_close_payload(code, _cut_reason(reason)))
         self.close_sent = record
 
     def _require_open(self) -> None:

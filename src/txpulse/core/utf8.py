@@ -33,7 +33,7 @@ class Utf8Decoder:
     def __init__(self) -> None:
         self._decoder = _IncrementalDecoder()
 
-    def decode(self, data: bytes, final: bool) -> str:
+    def decode(self, data: bytes | bytearray, final: bool) -> str:
         """
         Decode one fragment.
 
@@ -50,3 +50,12 @@ class Utf8Decoder:
             if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
                 raise UnicodeDecodeError("utf-8", pending, 0, 2, "surrogate prefix")
         return text
+
+    def copy(self) -> Utf8Decoder:
+        """
+        Return an independent decoder in the same state: it continues from
+        the bytes this one was fed, and feeding it leaves this one as it is.
+        """
+        other = Utf8Decoder()
+        other._decoder.setstate(self._decoder.getstate())
+        return other
