@@ -9,7 +9,8 @@ message it receives::
     .venv/bin/python examples/websocket-client.py [ws://localhost:8080/websocket-server.rpy] [--count N]
 
 C{--count N} stops after N messages (the demo otherwise runs until
-interrupted).
+interrupted). When it cannot connect (no server running, a refused
+handshake) it says so in one line on stderr and exits 1.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from __future__ import annotations
 import sys
 
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.error import ConnectError
 from twisted.internet.task import react
 from twisted.python.failure import Failure
 from twisted.web.websocket import WebSocketTransport
 
-from txpulse import WebSocketClientEndpoint
+from txpulse import WebSocketClientEndpoint, WebSocketError
 
 DEFAULT_URL = "ws://localhost:8080/websocket-server.rpy"
 
@@ -67,7 +69,11 @@ async def main(reactor: object, url: str, count: int | None) -> None:
     WebSocketClientDemo.done = Deferred()
     endpoint = WebSocketClientEndpoint.new(reactor, url)
     print("connecting...", flush=True)
-    await endpoint.connect(WebSocketClientDemo)
+    try:
+        await endpoint.connect(WebSocketClientDemo)
+    except (ConnectError, WebSocketError) as failed:
+        print(f"could not connect to {url}: {failed}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     print("connected!", flush=True)
     await WebSocketClientDemo.done
 

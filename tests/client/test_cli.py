@@ -14,12 +14,16 @@ and killed at teardown. Every wait is bounded.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
+import pty
 import select
 import shutil
+import signal
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -49,9 +53,27 @@ class Demo:
     port: int
     tlsPort: int
     pki: PKI
+    log: Path
 
     def url(self, path: str = "/ws") -> str:
         return f"ws://127.0.0.1:{self.port}{path}"
+
+    def closes(self, code: int, path: str = "/ws") -> int:
+        """
+        How many connections to C{path} the server has logged as closed by
+        the client with C{code} so far.
+        """
+        return self.log.read_text(errors="replace").count(f" {path} code={code} ")
+
+    def waitForClose(self, code: int, before: int, path: str = "/ws") -> None:
+        """
+        Wait (bounded) until the server logs one more close with C{code}
+        than C{before}.
+        """
+        deadline = time.monotonic() + 5.0
+        while self.closes(code, path) <= before:
+            assert time.monotonic() < deadline, f"the server logged no close {code}:\n{self.log.read_text()[-2000:]}"
+            time.sleep(0.05)
 
     def tlsURL(self, path: str = "/ws", host: str = "127.0.0.1") -> str:
         return f"wss://{host}:{self.tlsPort}{path}"
@@ -70,7 +92,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, pki: PKI) -> Iterator[Demo]:
     server = TwistdServer(log, "--listen", tls, "--heartbeat", "0.1", port=port, morePorts=[tlsPort])
     server.start()
     try:
-        yield Demo(port, tlsPort, pki)
+        yield Demo(port, tlsPort, pki, log)
     finally:
         server.stop()
 
@@ -193,16 +215,24 @@ class Result:
         return self.stderr.splitlines()
 
 
-def run(args: Sequence[str], *, via: str = "script", input: str | None = None, cwd: Path | None = None) -> Result:
+def run(
+    args: Sequence[str],
+    *,
+    via: str = "script",
+    input: str | None = None,
+    cwd: Path | None = None,
+    devnull: bool = False,
+) -> Result:
     """
     Run the client to completion (bounded by L{RUN}). Without C{input},
     stdin is a pipe kept open (never written, closed only at the end), so
-    end-of-stdin does not close the connection.
+    end-of-stdin does not close the connection; with C{devnull}, stdin is
+    C{/dev/null}, at its end from the start (cron, CI, systemd).
     """
     started = time.monotonic()
     process = subprocess.Popen(
         [*client_command(via), *args],
-        stdin=subprocess.PIPE,
+        stdin=subprocess.DEVNULL if devnull else subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=cwd,
@@ -371,6 +401,195 @@ def test_server_closing_normally_exits_0(scripted: Scripted) -> None:
 
 
 # -- wss:// -------------------------------------------------------------------------
+
+
+# -- stdin at its end (cron, CI, systemd) ---------------------------------------------------
+
+
+def test_count_with_stdin_at_its_end_waits_for_n_messages(demo: Demo) -> None:
+    """
+    C{txpulse-client URL --count 3 </dev/null}: the end of stdin does not
+    end the session; the three heartbeats are printed, then the client
+    closes with 1000 and exits 0.
+    """
+    before = demo.closes(1000)
+    result = run([demo.url("/ws"), "--count", "3"], devnull=True)
+    assert result.returncode == 0, result.stderr
+    assert result.lines == ["heartbeat 1", "heartbeat 2", "heartbeat 3"]
+    assert "Traceback" not in result.stderr
+    demo.waitForClose(1000, before)
+
+
+def test_count_server_closing_first_exits_1(scripted: Scripted) -> None:
+    """
+    With C{--count 3} and stdin at its end, a server that closes (even with
+    1001) before three messages is an early end: exit 1, and the error line
+    says how many messages came.
+    """
+    result = run([scripted.url("/bye"), "--count", "3", "--quiet"], devnull=True)
+    assert result.returncode == 1, result.stderr
+    assert one_error_line(result) == "txpulse-client: closed by server: 1001 (restarting) after 0 of 3 messages"
+    assert result.lines == []
+
+
+def test_stdin_at_its_end_without_count_closes_with_1000_and_exits_0(demo: Demo) -> None:
+    """
+    Without C{--count} (or C{--keep-open}), the end of stdin ends the
+    session: the client closes with 1000 and exits 0.
+    """
+    before = demo.closes(1000)
+    result = run([demo.url("/ws")], devnull=True)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.elapsed < 5.0
+    demo.waitForClose(1000, before)
+
+
+# -- stopping: SIGINT (Ctrl-C) and SIGTERM, from a pipe and from a terminal ----------------
+
+
+def read_until(fd: int, wanted: bytes, timeout: float = 5.0) -> bytes:
+    """
+    Read from C{fd} until C{wanted} has arrived (bounded); return all read.
+    """
+    data = b""
+    deadline = time.monotonic() + timeout
+    while wanted not in data:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"{wanted!r} not read within {timeout}s: {data!r}"
+        if select.select([fd], [], [], remaining)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: a pty whose other end is closed
+                chunk = b""
+            assert chunk, f"end of output before {wanted!r}: {data!r}"
+            data += chunk
+    return data
+
+
+def read_to_end(fd: int, timeout: float = 5.0) -> bytes:
+    """
+    Read from C{fd} until its end (bounded); return all read.
+    """
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([fd], [], [], deadline - time.monotonic())[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+def wait_exit(process: subprocess.Popen[bytes]) -> int:
+    """
+    The exit status of C{process}, which must exit within a few seconds.
+    """
+    try:
+        return process.wait(5.0)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail("the client did not exit within 5s of the signal")
+
+
+def assert_quiet(stderr: str) -> None:
+    """
+    Stopping the client writes no traceback and no false blame.
+    """
+    assert "Traceback" not in stderr and "Unhandled" not in stderr, stderr
+    assert "ReactorNotRunning" not in stderr and "closed by server" not in stderr, stderr
+    assert "txpulse-client:" not in stderr, stderr
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_with_stdin_on_a_pipe_closes_1001_and_exits_quietly(
+    demo: Demo, signum: signal.Signals, status: int
+) -> None:
+    """
+    SIGINT or SIGTERM with stdin on an open pipe: the client closes with
+    1001 (going away), which the server sees, and exits 128 + the signal
+    (130, 143) with no traceback and no C{closed by server} line.
+    """
+    before = demo.closes(1001)
+    process = subprocess.Popen(
+        [*client_command("script"), demo.url("/ws")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        read_until(process.stdout.fileno(), b"heartbeat 2\n")
+        process.send_signal(signum)
+        assert wait_exit(process) == status
+        assert_quiet(process.stderr.read().decode())
+        demo.waitForClose(1001, before)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _controllingTerminal() -> None:
+    """
+    In the child, after C{setsid}: make stdin (the pty) the controlling
+    terminal, so that Ctrl-C typed on it sends SIGINT.
+    """
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+@pytest.mark.parametrize(("keys", "signum", "status"), [(b"\x03", None, 130), (b"", signal.SIGTERM, 143)])
+def test_stopping_from_a_terminal_closes_1001_and_exits_quietly(
+    demo: Demo, keys: bytes, signum: signal.Signals | None, status: int
+) -> None:
+    """
+    The client on a terminal (a pty for stdin and stdout): Ctrl-C typed on
+    it, or SIGTERM, closes with 1001 and exits 130 (143) with no traceback.
+    """
+    before = demo.closes(1001)
+    master, slave = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [*client_command("script"), demo.url("/ws")],
+            stdin=slave,
+            stdout=slave,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_controllingTerminal,
+        )
+    finally:
+        os.close(slave)
+    try:
+        assert process.stderr is not None
+        read_until(master, b"heartbeat 2")
+        if keys:
+            os.write(master, keys)
+        else:
+            assert signum is not None
+            process.send_signal(signum)
+        assert wait_exit(process) == status
+        output = read_to_end(master, 1.0).decode(errors="replace")
+        assert "Traceback" not in output, output
+        assert_quiet(process.stderr.read().decode())
+        demo.waitForClose(1001, before)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+# -- TLS ---------------------------------------------------------------------------------
 
 
 def test_wss_with_cafile_works(demo: Demo) -> None:
@@ -636,3 +855,57 @@ def test_bad_setting_flag_exits_2_naming_it() -> None:
     result = run(["ws://127.0.0.1:1/", "--ping-interval", "-3"])
     assert result.returncode == 2
     assert "argument --ping-interval: must not be negative: -3" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["--count", "0"], "argument -n/--count: must be positive: 0"),
+        (["--timeout", "-1"], "argument --timeout: must not be negative: -1"),
+        (["--idle-timeout", "nan"], "argument --idle-timeout: not a number of seconds: 'nan'"),
+        (["--max-frame-size", "abc"], "argument --max-frame-size: not a size in bytes"),
+        (["--handshake-timeout", "0"], "argument --handshake-timeout: must be positive: 0"),
+        (["--cafile", "/nonexistent/ca.pem"], "--cafile: cannot read /nonexistent/ca.pem: No such file or directory"),
+    ],
+)
+def test_every_option_error_names_the_option(argv: list[str], line: str) -> None:
+    """
+    Each bad option value is a usage error (exit 2) in one line that names
+    the option, and no connection is attempted.
+    """
+    result = run(["wss://127.0.0.1:1/", *argv], devnull=True)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert line in result.stderr
+    assert "connection refused" not in result.stderr
+
+
+def test_cafile_without_certificates_is_an_error_naming_it(tmp_path: Path) -> None:
+    """
+    A C{--cafile} that holds no PEM certificate is a usage error naming
+    C{--cafile}.
+    """
+    empty = tmp_path / "empty.pem"
+    empty.write_text("not a certificate\n")
+    result = run(["wss://127.0.0.1:1/", "--cafile", str(empty)], devnull=True)
+    assert result.returncode == 2
+    assert one_error_line(result) == f"txpulse-client: --cafile: no PEM certificate in {empty}"
+
+
+# -- the client example -----------------------------------------------------------------
+
+
+def test_client_example_without_a_server_says_so_in_one_line() -> None:
+    """
+    examples/websocket-client.py with nothing listening prints
+    C{connecting...}, then one line on stderr saying it could not connect
+    (no C{ConnectionRefusedError} traceback), and exits 1.
+    """
+    example = Path(__file__).resolve().parents[2] / "examples" / "websocket-client.py"
+    url = f"ws://127.0.0.1:{free_port()}/websocket-server.rpy"
+    completed = subprocess.run([sys.executable, str(example), url], capture_output=True, text=True, timeout=RUN)
+    assert completed.returncode == 1, completed.stderr
+    assert completed.stdout.splitlines() == ["connecting..."]
+    assert "Traceback" not in completed.stderr
+    [line] = completed.stderr.splitlines()
+    assert line.startswith(f"could not connect to {url}: Connection was refused"), line

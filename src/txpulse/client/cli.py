@@ -6,11 +6,23 @@ Prints every text message it receives on its own line (flushed at once, so
 it works in pipelines), a short marked line for binary messages, and sends
 each line typed on stdin as a text message.
 
+End of stdin closes the connection with 1000, unless C{--keep-open} or
+C{--count N} is given: with C{--count} the session lasts until N messages
+have arrived whatever stdin does (C{</dev/null} in cron, CI or systemd), and
+a server that closes first, even normally, ends it with status 1.
+
+SIGINT (Ctrl-C) and SIGTERM stop the client quietly: it closes with 1001
+(going away), waits for the close handshake (bounded by the close timeout;
+a second signal drops the connection at once) and exits 130 for SIGINT,
+143 for SIGTERM (128 + the signal's number, as a shell reports it).
+
 Exit status: 0 on a normal end (count reached, stdin ended, server closed
-with 1000/1001); 1 when the server closed with an error code or the
-connection dropped; 2 for usage errors (including a bad URL); 3 when the
-connection failed (refused, DNS, timeout); 4 when TLS verification failed;
-5 when the server refused the handshake. Errors are one line on stderr.
+with 1000/1001 when no count was asked for); 1 when the server closed with
+an error code, the connection dropped or the server closed before
+C{--count} messages; 2 for usage errors (including a bad URL or option);
+3 when the connection failed (refused, DNS, timeout); 4 when TLS
+verification failed; 5 when the server refused the handshake; 130/143
+when stopped by SIGINT/SIGTERM. Errors are one line on stderr.
 """
 
 from __future__ import annotations
@@ -19,18 +31,23 @@ import argparse
 import base64
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from types import FrameType
+from typing import Any, NoReturn, TypeVar
 
 from OpenSSL import SSL
 from service_identity import CertificateError, VerificationError
 from twisted.application.internet import backoffPolicy
 from twisted.internet import error as netError
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater, react
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from ..core.exceptions import ConnectionClosed, NegotiationError
 from ..logs.redact import redactText
@@ -53,6 +70,11 @@ EXIT_USAGE = 2
 EXIT_CONNECT_FAILED = 3
 EXIT_TLS_FAILED = 4
 EXIT_REFUSED = 5
+
+#: The signals that stop the client quietly; it exits C{128 + signal}.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+_T = TypeVar("_T")
 
 #: Close codes that mean "finished normally".
 NORMAL_CODES = frozenset((1000, 1001))
@@ -79,8 +101,9 @@ def buildParser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="txpulse-client",
         description="Connect to a WebSocket server, print what it sends (one message a line), send lines from stdin.",
-        epilog="Exit status: 0 ok, 1 closed with an error code, 2 usage, 3 connection failed, "
-        "4 TLS verification failed, 5 handshake refused.",
+        epilog="End of stdin closes with 1000 unless --keep-open or --count is given. "
+        "Exit status: 0 ok, 1 closed with an error code (or before --count messages), 2 usage, "
+        "3 connection failed, 4 TLS verification failed, 5 handshake refused, 130 SIGINT, 143 SIGTERM.",
     )
     parser.add_argument("url", help="ws:// or wss:// URL")
     parser.add_argument(
@@ -88,7 +111,11 @@ def buildParser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--origin", help="Origin header to send")
     parser.add_argument(
-        "-n", "--count", type=argumentType(parsePositiveCount), metavar="N", help="exit 0 after receiving N messages"
+        "-n",
+        "--count",
+        type=argumentType(parsePositiveCount),
+        metavar="N",
+        help="exit 0 after receiving N messages, whatever stdin does (1 if the server closes first)",
     )
     parser.add_argument(
         "--timeout",
@@ -104,7 +131,9 @@ def buildParser() -> argparse.ArgumentParser:
     parser.add_argument("--insecure", action="store_true", help="do not verify the server's certificate (testing only)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per message: type, size, time, data")
     parser.add_argument(
-        "--keep-open", action="store_true", help="keep listening after stdin ends (default: close with 1000)"
+        "--keep-open",
+        action="store_true",
+        help="keep listening after stdin ends (default: close with 1000, unless --count is given)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no status lines on stderr")
     addArguments(
@@ -236,13 +265,16 @@ class _Session:
     def connectionLost(self, reason: Failure) -> None:
         value = reason.value
         closed = value if isinstance(value, ConnectionClosed) else ConnectionClosed(1006)
-        self.closed.callback(closed)
+        if not self.closed.called:  # it may have been cancelled by a second signal
+            self.closed.callback(closed)
 
 
+@implementer(IHalfCloseableProtocol)
 class _StdinLines(Protocol):
     """
     Sends each line from stdin as a text message; EOF closes with 1000
-    unless told to keep listening.
+    unless told to keep listening. Half-closeable, so that the end of
+    stdin leaves stdout alone.
     """
 
     def __init__(self, state: _State) -> None:
@@ -255,16 +287,28 @@ class _StdinLines(Protocol):
         for line in lines:
             self._state.send(line.rstrip(b"\r").decode("utf-8", "replace"))
 
-    def connectionLost(self, reason: Failure | None = None) -> None:
+    def readConnectionLost(self) -> None:
         if self._buffer:
             self._state.send(self._buffer.decode("utf-8", "replace"))
             self._buffer = b""
-        self._state.stdinEnded()
+        if not self._state.ended:
+            self._state.stdinEnded()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.readConnectionLost()
 
 
 class _State:
     """
-    What the stdin reader needs: the current session, and what to do at EOF.
+    What the stdin reader and the signal handlers need: the current
+    session, what to do at EOF, and what the run is waiting for.
+
+    @ivar stopping: the signal that asked the client to stop, if any.
+    @ivar waiting: what the run awaits now (a connection attempt, a pause
+        before retrying, the end of a session), cancelled to stop it.
     """
 
     def __init__(self, keepOpen: bool) -> None:
@@ -272,6 +316,50 @@ class _State:
         self.pending: list[str] = []
         self.keepOpen = keepOpen
         self.ended = False
+        self.stopping: int | None = None
+        self.waiting: Deferred[Any] | None = None
+
+    async def wait(self, d: Deferred[_T]) -> _T:
+        """
+        Await C{d}, which L{stop} may cancel.
+        """
+        self.waiting = d
+        try:
+            return await d
+        finally:
+            self.waiting = None
+
+    def stop(self, signum: int) -> None:
+        """
+        A stop signal arrived: close the session with 1001 (going away) and
+        let the close handshake finish; stop waiting for anything else. A
+        second signal drops the connection at once.
+        """
+        transport = self.session.transport if self.session is not None else None
+        if self.stopping is not None:
+            if transport is not None:
+                transport.abortConnection()
+            if self.waiting is not None:
+                self.waiting.cancel()
+            return
+        self.stopping = signum
+        if transport is not None:
+            transport.loseConnection(1001)
+        elif self.waiting is not None:
+            self.waiting.cancel()
+
+    def installSignalHandlers(self, reactor: Any) -> None:
+        """
+        Handle L{STOP_SIGNALS} with L{stop} (in the reactor thread), in
+        place of the reactor's handlers, which would stop the reactor under
+        the open connection.
+        """
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            reactor.callFromThread(self.stop, signum)
+
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, handler)
 
     def send(self, line: str) -> None:
         if self.session is not None and self.session.transport is not None:
@@ -281,11 +369,19 @@ class _State:
 
     def stdinEnded(self) -> None:
         self.ended = True
-        if not self.keepOpen and self.session is not None and self.session.transport is not None:
+        if (
+            self.stopping is None
+            and not self.keepOpen
+            and self.session is not None
+            and self.session.transport is not None
+        ):
             self.session.transport.loseConnection(1000)
 
     def attach(self, session: _Session) -> None:
         self.session = session
+        if self.stopping is not None:
+            session.transport.loseConnection(1001)
+            return
         pending, self.pending = self.pending, []
         for line in pending:
             session.transport.sendTextMessage(line)
@@ -337,22 +433,32 @@ async def _run(reactor: Any, options: argparse.Namespace, output: Output) -> int
     except InvalidURL as invalid:
         raise CLIError(str(invalid), EXIT_USAGE) from None
     try:
+        settings = connectionSettings(options)
+    except ValueError as badOption:
+        raise CLIError(f"cannot use the options: {badOption}", EXIT_USAGE) from None
+    try:
         endpoint = WebSocketClientEndpoint.new(
             reactor,
             options.url,
             connectTimeout=options.timeout,
-            settings=connectionSettings(options),
+            settings=settings,
             headers=headers,
             origin=options.origin,
             caFile=options.cafile,
             insecure=options.insecure,
         )
-    except (OSError, ValueError) as badOption:
-        raise CLIError(f"cannot use the options: {badOption}", EXIT_USAGE) from None
+    except OSError as unreadable:  # only --cafile names a file
+        raise CLIError(
+            f"--cafile: cannot read {options.cafile}: {unreadable.strerror or unreadable}", EXIT_USAGE
+        ) from None
+    except ValueError as badOption:
+        fromCAFile = options.cafile is not None and str(options.cafile) in str(badOption)
+        raise CLIError(f"{'--cafile' if fromCAFile else 'cannot use the options'}: {badOption}", EXIT_USAGE) from None
 
     from twisted.internet import stdio
 
-    state = _State(options.keep_open)
+    state = _State(options.keep_open or options.count is not None)
+    reactor.callWhenRunning(state.installSignalHandlers, reactor)
     stdio.StandardIO(_StdinLines(state), reactor=reactor)
     # Quick first retries (0.5 s, 1 s, 2 s ... up to 30 s, plus up to 1 s of
     # jitter): someone watching a terminal is waiting.
@@ -364,14 +470,17 @@ async def _run(reactor: Any, options: argparse.Namespace, output: Output) -> int
         count = None if options.count is None else options.count - received
         session = _Session(output, count)
         try:
-            await endpoint.connect(_SessionFactory(session))
+            await state.wait(ensureDeferred(endpoint.connect(_SessionFactory(session))))
         except Exception:
+            if state.stopping is not None:
+                return 128 + state.stopping
             problem = _describe(Failure(), options.url)
             if not options.reconnect:
                 raise problem from None
             delay = retry(attempt)
             output.status(f"attempt {attempt}: {problem}; retrying in {delay:.1f}s")
-            await _sleep(reactor, delay)
+            if not await _pause(reactor, state, delay):
+                return 128 + (state.stopping or 0)
             continue
         attempt = 0
         output.status(
@@ -379,24 +488,32 @@ async def _run(reactor: Any, options: argparse.Namespace, output: Output) -> int
             + (f" (subprotocol {session.transport.subprotocol})" if session.transport.subprotocol else "")
         )
         state.attach(session)
-        closed = await session.closed
+        try:
+            closed = await state.wait(session.closed)
+        except CancelledError:
+            closed = ConnectionClosed(1006)
         received += session.received
         state.session = None
+        if state.stopping is not None:
+            return 128 + state.stopping
         if options.count is not None and received >= options.count:
             return EXIT_OK
         if output.brokenPipe:
             return EXIT_OK
-        if state.ended and not options.keep_open:
+        if state.ended and not state.keepOpen:
             return EXIT_OK  # we closed, at the end of stdin
         description = f"closed by server: {closed.code}" + (f" ({closed.reason})" if closed.reason else "")
         if not options.reconnect:
+            if options.count is not None:
+                raise CLIError(f"{description} after {received} of {options.count} messages", EXIT_CLOSED_WITH_ERROR)
             if closed.code in NORMAL_CODES:
                 output.status(description)
                 return EXIT_OK
             raise CLIError(description, EXIT_CLOSED_WITH_ERROR)
         delay = retry(1)
         output.status(f"{description}; reconnecting in {delay:.1f}s")
-        await _sleep(reactor, delay)
+        if not await _pause(reactor, state, delay):
+            return 128 + (state.stopping or 0)
 
 
 class _SessionFactory:
@@ -407,41 +524,52 @@ class _SessionFactory:
         return self._session
 
 
-def _sleep(reactor: Any, seconds: float) -> Deferred[None]:
-    d: Deferred[None] = Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    return d
+async def _pause(reactor: Any, state: _State, seconds: float) -> bool:
+    """
+    Wait C{seconds} before retrying; C{False} if a stop signal cut it short.
+    """
+    try:
+        await state.wait(deferLater(reactor, seconds))
+    except CancelledError:
+        return False
+    return state.stopping is None
+
+
+async def _main(reactor: Any, options: argparse.Namespace, output: Output) -> None:
+    """
+    Run the client under L{react}: a status other than 0 leaves as
+    C{SystemExit}, every failure as one line on stderr.
+    """
+    try:
+        status = await _run(reactor, options, output)
+    except CLIError as problem:
+        output.error(f"txpulse-client: {problem}")
+        status = problem.status
+    except Exception as unexpected:
+        output.error(f"txpulse-client: unexpected error: {unexpected}")
+        status = EXIT_CLOSED_WITH_ERROR
+    if status:
+        raise SystemExit(status)
+
+
+def _exitAtOnce(signum: int, frame: FrameType | None) -> None:
+    """
+    A stop signal before the reactor runs: exit C{128 + signum}, quietly.
+    """
+    os._exit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """
     The C{txpulse-client} console script.
     """
+    # Until the reactor runs (and L{_State.installSignalHandlers} takes
+    # over) there is no connection to close: a stop signal just exits.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _exitAtOnce)
     options = buildParser().parse_args(argv)
     output = Output(options.json, options.quiet)
-    from twisted.internet import reactor
-
-    outcome: dict[str, int] = {}
-
-    def finished(status: int) -> None:
-        outcome["status"] = status
-
-    def failed(failure: Failure) -> None:
-        if isinstance(failure.value, CLIError):
-            outcome["status"] = failure.value.status
-            output.error(f"txpulse-client: {failure.value}")
-        else:
-            outcome["status"] = EXIT_CLOSED_WITH_ERROR
-            output.error(f"txpulse-client: unexpected error: {failure.getErrorMessage()}")
-
-    def start() -> None:
-        d = ensureDeferred(_run(reactor, options, output))
-        d.addCallbacks(finished, failed)
-        d.addBoth(lambda _: reactor.stop())
-
-    reactor.callWhenRunning(start)
-    reactor.run()
-    sys.exit(outcome.get("status", EXIT_CLOSED_WITH_ERROR))
+    react(lambda reactor: ensureDeferred(_main(reactor, options, output)))
 
 
 if __name__ == "__main__":  # pragma: no cover
