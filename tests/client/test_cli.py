@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import signal
@@ -909,3 +910,39 @@ def test_client_example_without_a_server_says_so_in_one_line() -> None:
     assert "Traceback" not in completed.stderr
     [line] = completed.stderr.splitlines()
     assert line.startswith(f"could not connect to {url}: Connection was refused"), line
+
+
+def test_reconnect_after_the_server_closes_prints_one_line_per_reconnection(scripted: Scripted) -> None:
+    """
+    With C{--reconnect}, a server that closes (here 1001 "restarting" as
+    soon as the WebSocket opens) is reconnected with backoff: each
+    connection is one C{connected to} line and each close one
+    C{closed by server: ...; reconnecting in ...} line. SIGINT while
+    waiting to reconnect exits 130 quietly.
+    """
+    url = scripted.url("/bye")
+    process = subprocess.Popen(
+        [*client_command("script"), url, "--reconnect"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(2.5)  # the first reconnection comes after 0.5 to 1.5 s
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=RUN)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    lines = err.decode().splitlines()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err.decode(), err
+    assert out == b""
+    assert len(lines) >= 3, lines
+    assert lines[0] == f"connected to {url}", lines
+    for index, line in enumerate(lines):
+        if index % 2 == 0:
+            assert line == f"connected to {url}", lines
+        else:
+            assert re.fullmatch(r"closed by server: 1001 \(restarting\); reconnecting in \d+\.\ds", line), lines

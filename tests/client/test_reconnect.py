@@ -262,6 +262,43 @@ def test_prepare_connection_is_called_with_each_open_protocol() -> None:
     service.stopService()
 
 
+def test_on_retry_is_called_once_per_retry_with_attempt_reason_and_delay() -> None:
+    """
+    The C{onRetry} hook is called each time another attempt is scheduled:
+    with the count of consecutive failures, the failed attempt's reason (or
+    the lost connection's, with the count back at 1) and the policy's delay,
+    before the wait starts.
+    """
+    retries: list[tuple[int, type, float, float]] = []
+    clock = MemoryReactorClock()
+    tcp = FakeTCPEndpoint(clock)
+    endpoint = dataclasses.replace(WebSocketClientEndpoint.new(clock, "ws://example.test/"), tcpEndpoint=tcp)
+    service = ReconnectingWebSocketService(
+        endpoint,
+        RecordingFactory(),
+        retryPolicy=lambda n: 0.5 * n,
+        clock=clock,
+        onRetry=lambda n, reason, delay: retries.append((n, reason.type, delay, clock.seconds())),
+    )
+    service.startService()
+    assert retries == []
+    tcp.attempts[0].refuse()
+    assert retries == [(1, ConnectionRefusedError, 0.5, 0.0)]
+    advance_to(clock, 0.5)
+    tcp.attempts[1].refuse()
+    assert retries[1:] == [(2, ConnectionRefusedError, 1.0, 0.5)]
+    advance_to(clock, 1.5)
+    tcp.attempts[2].connect()
+    tcp.attempts[2].accept()
+    assert len(retries) == 2
+    tcp.attempts[2].lose()
+    assert len(retries) == 3
+    assert retries[2][0] == 1 and retries[2][2] == 0.5
+    assert retries[2][1] is not ConnectionRefusedError
+    service.stopService()
+    assert len(retries) == 3
+
+
 def test_default_retry_policy_backs_off_from_about_one_second_with_jitter() -> None:
     """
     Without a C{retryPolicy}, the first retry comes between 1 and 2.5

@@ -45,7 +45,7 @@ from twisted.internet import error as netError
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
-from twisted.internet.task import deferLater, react
+from twisted.internet.task import react
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -61,6 +61,7 @@ from ..settings import (
     parsePositiveSeconds,
 )
 from .endpoint import ConnectionRejected, HandshakeTimeout, InvalidURL, WebSocketClientEndpoint, parseURL
+from .service import ReconnectingWebSocketService
 
 __all__ = ["main", "buildParser", "connectionSettings", "CLI_DEFAULTS"]
 
@@ -460,60 +461,129 @@ async def _run(reactor: Any, options: argparse.Namespace, output: Output) -> int
     state = _State(options.keep_open or options.count is not None)
     reactor.callWhenRunning(state.installSignalHandlers, reactor)
     stdio.StandardIO(_StdinLines(state), reactor=reactor)
-    # Quick first retries (0.5 s, 1 s, 2 s ... up to 30 s, plus up to 1 s of
-    # jitter): someone watching a terminal is waiting.
-    retry = backoffPolicy(initialDelay=0.25, maxDelay=30.0, factor=2.0)
-    attempt = 0
-    received = 0
-    while True:
-        attempt += 1
-        count = None if options.count is None else options.count - received
-        session = _Session(output, count)
-        try:
-            await state.wait(ensureDeferred(endpoint.connect(_SessionFactory(session))))
-        except Exception:
-            if state.stopping is not None:
-                return 128 + state.stopping
-            problem = _describe(Failure(), options.url)
-            if not options.reconnect:
-                raise problem from None
-            delay = retry(attempt)
-            output.status(f"attempt {attempt}: {problem}; retrying in {delay:.1f}s")
-            if not await _pause(reactor, state, delay):
-                return 128 + (state.stopping or 0)
-            continue
-        attempt = 0
-        output.status(
-            f"connected to {options.url}"
-            + (f" (subprotocol {session.transport.subprotocol})" if session.transport.subprotocol else "")
-        )
-        state.attach(session)
-        try:
-            closed = await state.wait(session.closed)
-        except CancelledError:
-            closed = ConnectionClosed(1006)
-        received += session.received
-        state.session = None
+    if options.reconnect:
+        return await _runReconnecting(reactor, endpoint, options, output, state)
+    session = _Session(output, options.count)
+    try:
+        await state.wait(ensureDeferred(endpoint.connect(_SessionFactory(session))))
+    except Exception:
         if state.stopping is not None:
             return 128 + state.stopping
-        if options.count is not None and received >= options.count:
-            return EXIT_OK
-        if output.brokenPipe:
-            return EXIT_OK
-        if state.ended and not state.keepOpen:
-            return EXIT_OK  # we closed, at the end of stdin
-        description = f"closed by server: {closed.code}" + (f" ({closed.reason})" if closed.reason else "")
-        if not options.reconnect:
-            if options.count is not None:
-                raise CLIError(f"{description} after {received} of {options.count} messages", EXIT_CLOSED_WITH_ERROR)
-            if closed.code in NORMAL_CODES:
-                output.status(description)
-                return EXIT_OK
-            raise CLIError(description, EXIT_CLOSED_WITH_ERROR)
-        delay = retry(1)
-        output.status(f"{description}; reconnecting in {delay:.1f}s")
-        if not await _pause(reactor, state, delay):
-            return 128 + (state.stopping or 0)
+        raise _describe(Failure(), options.url) from None
+    _connected(output, options, session, state)
+    try:
+        closed = await state.wait(session.closed)
+    except CancelledError:
+        closed = ConnectionClosed(1006)
+    state.session = None
+    ending = _ending(options, output, state, session.received)
+    if ending is not None:
+        return ending
+    description = _closedDescription(closed)
+    if options.count is not None:
+        raise CLIError(f"{description} after {session.received} of {options.count} messages", EXIT_CLOSED_WITH_ERROR)
+    if closed.code in NORMAL_CODES:
+        output.status(description)
+        return EXIT_OK
+    raise CLIError(description, EXIT_CLOSED_WITH_ERROR)
+
+
+def _connected(output: Output, options: argparse.Namespace, session: _Session, state: _State) -> None:
+    """
+    A session's WebSocket is open: say so and hand it the stdin lines.
+    """
+    output.status(
+        f"connected to {options.url}"
+        + (f" (subprotocol {session.transport.subprotocol})" if session.transport.subprotocol else "")
+    )
+    state.attach(session)
+
+
+def _ending(options: argparse.Namespace, output: Output, state: _State, received: int) -> int | None:
+    """
+    The exit status once a session has closed, if that ends the run
+    (stopped by a signal, count reached, stdout gone, stdin ended); C{None}
+    if the server closed it.
+    """
+    if state.stopping is not None:
+        return 128 + state.stopping
+    if options.count is not None and received >= options.count:
+        return EXIT_OK
+    if output.brokenPipe:
+        return EXIT_OK
+    if state.ended and not state.keepOpen:
+        return EXIT_OK  # we closed, at the end of stdin
+    return None
+
+
+def _closedDescription(closed: ConnectionClosed) -> str:
+    return f"closed by server: {closed.code}" + (f" ({closed.reason})" if closed.reason else "")
+
+
+async def _runReconnecting(
+    reactor: Any, endpoint: WebSocketClientEndpoint, options: argparse.Namespace, output: Output, state: _State
+) -> int:
+    """
+    C{--reconnect}: run the sessions on L{ReconnectingWebSocketService} and
+    its retry policy, one status line per failed attempt or lost connection
+    (from its C{onRetry} hook), until the run ends as L{_ending} says.
+    """
+    received = 0
+    finished: Deferred[int] = Deferred()
+    lost: list[ConnectionClosed] = []  # the session that just closed, for the next status line
+
+    def finish(status: int) -> None:
+        # Leave the service's connection-lost transition before stopping it.
+        def end() -> None:
+            if not finished.called:
+                finished.callback(status)
+
+        reactor.callLater(0, end)
+
+    def sessionClosed(closed: ConnectionClosed, session: _Session) -> None:
+        nonlocal received
+        received += session.received
+        state.session = None
+        ending = _ending(options, output, state, received)
+        if ending is None:
+            lost.append(closed)
+        else:
+            finish(ending)
+
+    class Sessions:
+        def buildProtocol(self, url: str) -> _Session:
+            session = _Session(output, None if options.count is None else options.count - received)
+            session.closed.addCallback(sessionClosed, session)
+            return session
+
+    def opened(session: _Session) -> None:
+        _connected(output, options, session, state)
+
+    def retrying(attempt: int, reason: Failure, delay: float) -> None:
+        if finished.called or state.stopping is not None:
+            return
+        if lost:
+            output.status(f"{_closedDescription(lost.pop())}; reconnecting in {delay:.1f}s")
+        else:
+            output.status(f"attempt {attempt}: {_describe(reason, options.url)}; retrying in {delay:.1f}s")
+
+    service = ReconnectingWebSocketService(
+        endpoint,
+        Sessions(),
+        # Quick first retries (0.5 s, 1 s, 2 s ... up to 30 s, plus up to
+        # 1 s of jitter): someone watching a terminal is waiting.
+        retryPolicy=backoffPolicy(initialDelay=0.25, maxDelay=30.0, factor=2.0),
+        clock=reactor,
+        prepareConnection=opened,
+        onRetry=retrying,
+    )
+    service.startService()
+    try:
+        status = await state.wait(finished)
+    except CancelledError:
+        status = 128 + (state.stopping or 0)
+    await service.stopService()
+    return status
 
 
 class _SessionFactory:
@@ -522,17 +592,6 @@ class _SessionFactory:
 
     def buildProtocol(self, url: str) -> _Session:
         return self._session
-
-
-async def _pause(reactor: Any, state: _State, seconds: float) -> bool:
-    """
-    Wait C{seconds} before retrying; C{False} if a stop signal cut it short.
-    """
-    try:
-        await state.wait(deferLater(reactor, seconds))
-    except CancelledError:
-        return False
-    return state.stopping is None
 
 
 async def _main(reactor: Any, options: argparse.Namespace, output: Output) -> None:

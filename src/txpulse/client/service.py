@@ -21,7 +21,9 @@ from typing import Any
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IProtocolFactory, IReactorTime, IStreamClientEndpoint
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -29,6 +31,8 @@ from ..wire.twistedinternals import unwrapClientServiceProtocol
 from .endpoint import WebSocketClientEndpoint, WebSocketClientFactory, _ClientHandshake
 
 __all__ = ["ReconnectingWebSocketService"]
+
+_log = Logger()
 
 
 class _CloseOnLose:
@@ -104,9 +108,15 @@ class _WebSocketStreamEndpoint:
     module docstring); cancelling it drops the attempt.
     """
 
-    def __init__(self, endpoint: WebSocketClientEndpoint, factory: WebSocketClientFactory[Any]) -> None:
+    def __init__(
+        self,
+        endpoint: WebSocketClientEndpoint,
+        factory: WebSocketClientFactory[Any],
+        noteFailure: Callable[[Failure], None],
+    ) -> None:
         self._endpoint = endpoint
         self._factory = factory
+        self._noteFailure = noteFailure
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
         async def connectAndHandshake() -> Any:
@@ -124,13 +134,18 @@ class _WebSocketStreamEndpoint:
                 opened.app = None
 
             def lost(reason: Failure) -> None:
+                self._noteFailure(reason)
                 opened.lost()
                 tracked.connectionLost(reason)
 
             handshake.notifyLost(forget, lost)
             return tracked
 
-        return Deferred.fromCoroutine(connectAndHandshake())
+        def failed(reason: Failure) -> Failure:
+            self._noteFailure(reason)
+            return reason
+
+        return Deferred.fromCoroutine(connectAndHandshake()).addErrback(failed)
 
 
 class ReconnectingWebSocketService(Service):
@@ -154,6 +169,7 @@ class ReconnectingWebSocketService(Service):
         retryPolicy: Callable[[int], float] | None = None,
         clock: IReactorTime | None = None,
         prepareConnection: Callable[[Any], object] | None = None,
+        onRetry: Callable[[int, Failure, float], object] | None = None,
     ) -> None:
         """
         @param endpoint: where to connect.
@@ -163,16 +179,26 @@ class ReconnectingWebSocketService(Service):
         @param clock: for the retry delays (default: the endpoint's reactor).
         @param prepareConnection: called with each new application protocol
             once its WebSocket is open.
+        @param onRetry: called each time the service schedules another
+            attempt, with the number of consecutive failed attempts (1 after
+            a connection that was open is lost), the reason (the failed
+            attempt's failure, or the lost connection's) and the delay in
+            seconds before the next attempt, as C{retryPolicy} chose it:
+            one call per retry, e.g. for a status line. It must not stop the
+            service synchronously; what it raises is logged and ignored.
         """
         super().__init__()
         self.endpoint = endpoint
         self._prepare = prepareConnection
+        self._onRetry = onRetry
+        self._policy = retryPolicy if retryPolicy is not None else backoffPolicy()
+        self._lastFailure: Failure | None = None
         self._current: _OpenWebSocket | None = None
         self._waiting: list[Deferred[Any]] = []
         self._client = ClientService(
-            _WebSocketStreamEndpoint(endpoint, factory),
+            _WebSocketStreamEndpoint(endpoint, factory, self._noteFailure),
             _OpenWebSocketFactory(),  # type: ignore[arg-type]
-            retryPolicy=retryPolicy if retryPolicy is not None else backoffPolicy(),
+            retryPolicy=self._retryDelay,
             clock=clock if clock is not None else endpoint.clock,
             prepareConnection=self._opened,
         )
@@ -183,6 +209,21 @@ class ReconnectingWebSocketService(Service):
         The current application protocol, or C{None}.
         """
         return None if self._current is None else self._current.app
+
+    def _noteFailure(self, reason: Failure) -> None:
+        self._lastFailure = reason
+
+    def _retryDelay(self, attempt: int) -> float:
+        # ClientService asks for the delay once per retry, after the failed
+        # attempt or the lost connection was noted by _noteFailure.
+        delay = self._policy(attempt)
+        if self._onRetry is not None:
+            reason = self._lastFailure if self._lastFailure is not None else Failure(ConnectionDone())
+            try:
+                self._onRetry(attempt, reason, delay)
+            except Exception:
+                _log.failure("onRetry hook failed")
+        return delay
 
     def _opened(self, tracked: Any) -> object:
         # ClientService's prepareConnection: runs as a callback of the
