@@ -317,8 +317,11 @@ async def autobahn() -> Any:
 
     async def connect(url: str, protocols: list[str] | None = None, **options: Any) -> Any:
         factory = factoryClass(url, protocols=protocols)
-        if options:
-            factory.setProtocolOptions(**options)
+        # autobahn gives the closing handshake 1 s by default: on a loaded
+        # two-core CI machine that is not always enough, and a server that
+        # never answers still fails the test at WAIT.
+        options.setdefault("closeHandshakeTimeout", WAIT)
+        factory.setProtocolOptions(**options)
         factories.append(factory)
         reactor.connectTCP("127.0.0.1", factory.port, factory, timeout=WAIT)
         await within(factory.opened)
