@@ -75,7 +75,8 @@ if TYPE_CHECKING:  # imported late at run time: the reactor must be chosen first
 @dataclass(frozen=True)
 class ServerOptions:
     """
-    What a server serves: C{app} is C{"echo"} or C{"pubsub"}; C{heartbeat}
+    What a server serves: C{app} is C{"echo"}, C{"pubsub"} or C{"loop"}
+    (pub/sub by a plain loop of sends, see L{TwistedPubSub}); C{heartbeat}
     is the keepalive ping interval in seconds (C{None}: off); C{deflate}
     accepts permessage-deflate (txpulse only).
     """
@@ -226,7 +227,7 @@ class TwistedEchoFactory:
         self.topics = Topics()
 
     def buildProtocol(self, request: Request) -> TwistedEcho:
-        protocol = TwistedPubSub(self.topics) if self.options.app == "pubsub" else TwistedEcho()
+        protocol = TwistedPubSub(self.topics) if self.options.app in ("pubsub", "loop") else TwistedEcho()
         protocol.heartbeat = self.options.heartbeat
         return protocol
 
@@ -243,6 +244,11 @@ def _txpulseResource(options: ServerOptions = ServerOptions()) -> Any:
     import txpulse.demos.apps
 
     settings = {"pingInterval": options.heartbeat, "pingTimeout": PING_TIMEOUT, "compression": options.deflate}
+    if options.app == "loop":
+        # The code most users write with Twisted's API: the very protocol
+        # Twisted's server runs (a loop of sendTextMessage per publish), on
+        # txpulse's resource.
+        return txpulse.WebSocketResource(TwistedEchoFactory(options), maxMessageSize=MAX_MESSAGE, **settings)
     if options.app == "pubsub":
         from txpulse.pubsub import Hub, PubSubFactory
         from txpulse.pubsub.broker.memory import MemoryBroker
@@ -342,7 +348,7 @@ def serve_autobahn(host: str, port: int, path: str, options: ServerOptions = Ser
             topics.leave(self)
 
     factory = WebSocketServerFactory(f"ws://{host}:{port}")
-    factory.protocol = PubSub if options.app == "pubsub" else Echo
+    factory.protocol = PubSub if options.app != "echo" else Echo
     protocolOptions: dict[str, Any] = {"maxMessagePayloadSize": MAX_MESSAGE, "maxFramePayloadSize": MAX_MESSAGE}
     if options.heartbeat:
         protocolOptions |= {"autoPingInterval": options.heartbeat, "autoPingTimeout": PING_TIMEOUT}
@@ -397,7 +403,7 @@ def serve_websockets(host: str, port: int, path: str, options: ServerOptions = S
 
     _runAsyncio(
         lambda: serve(
-            pubsub if options.app == "pubsub" else echo,
+            pubsub if options.app != "echo" else echo,
             host,
             port,
             ping_interval=options.heartbeat,
@@ -445,7 +451,7 @@ def serve_aiohttp(host: str, port: int, path: str, options: ServerOptions = Serv
 
     async def listen() -> Any:
         app = web.Application()
-        app.router.add_get(path, pubsub if options.app == "pubsub" else echo)
+        app.router.add_get(path, pubsub if options.app != "echo" else echo)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, host, port, backlog=options.backlog).start()
@@ -487,7 +493,7 @@ def serve_picows(host: str, port: int, path: str, options: ServerOptions = Serve
         def on_ws_disconnected(self, transport: Any) -> None:
             topics.leave(transport)
 
-    listener = PubSub if options.app == "pubsub" else Echo
+    listener = PubSub if options.app != "echo" else Echo
     _runAsyncio(
         lambda: ws_create_server(
             lambda request: listener(),
@@ -547,7 +553,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("port", type=int)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--path", default=None, help="default /echo, or /pubsub with --app pubsub")
-    parser.add_argument("--app", choices=("echo", "pubsub"), default="echo")
+    parser.add_argument("--app", choices=("echo", "pubsub", "loop"), default="echo")
     parser.add_argument("--heartbeat", type=float, default=0, help="keepalive ping interval in seconds (0: off)")
     parser.add_argument("--deflate", action="store_true", help="accept permessage-deflate (txpulse only)")
     parser.add_argument("--backlog", type=int, default=1024)
@@ -557,7 +563,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--deflate is only wired up for txpulse")
     raiseOpenFilesLimit()
     options = ServerOptions(app=args.app, heartbeat=args.heartbeat or None, deflate=args.deflate, backlog=args.backlog)
-    path = args.path or ("/pubsub" if args.app == "pubsub" else "/echo")
+    path = args.path or ("/pubsub" if args.app != "echo" else "/echo")
     kind.serve(args.host, args.port, path, options)
 
 

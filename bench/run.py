@@ -35,6 +35,13 @@ run, ABC.. then ..CBA, so drift hits all alike):
   deflate   txpulse with permessage-deflate accepted vs not: echo32 msg/s and
             RSS per connection (1,000 connections that each exchanged one
             message, heartbeats on)
+  loopfan   the fan-out load against the code most users write with
+            Twisted's API: a loop of sendTextMessage over the subscribers
+            (bench/echo_server.py --app loop: the same protocol class on
+            txpulse's resource and on Twisted's; each peer's own minimal
+            broadcast server): deliveries/s with 32 publishes in flight, and
+            bursts of 1,000 publishes to 1,000 subscribers (a million
+            deliveries each): deliveries/s over the burst, first delivery
 
 Output: a table on the terminal, bench/results/summary.json (parameters, the
 machine, every run), bench/results/summary.png (matplotlib) and
@@ -94,6 +101,10 @@ TARGET_IDLE_BYTES = 8000  # "< 8 kB" per idle connection, read strictly (8,000 b
 TARGET_FANOUT_VS_BEST = 2.0
 TARGET_HEARTBEAT_CPU = 5.0  # % of one core at 10k idle
 TARGET_FIRST_DELIVERY_MS = 5.0  # "at once": well before the burst is through
+#: Issue 14: a plain loop of sends fans out at >= 2x Twisted's own resource,
+#: the first delivery of a burst within 1 ms.
+TARGET_LOOP_VS_TWISTED = 2.0
+TARGET_LOOP_FIRST_MS = 1.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,7 @@ class Settings:
     fanout_inflight: int = 32
     burst: int = 100
     bursts: int = 2
+    loop_burst: int = 1000
     deflate_connections: int = 1000
     quiet_wait: float = 2.0
     #: Seconds idle connections are held after opening before RSS is read
@@ -129,6 +141,7 @@ QUICK = Settings(
     fanout_subscribers=100,
     burst=20,
     bursts=1,
+    loop_burst=50,
     deflate_connections=50,
     quiet_wait=0.0,
     settle=1.0,
@@ -709,6 +722,39 @@ class Bench:
             summary["burst_all_delivered_ms"] = median([r["burst_all_delivered_ms_median"] for r in rs])
         fanout["params"] |= {"burst": s.burst, "bursts": s.bursts, "publish_data_bytes": params.size}
 
+    def loopfan(self) -> None:
+        s = self.s
+        log(
+            f"\n== fan-out by a plain loop of sends: 1 publisher, {s.fanout_subscribers:,} subscribers, "
+            f"{s.fanout_inflight} publishes in flight; bursts of {s.loop_burst} publishes"
+        )
+        params = self.params("fanout")
+
+        def burstRate(r: dict[str, Any]) -> float:
+            return r["burst"] * r["subscribers_open"] / r["burst_all_delivered_ms_median"] * 1e3
+
+        def show(r: dict[str, Any]) -> str:
+            return (
+                f"{r['deliveries_per_s']:>10,.0f} deliveries/s  bursts {burstRate(r):>10,.0f} deliveries/s"
+                f"  first delivery {r['burst_first_delivery_ms_median']:>7.2f} ms"
+                f"  whole burst {r['burst_all_delivered_ms_median']:>8.1f} ms"
+            )
+
+        loopfan = self.measured(
+            "loopfan",
+            params,
+            key="deliveries_per_s",
+            show=show,
+            server_args=["--app", "loop"],
+            extra=["--mode", "fanout", "--burst", str(s.loop_burst), "--bursts", str(s.bursts), "--concurrency", "64"],
+        )
+        for kind, summary in loopfan["summary"].items():
+            rs = loopfan["runs"][kind]
+            summary["burst_deliveries_per_s"] = median([burstRate(r) for r in rs])
+            summary["first_delivery_ms"] = median([r["burst_first_delivery_ms_median"] for r in rs])
+            summary["burst_all_delivered_ms"] = median([r["burst_all_delivered_ms_median"] for r in rs])
+        loopfan["params"] |= {"burst": s.loop_burst, "bursts": s.bursts, "publish_data_bytes": params.size}
+
     def deflate(self) -> None:
         if "txpulse" not in self.kinds:
             return
@@ -907,6 +953,19 @@ TABLES: list[tuple[str, str, str, list[Column]]] = [
         ],
     ),
     (
+        "loopfan",
+        "Fan-out by a plain loop of sends: 1 publisher, {connections:,} subscribers ({inflight} in flight; bursts of {burst})",
+        "deliveries_per_s",
+        [
+            _cell("deliveries/s", "deliveries_per_s"),
+            *_versus("deliveries_per_s"),
+            _cell("burst deliveries/s", "burst_deliveries_per_s"),
+            _cell("first delivery of a burst", "first_delivery_ms", _ms),
+            _cell("whole burst delivered", "burst_all_delivered_ms", _ms),
+            _cell("server core", "server_core_percent", _pct),
+        ],
+    ),
+    (
         "deflate",
         (
             "permessage-deflate (txpulse): echo 32 B, and memory of {memory_connections:,} connections "
@@ -1003,6 +1062,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             add(f"fan-out: first subscriber gets the first message at once (< {TARGET_FIRST_DELIVERY_MS:g} ms)",
                 first < TARGET_FIRST_DELIVERY_MS,
                 f"{first:,.1f} ms (whole burst {fan['txpulse']['burst_all_delivered_ms']:,.1f} ms)")  # fmt: skip
+    loop = results.get("loopfan", {}).get("summary", {})
+    if "txpulse" in loop and "twisted" in loop:
+        for key, what in (("burst_deliveries_per_s", "bursts"), ("deliveries_per_s", "32 in flight")):
+            mine, theirs = loop["txpulse"][key], loop["twisted"][key]
+            add(f"plain send loop fan-out ({what}) >= {TARGET_LOOP_VS_TWISTED:g}x Twisted native",
+                mine >= TARGET_LOOP_VS_TWISTED * theirs,
+                f"{mine:,.0f} vs {theirs:,.0f} deliveries/s = {mine / theirs:.2f}x")  # fmt: skip
+        first = loop["txpulse"].get("first_delivery_ms")
+        if first is not None:
+            add(f"plain send loop: first delivery of a burst <= {TARGET_LOOP_FIRST_MS:g} ms", first <= TARGET_LOOP_FIRST_MS,
+                f"{first:,.2f} ms (Twisted native {loop['twisted'].get('first_delivery_ms') or 0:,.1f} ms)")  # fmt: skip
     return out
 
 
@@ -1021,6 +1091,7 @@ def chart(results: dict[str, Any], kinds: list[str], path: Path, title: str) -> 
         ("idle", "heartbeat_cpu_percent", "heartbeat CPU % at 10k idle, lower is better", False),
         ("fanout", "deliveries_per_s", "fan-out to 1,000: deliveries/s", False),
         ("fanout", "first_delivery_ms", "fan-out: first delivery of a burst (ms, log)", True),
+        ("loopfan", "burst_deliveries_per_s", "plain send loop fan-out: deliveries/s in bursts", False),
         ("deflate", "messages_per_s", "txpulse deflate off/on: msg/s", False),
     ]
     panels = [p for p in panels if p[0] in results]
@@ -1074,7 +1145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    all_scenarios = ["echo32", "twogen", "latency", "echo64k", "idle", "fanout", "deflate"]
+    all_scenarios = ["echo32", "twogen", "latency", "echo64k", "idle", "fanout", "loopfan", "deflate"]
     parser.add_argument(
         "--scenarios", default=",".join(all_scenarios), help="comma-separated, from: " + ", ".join(all_scenarios)
     )
@@ -1198,7 +1269,7 @@ def main(argv: list[str] | None = None) -> int:
         f"txpulse vs peers - {info.get('cpus')} cores ({info.get('cpu_model', '?')}), Python {info['python']}, "
         f"server pinned to 1 core, C load generator on the other - {document['date'][:10]}"
     )
-    if any(k in results for k in ("echo32", "echo64k", "latency", "idle", "fanout", "deflate")):
+    if any(k in results for k in ("echo32", "echo64k", "latency", "idle", "fanout", "loopfan", "deflate")):
         chart(results, kinds, output / "summary.png", title)
     markdown = [
         "# Benchmark results",

@@ -1,7 +1,8 @@
 """
 The Twisted adapter: L{WebSocketWire} drives a L{txpulse.core} connection on
 a transport (L{txpulse.wire.protocol}), L{txpulse.wire.tcp} gets its bytes to
-the kernel, and L{txpulse.wire.interfaces} says what it talks to.
+the kernel, L{txpulse.wire.turns} batches sends made outside a read per
+reactor turn, and L{txpulse.wire.interfaces} says what it talks to.
 
 The names re-exported here are those of the old C{txpulse.wire} module.
 """

@@ -8,8 +8,10 @@ is also the only place that knows about time (heartbeats, timeouts) and
 about the transport's buffers (back-pressure).
 
 How its bytes reach the kernel (straight to the socket when Twisted's
-buffer is empty, the read size) is L{txpulse.wire.tcp}'s business; what it talks
-to above is described in L{txpulse.wire.interfaces}.
+buffer is empty, the read size) is L{txpulse.wire.tcp}'s business; when sends
+made outside a read are written (the first of a reactor turn at once, the
+rest at its end), L{txpulse.wire.turns}'; what it talks to above is
+described in L{txpulse.wire.interfaces}.
 
 The wire is both sides of the adapter at once: the L{IProtocol} the TCP (or
 TLS) transport talks to, and the C{WebSocketTransport} the application's
@@ -40,6 +42,7 @@ from ..logs.peers import peerOf as _peerOf
 from ..settings import DEFAULT_MAX_WRITE_BUFFER, ConnectionSettings
 from .interfaces import ConnectionObserver, WebSocketProtocol
 from .tcp import LARGE_READ_SIZE, SMALL_READ_SIZE, directSocket, heldBytes, queuedBytes, writeChunks
+from .turns import MAX_BATCH, flusherFor
 
 if TYPE_CHECKING:  # pragma: no cover
     from twisted.web.server import Request
@@ -193,6 +196,8 @@ class WebSocketWire:
         "_readHolds",
         "_drainMark",
         "_linger",
+        "_batch",
+        "_turns",
         "openedAt",
         "messagesIn",
         "messagesOut",
@@ -239,6 +244,8 @@ class WebSocketWire:
         self._readHolds = 0
         self._drainMark = 0
         self._linger = True
+        self._batch = -1
+        self._turns = flusherFor(clock)
         self.openedAt = 0.0
         self.messagesIn = self.messagesOut = self.bytesIn = self.bytesOut = 0
         self.pingRoundTrip: float | None = None
@@ -304,7 +311,7 @@ class WebSocketWire:
         if conn.error is not None and not self._closing:
             _log.info(
                 "WebSocket protocol error from {peer}: {error} (closing with {code})",
-                peer=_peerOf(self.transport),
+                peer=_peerOf(self),
                 error=str(conn.error),
                 code=conn.error.closeCode,
             )
@@ -514,7 +521,7 @@ class WebSocketWire:
                     _log.warn(
                         "WebSocket peer {peer} is not reading: {size} bytes queued, over the "
                         "{limit}-byte write buffer limit; dropping the connection",
-                        peer=_peerOf(transport),
+                        peer=_peerOf(self),
                         size=backlog,
                         limit=limit,
                     )
@@ -571,7 +578,10 @@ class WebSocketWire:
 
     def sendTextMessage(self, text: str) -> None:
         """
-        Send a text message.
+        Send a text message. From inside this connection's read it goes
+        out with the read's other replies; from anywhere else, the first
+        message of a reactor turn is written at once and the ones after it
+        at the end of the turn (see L{txpulse.wire.turns}).
         """
         try:
             self._conn.send_text(text)
@@ -580,11 +590,14 @@ class WebSocketWire:
             return
         self.messagesOut += 1
         if not self._dispatching:
-            self._flush()
+            self._sentOutsideRead(len(text))
 
     def sendBytesMessage(self, data: bytes) -> None:
         """
-        Send a binary message.
+        Send a binary message. From inside this connection's read it goes
+        out with the read's other replies; from anywhere else, the first
+        message of a reactor turn is written at once and the ones after it
+        at the end of the turn (see L{txpulse.wire.turns}).
         """
         try:
             self._conn.send_binary(data)
@@ -593,7 +606,7 @@ class WebSocketWire:
             return
         self.messagesOut += 1
         if not self._dispatching:
-            self._flush()
+            self._sentOutsideRead(len(data))
 
     def _send(self, method: Any, payload: Any) -> bool:
         # The same rule as the two methods above, for the less frequent sends.
@@ -606,11 +619,45 @@ class WebSocketWire:
             self._flush()
         return True
 
+    def _sentOutsideRead(self, size: int) -> None:
+        """
+        A message of about C{size} bytes was queued outside this
+        connection's own read (which writes everything at its end): write
+        it now if it opens this turn's batch, else leave it queued for the
+        end of the turn, or until the batch holds L{MAX_BATCH} bytes (see
+        L{txpulse.wire.turns}).
+        """
+        batch = self._batch
+        if self._writePaused:
+            # The peer is behind: Twisted's buffer queues every write anyway,
+            # and the write limit is checked as the bytes reach it.
+            self._flush()
+        elif batch < 0:
+            self._batch = 0
+            self._turns.add(self)
+            self._flush()
+        elif batch + size < MAX_BATCH:
+            self._batch = batch + size
+        else:
+            self._batch = 0
+            self._flush()
+
+    def endTurn(self) -> None:
+        """
+        The reactor turn in which this connection's batch opened is over:
+        write what is queued; the next send outside a read leaves at once.
+        """
+        self._batch = -1
+        if not self._dispatching:
+            self._flush()
+
     def sendFrame(self, frame: bytes) -> None:
         """
         Send a message already serialized by L{txpulse.core.frames.encode_frame}
         (server side only): a broadcast encodes once and calls this on every
-        receiver.
+        receiver. Written at once, with whatever is queued before it: the
+        caller batches (see L{queueFrame}), unlike the application's sends,
+        which L{txpulse.wire.turns} batches per turn.
         """
         if self._send(self._conn.send_frame_bytes, frame):
             self.messagesOut += 1
@@ -828,7 +875,7 @@ class WebSocketWire:
         if self._closing:
             _log.info(
                 "WebSocket peer {peer} did not finish closing within {timeout}s; aborting",
-                peer=_peerOf(self.transport),
+                peer=_peerOf(self),
                 timeout=self._options.closeTimeout,
             )
             self.abortConnection()
@@ -860,7 +907,7 @@ class WebSocketWire:
         if options.idleTimeout is not None and now - self._lastMessage >= options.idleTimeout:
             _log.info(
                 "WebSocket peer {peer} idle for {timeout}s; closing",
-                peer=_peerOf(self.transport),
+                peer=_peerOf(self),
                 timeout=options.idleTimeout,
             )
             self.loseConnection(CloseCode.GOING_AWAY, "idle timeout")
@@ -874,7 +921,7 @@ class WebSocketWire:
                 if now - self._pingSentAt >= options.pingTimeout:
                     _log.info(
                         "WebSocket peer {peer} silent {timeout}s after a ping; closing with 1011",
-                        peer=_peerOf(self.transport),
+                        peer=_peerOf(self),
                         timeout=options.pingTimeout,
                     )
                     self._conn.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
