@@ -279,12 +279,16 @@ def _txpulseSite(root: Any) -> Any:
     """
     What C{twistd txpulse} serves with: a L{txpulse.WebSocketSite} (its
     request deadline at the plugin's default, 10 s), without connection caps:
-    the suite opens up to 10,000 connections, all from 127.0.0.1.
+    the suite opens up to 10,000 connections, all from 127.0.0.1; and the
+    garbage collector tuned as the plugin tunes it at start-up
+    (L{txpulse.server.collector}).
     """
     if (SRC / "txpulse" / "__init__.py").exists():
         sys.path.insert(0, str(SRC))
+    from txpulse.server.collector import tuneCollector
     from txpulse.server.site import WebSocketSite
 
+    tuneCollector()  # as the plugin does at start-up (--gc-threshold)
     return WebSocketSite(root, requestTimeout=10.0, maxConnections=0, maxConnectionsPerAddress=0)
 
 

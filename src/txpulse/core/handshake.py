@@ -86,6 +86,26 @@ def _values(headers: Headers, name: str) -> list[str]:
     return [value for key, value in headers if key.lower() == lname]
 
 
+#: No values (a header that is absent).
+_NONE: list[str] = []
+
+
+def _index(headers: Headers) -> dict[str, list[str]]:
+    """
+    The values of C{headers} by lowercased name, in order: one pass over
+    them (a handshake looks up nine names).
+    """
+    index: dict[str, list[str]] = {}
+    for key, value in headers:
+        name = key.lower()
+        values = index.get(name)
+        if values is None:
+            index[name] = [value]
+        else:
+            values.append(value)
+    return index
+
+
 def header_tokens(values: Iterable[str]) -> list[str]:
     """
     Split comma-separated header values into trimmed, non-empty tokens
@@ -112,41 +132,42 @@ def validate_request(method: str, http_version: str, headers: Headers) -> Upgrad
         raise NegotiationError(f"WebSocket upgrade needs GET, not {method}", 405, (("Allow", "GET"),))
     if not _is_http11_or_later(http_version):
         raise NegotiationError(f"WebSocket upgrade needs HTTP/1.1, not {http_version}")
-    upgrade = [token.lower() for token in header_tokens(_values(headers, "Upgrade"))]
+    index = _index(headers)
+    upgrade = [token.lower() for token in header_tokens(index.get("upgrade", _NONE))]
     if "websocket" not in upgrade:
         raise InvalidUpgrade(
             "missing 'Upgrade: websocket'",
             headers=(("Upgrade", "websocket"), ("Connection", "Upgrade")),
         )
-    connection = [token.lower() for token in header_tokens(_values(headers, "Connection"))]
+    connection = [token.lower() for token in header_tokens(index.get("connection", _NONE))]
     if "upgrade" not in connection:
         raise InvalidUpgrade(
             "missing 'Connection: Upgrade'",
             headers=(("Upgrade", "websocket"), ("Connection", "Upgrade")),
         )
-    if len(_values(headers, "Host")) != 1:
+    if len(index.get("host", _NONE)) != 1:
         raise NegotiationError("exactly one Host header is required")
-    versions = _values(headers, "Sec-WebSocket-Version")
+    versions = index.get("sec-websocket-version", _NONE)
     if len(versions) != 1 or versions[0].strip() != SUPPORTED_VERSION:
         raise InvalidUpgrade(
             "unsupported Sec-WebSocket-Version (only 13 is spoken)",
             headers=(("Sec-WebSocket-Version", SUPPORTED_VERSION),),
         )
-    keys = _values(headers, "Sec-WebSocket-Key")
+    keys = index.get("sec-websocket-key", _NONE)
     if len(keys) != 1:
         raise NegotiationError("exactly one Sec-WebSocket-Key header is required")
     key = keys[0].strip()
     if not _is_valid_key(key):
         raise NegotiationError("Sec-WebSocket-Key must be 16 bytes, base64-encoded")
-    origins = _values(headers, "Origin")
+    origins = index.get("origin", _NONE)
     if len(origins) > 1:
         raise NegotiationError("more than one Origin header")
     return UpgradeRequest(
         key=key,
-        subprotocols=tuple(header_tokens(_values(headers, "Sec-WebSocket-Protocol"))),
-        extensions=tuple(header_tokens(_values(headers, "Sec-WebSocket-Extensions"))),
+        subprotocols=tuple(header_tokens(index.get("sec-websocket-protocol", _NONE))),
+        extensions=tuple(header_tokens(index.get("sec-websocket-extensions", _NONE))),
         origin=origins[0].strip() if origins else None,
-        host=_values(headers, "Host")[0].strip(),
+        host=index.get("host", _NONE)[0].strip(),
     )
 
 

@@ -37,6 +37,7 @@ from ..pubsub.hub import Broker, Hub
 from ..pubsub.protocol import PubSubFactory
 from ..pubsub.topicrules import TopicRules
 from ..server.auth import ApiKeys, Authenticator, RequireKey, TokenIssuer, TokenResource
+from ..server.collector import DEFAULT_YOUNG_THRESHOLD, tuneCollector
 from ..server.files import StaticFiles, builtinSite
 from ..server.ratelimit import DEFAULT_BURST, DEFAULT_PERIOD, FailureLimiter
 from ..server.resource import WebSocketResource
@@ -83,6 +84,13 @@ def _parseFailureRate(value: str) -> tuple[int, float]:
     if parsed[0] < 1 or parsed[1] <= 0:
         raise ValueError(f"expected FAILURES/SECONDS (e.g. 10/60), not {value!r}")
     return parsed
+
+
+def _parseThreshold(value: str) -> int:
+    threshold = int(value)
+    if threshold < 0:
+        raise ValueError(f"must not be negative: {value}")
+    return threshold
 
 
 def _parseBodySize(value: str) -> int:
@@ -191,6 +199,13 @@ class Options(usage.Options):
             "Serve /metrics on this endpoint only (e.g. tcp:9100:interface=127.0.0.1), not on --listen.",
         ],
         ["max-topics", None, 100, "Topics one pub/sub connection may subscribe to.", int],
+        _param(
+            "gc-threshold",
+            DEFAULT_YOUNG_THRESHOLD,
+            "Objects allocated between two passes of the garbage collector's young generation (CPython: 700); "
+            "what exists at start-up is frozen. 0 keeps CPython's settings. See txpulse.server.collector.",
+            _parseThreshold,
+        ),
         [
             "topic-rules",
             None,
@@ -515,5 +530,22 @@ def makeService(options: Options) -> service.MultiService:
             "/metrics is public on every --listen endpoint: use --protect /metrics or --metrics-listen "
             "to restrict it (or --no-metrics)"
         )
+    if options["gc-threshold"]:
+        _CollectorService(options["gc-threshold"]).setServiceParent(top)
     top.registry = registry  # type: ignore[attr-defined]
     return top
+
+
+class _CollectorService(service.Service):
+    """
+    Tunes the garbage collector (L{tuneCollector}) when the server starts:
+    what exists then (the resource tree, the hub, the listeners) is frozen.
+    Building the service (as tests do) changes nothing.
+    """
+
+    def __init__(self, young: int) -> None:
+        self.young = young
+
+    def startService(self) -> None:
+        super().startService()
+        tuneCollector(self.young)

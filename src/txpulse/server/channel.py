@@ -531,8 +531,12 @@ class WebSocketChannel(HTTPChannel):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancelDeadline()
-        if self._wire is not None:
-            self._wire.connectionLost(reason)
+        wire = self._wire
+        if wire is not None:
+            # Let go of the wire (whose request points back here): freed by
+            # reference counting, not by the cyclic collector.
+            self._wire = None
+            wire.connectionLost(reason)
         super().connectionLost(reason)
 
 

@@ -364,6 +364,13 @@ class WebSocketWire:
         observer = self._options.observer
         if observer is not None:
             observer.connectionClosed(self)
+        # Nothing is delivered to the application any more: let go of it,
+        # which breaks the cycle through its C{transport} (this wire). With
+        # the channel letting go of the wire, a closed connection is freed
+        # by reference counting, not left for the cyclic collector (whose
+        # passes, with thousands of connections open, cost more the more
+        # garbage they find; see txpulse.server.collector).
+        self._app = None  # type: ignore[assignment]
 
     # -- delivery to the application ------------------------------------------
 

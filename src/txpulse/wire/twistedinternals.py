@@ -227,6 +227,10 @@ def redirectPlainChannel(channel: HTTPChannel, dataReceived: Callable[[bytes], N
     def connectionLost(reason: Failure) -> None:
         lost(reason)
         originalConnectionLost(reason)
+        # These closures point back at the channel: drop them, so that a
+        # closed connection is freed by reference counting.
+        for name in ("dataReceived", "rawDataReceived", "connectionLost"):
+            chan.__dict__.pop(name, None)
 
     chan.dataReceived = dataReceived
     chan.rawDataReceived = dataReceived
