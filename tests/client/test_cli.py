@@ -641,12 +641,23 @@ def test_wss_host_name_mismatch_exits_4(demo: Demo) -> None:
 
 def test_bad_url_exits_2() -> None:
     """
-    A URL that is not ws:// or wss:// is a usage error: one line, exit 2.
+    A URL that is not ws://, wss://, http:// or https:// is a usage
+    error: one line, exit 2.
     """
-    result = run(["http://x"])
+    result = run(["ftp://x"])
     line = one_error_line(result)
     assert result.returncode == 2
-    assert "http://x" in line
+    assert "ftp://x" in line
+
+
+def test_http_url_is_taken_as_ws(demo: Demo) -> None:
+    """
+    An http:// URL connects as ws:// would (the endpoint takes http:// and
+    https:// as ws:// and wss://, like Twisted's endpoint and browsers).
+    """
+    result = run([demo.url().replace("ws://", "http://", 1), "--count", "1"])
+    assert result.returncode == 0, result.stderr
+    assert result.lines == ["heartbeat 1"]
 
 
 def test_module_invocation_prints_nothing_but_the_error() -> None:
@@ -655,9 +666,11 @@ def test_module_invocation_prints_nothing_but_the_error() -> None:
     line as the console script: no interpreter warning (such as runpy's
     "found in sys.modules" warning) is written to stderr.
     """
-    result = run(["http://x"], via="module")
+    result = run(["ftp://x"], via="module")
     assert result.returncode == 2
-    assert result.errorLines == ["txpulse-client: not a WebSocket URL (ws:// or wss://): 'http://x'"], result.stderr
+    assert result.errorLines == [
+        "txpulse-client: not a WebSocket URL (ws://, wss://, http:// or https://): 'ftp://x'"
+    ], result.stderr
 
 
 def test_connection_refused_exits_3() -> None:

@@ -74,12 +74,16 @@ def answer(key: str, *extra: str) -> bytes:
         ("ws://127.0.0.1:8080/ws", False, "127.0.0.1", 8080, "/ws", "127.0.0.1:8080"),
         ("WS://Example.com:443/", False, "example.com", 443, "/", "example.com:443"),
         ("ws://[::1]:9000/x", False, "::1", 9000, "/x", "[::1]:9000"),
+        ("http://localhost:80/connect", False, "localhost", 80, "/connect", "localhost"),
+        ("HTTPS://example.com/a?b", True, "example.com", 443, "/a?b", "example.com"),
+        ("https://example.com:8443/", True, "example.com", 8443, "/", "example.com:8443"),
     ],
 )
 def test_parse_url(url: str, secure: bool, host: str, port: int, resource: str, hostHeader: str) -> None:
     """
     ws:// and wss:// URLs give the host, the port (80/443 by default), the
-    request target and the Host header.
+    request target and the Host header; http:// and https:// are taken as
+    ws:// and wss:// (as Twisted's endpoint and browsers take them).
     """
     target = parseURL(url)
     assert (target.secure, target.host.lower(), target.port, target.resource, target.hostHeader.lower()) == (
@@ -92,7 +96,7 @@ def test_parse_url(url: str, secure: bool, host: str, port: int, resource: str, 
 
 
 @pytest.mark.parametrize(
-    "url", ["http://example.com/", "example.com", "ws://", "ws://example.com/#frag", "ws://example.com:99999/"]
+    "url", ["ftp://example.com/", "example.com", "ws://", "ws://example.com/#frag", "ws://example.com:99999/"]
 )
 def test_invalid_urls(url: str) -> None:
     """

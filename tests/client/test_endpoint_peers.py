@@ -25,8 +25,10 @@ from twisted.internet.error import ConnectionRefusedError, DNSLookupError
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
-from twisted.web.client import Response, readBody
+from twisted.web.client import readBody
+from twisted.web.iweb import IResponse
 from twisted.web.resource import Resource
+from twisted.web.websocket import ConnectionRejected as TwistedConnectionRejected
 from twisted.web.websocket import WebSocketTransport
 
 from txpulse import ConnectionClosed, ConnectionRejected, HandshakeError, WebSocketResource
@@ -302,7 +304,8 @@ async def test_websockets_refusal_carries_status_body_headers_and_response(serve
     """
     A C{websockets} server refusing with 401 or 404 makes C{connect} raise
     L{ConnectionRejected} with that C{statusCode}, the body, the headers,
-    and a Twisted L{Response} whose body C{readBody} returns.
+    and an C{IResponse} whose body C{readBody} returns; Twisted's own
+    C{ConnectionRejected} catches it.
     """
 
     def process_request(connection: Any, request: Any) -> Any:
@@ -315,7 +318,8 @@ async def test_websockets_refusal_carries_status_body_headers_and_response(serve
     assert rejected.statusCode == status
     assert rejected.body == f"refused with {status}\n".encode()
     assert _header(rejected.headers, "WWW-Authenticate") == 'Bearer realm="test"'
-    assert isinstance(rejected.response, Response)
+    assert IResponse.providedBy(rejected.response)
+    assert isinstance(rejected, TwistedConnectionRejected)
     assert rejected.response.code == status
     assert rejected.response.headers.getRawHeaders(b"www-authenticate") == [b'Bearer realm="test"']
     assert await within(readBody(rejected.response)) == rejected.body
@@ -324,7 +328,7 @@ async def test_websockets_refusal_carries_status_body_headers_and_response(serve
 @pytest_twisted.ensureDeferred
 async def test_rejection_response_body_reads_without_deprecation_warning(serve_websockets: Any) -> None:
     """
-    Reading the rejection's L{Response} with C{readBody} emits no warning
+    Reading the rejection's C{IResponse} with C{readBody} emits no warning
     (Twisted warns when the body's transport cannot C{abortConnection}).
     """
 
@@ -451,10 +455,10 @@ async def test_dns_failure_raises_dns_lookup_error() -> None:
 
 def test_non_websocket_url_raises_invalid_url() -> None:
     """
-    C{new} refuses a URL that is not C{ws://} or C{wss://} with
-    L{InvalidURL} (a L{ValueError}) before any I/O.
+    C{new} refuses a URL that is not C{ws://}, C{wss://}, C{http://} or
+    C{https://} with L{InvalidURL} (a L{ValueError}) before any I/O.
     """
-    for url in ("http://example.com/", "ws://", "ws://host:99999/", "ws://host/#frag"):
+    for url in ("ftp://example.com/", "ws://", "ws://host:99999/", "ws://host/#frag"):
         with pytest.raises(InvalidURL):
             WebSocketClientEndpoint.new(reactor, url)
     assert issubclass(InvalidURL, ValueError)

@@ -12,8 +12,7 @@ and same-read tests on a plain C{Site}; the write buffer (C{isAborting},
 C{hasQueuedWrites}, C{takeSmallTail}, C{queuedInFileDescriptor},
 C{tlsPendingCleartext}) by tests/wire's back-pressure tests and the
 wss:// integration tests; the C{WebSocketChannel} state functions by
-tests/server's site tests; C{finishedResponse} by the client's refusal
-tests; C{clearExitSignal} by the plugin's graceful-shutdown tests.
+tests/server's site tests; C{clearExitSignal} by the plugin's graceful-shutdown tests.
 """
 
 from __future__ import annotations
@@ -32,9 +31,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
-from twisted.web.client import readBody
 from twisted.web.http import HTTPChannel
-from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
@@ -225,19 +222,6 @@ def test_tls_pending_cleartext_before_the_handshake() -> None:
     pending = ti.tlsPendingCleartext(tls)
     assert pending is not None and sum(map(len, pending)) == 100_000
     assert ti.tlsPendingCleartext(StringTransport()) is None
-
-
-def test_finished_response_has_its_body() -> None:
-    """
-    L{ti.finishedResponse} carries status, headers and a body C{readBody}
-    returns at once.
-    """
-    response = ti.finishedResponse(403, b"Forbidden", Headers({b"x": [b"y"]}), b"no")
-    assert (response.code, response.phrase) == (403, b"Forbidden")
-    assert response.headers.getRawHeaders(b"x") == [b"y"]
-    bodies: list[bytes] = []
-    readBody(response).addCallback(bodies.append)
-    assert bodies == [b"no"]
 
 
 def test_client_service_protocol_unwrap_and_log() -> None:

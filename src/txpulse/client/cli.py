@@ -106,7 +106,7 @@ def buildParser() -> argparse.ArgumentParser:
         "Exit status: 0 ok, 1 closed with an error code (or before --count messages), 2 usage, "
         "3 connection failed, 4 TLS verification failed, 5 handshake refused, 130 SIGINT, 143 SIGTERM.",
     )
-    parser.add_argument("url", help="ws:// or wss:// URL")
+    parser.add_argument("url", help="ws:// or wss:// URL (http:// and https:// are taken as ws:// and wss://)")
     parser.add_argument(
         "-H", "--header", action="append", default=[], metavar="'NAME: VALUE'", help="extra request header (repeatable)"
     )
@@ -467,9 +467,17 @@ async def _run(reactor: Any, options: argparse.Namespace, output: Output) -> int
     try:
         await state.wait(ensureDeferred(endpoint.connect(_SessionFactory(session))))
     except Exception:
+        failure = Failure()
+        if state.stopping is None and isinstance(failure.value, ConnectionRejected):
+            # connect() fails on the refusal's head; the line shows its body
+            # (bounded by the handshake timeout; a stop signal ends the wait).
+            try:
+                await state.wait(failure.value.whenBodyRead())
+            except CancelledError:
+                pass
         if state.stopping is not None:
             return 128 + state.stopping
-        raise _describe(Failure(), options.url) from None
+        raise _describe(failure, options.url) from None
     _connected(output, options, session, state)
     try:
         closed = await state.wait(session.closed)

@@ -34,20 +34,19 @@ from twisted.internet.protocol import Protocol as TwistedProtocol
 from twisted.internet.ssl import Certificate, CertificateOptions, optionsForClientTLS, trustRootFromCertificates
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import Response
-from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
 from ..core.connection import Connection, Side
 from ..core.deflate import Deflate, DeflateSettings, client_accept, client_offer
-from ..core.exceptions import HandshakeError, NegotiationError, WebSocketError
-from ..core.handshake import ResponseHead, client_request, header_tokens, parse_response_head, validate_response
+from ..core.exceptions import HandshakeError, NegotiationError
+from ..core.handshake import ResponseHead, client_request, parse_response_head, validate_response
 from ..settings import UNSET, ConnectionSettings, Unset
 from ..wire.interfaces import WebSocketProtocol
 from ..wire.protocol import WebSocketWire, WireOptions
-from ..wire.twistedinternals import finishedResponse
+from .rejection import MAX_REJECTION_BODY, ConnectionRejected, RejectionBody
 
 __all__ = [
+    "MAX_REJECTION_BODY",
     "ConnectionRejected",
     "WebSocketClientEndpoint",
     "WebSocketClientFactory",
@@ -61,10 +60,6 @@ _log = Logger()
 P = TypeVar("P", bound=WebSocketProtocol)
 P_co = TypeVar("P_co", bound=WebSocketProtocol, covariant=True)
 
-#: The most body bytes of a refused handshake kept for the exception.
-MAX_REJECTION_BODY = 64 * 1024
-
-
 class WebSocketClientFactory(Protocol[P_co]):
     """
     Builds the application protocol for a connection (the shape of
@@ -74,37 +69,10 @@ class WebSocketClientFactory(Protocol[P_co]):
     def buildProtocol(self, url: str) -> P_co: ...
 
 
-class ConnectionRejected(WebSocketError):
-    """
-    The server refused the WebSocket handshake with an HTTP response.
-
-    Compatible with C{twisted.web.websocket.ConnectionRejected}: the
-    C{response} attribute is the HTTP response.
-
-    @ivar response: the L{twisted.web.client.Response} (or C{None} when only
-        the status is known); its body can be read with C{readBody}.
-    @ivar statusCode: the HTTP status code of the refusal.
-    @ivar body: the response body, as far as it was read (at most 64 KiB).
-    @ivar headers: the response headers, as C{(name, value)} pairs.
-    """
-
-    def __init__(
-        self,
-        statusCode: int,
-        response: Response | None = None,
-        body: bytes = b"",
-        headers: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        super().__init__(f"WebSocket handshake refused with HTTP {statusCode}")
-        self.statusCode = statusCode
-        self.response = response
-        self.body = body
-        self.headers = headers
-
-
 class InvalidURL(ValueError):
     """
-    The URL is not a usable C{ws://} or C{wss://} URL.
+    The URL is not a usable C{ws://}, C{wss://}, C{http://} or C{https://}
+    URL.
     """
 
 
@@ -135,9 +103,16 @@ class _Target:
         return host if self.port == default else f"{host}:{self.port}"
 
 
+#: URL scheme -> secure? C{http://} and C{https://} stand for C{ws://} and
+#: C{wss://}, as in C{twisted.web.websocket}'s client (which takes them) and
+#: in browsers (the WHATWG WebSocket standard maps them the same way).
+_SCHEMES = {"ws": False, "wss": True, "http": False, "https": True}
+
+
 def parseURL(url: str) -> _Target:
     """
-    Parse a C{ws://} or C{wss://} URL (RFC 6455 §3).
+    Parse a C{ws://} or C{wss://} URL (RFC 6455 §3); C{http://} and
+    C{https://} are taken as C{ws://} and C{wss://}.
 
     @raise InvalidURL: for another scheme, a missing host, a fragment, or a
         malformed URL.
@@ -147,14 +122,14 @@ def parseURL(url: str) -> _Target:
     except Exception as error:  # hyperlink raises several types
         raise InvalidURL(f"malformed URL {url!r}: {error}") from None
     scheme = parsed.scheme.lower()
-    if scheme not in ("ws", "wss"):
-        raise InvalidURL(f"not a WebSocket URL (ws:// or wss://): {url!r}")
+    if scheme not in _SCHEMES:
+        raise InvalidURL(f"not a WebSocket URL (ws://, wss://, http:// or https://): {url!r}")
     if not parsed.host:
         raise InvalidURL(f"no host in {url!r}")
     if parsed.fragment:
         # RFC 6455 §3: "Fragment identifiers ... MUST NOT be used".
         raise InvalidURL(f"a WebSocket URL has no fragment: {url!r}")
-    secure = scheme == "wss"
+    secure = _SCHEMES[scheme]
     try:
         port = parsed.port or (443 if secure else 80)
     except ValueError:
@@ -201,42 +176,6 @@ def _tlsCreator(host: str, caFile: str | None, insecure: bool) -> IOpenSSLClient
     return optionsForClientTLS(host, trustRoot=trustRoot)
 
 
-def _dechunk(data: bytes | bytearray) -> tuple[bytes, bool]:
-    """
-    Decode as much of a chunked body (RFC 9112 §7.1) as C{data} holds.
-
-    @return: the body so far, and whether the last (zero-size) chunk was
-        seen.
-    """
-    body = bytearray()
-    position = 0
-    while True:
-        end = data.find(b"\r\n", position)
-        if end < 0:
-            return bytes(body), False
-        sizeText = bytes(data[position:end]).split(b";", 1)[0].strip()
-        try:
-            size = int(sizeText, 16)
-        except ValueError:
-            return bytes(body), True  # malformed: keep what we have
-        if size == 0:
-            return bytes(body), True
-        start = end + 2
-        if len(data) < start + size:
-            body += data[start:]
-            return bytes(body), False
-        body += data[start : start + size]
-        position = start + size + 2
-
-
-def _rejection(head: ResponseHead, body: bytes) -> ConnectionRejected:
-    headers = Headers()
-    for name, value in head.headers:
-        headers.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
-    response = finishedResponse(head.status, head.reason.encode("latin-1"), headers, body)
-    return ConnectionRejected(head.status, response, body, head.headers)
-
-
 class _ClientHandshake(TwistedProtocol):
     """
     The byte-level protocol of one client connection: sends the upgrade,
@@ -250,8 +189,7 @@ class _ClientHandshake(TwistedProtocol):
         self._key = base64.b64encode(secrets.token_bytes(16)).decode("ascii")
         self._buffer = bytearray()
         self._head: ResponseHead | None = None
-        self._bodyLimit: int | None = None
-        self._chunked = False
+        self._rejection: RejectionBody | None = None
         self._timer: IDelayedCall | None = None
         self._outcome: WebSocketProtocol | Failure | None = None
         self._waiters: list[Deferred[WebSocketProtocol]] = []
@@ -308,7 +246,12 @@ class _ClientHandshake(TwistedProtocol):
 
     def _timedOut(self) -> None:
         self._timer = None
-        self._fail(HandshakeTimeout(f"no WebSocket handshake answer within {self._endpoint.handshakeTimeout}s", 504))
+        timedOut = HandshakeTimeout(f"no WebSocket handshake answer within {self._endpoint.handshakeTimeout}s", 504)
+        if self._rejection is not None:
+            # Refused already; the refusal's body is what ran late.
+            self._rejection.fail(Failure(timedOut))
+        else:
+            self._fail(timedOut)
         assert self.transport is not None
         self.transport.abortConnection()  # type: ignore[attr-defined]
 
@@ -319,6 +262,9 @@ class _ClientHandshake(TwistedProtocol):
         self._settle(error if isinstance(error, Failure) else Failure(error))
 
     def dataReceived(self, data: bytes) -> None:
+        if self._rejection is not None:
+            self._rejection.dataReceived(data)  # the refusal's body
+            return
         if self._outcome is not None:
             return  # the attempt failed or was cancelled: ignore what follows
         self._buffer += data
@@ -335,31 +281,31 @@ class _ClientHandshake(TwistedProtocol):
             if self._head.status == 101:
                 self._upgrade()
                 return
-            lengths = self._head.get("Content-Length")
-            self._bodyLimit = int(lengths[0]) if lengths and lengths[0].isdigit() else None
-            self._chunked = "chunked" in [t.lower() for t in header_tokens(self._head.get("Transfer-Encoding"))]
-        self._maybeRejected()
+            self._reject()
 
-    def _maybeRejected(self, final: bool = False) -> None:
+    def _reject(self) -> None:
         """
-        A non-101 answer: collect its body (up to L{MAX_REJECTION_BODY}):
-        by C{Content-Length}, by chunks, or until the connection ends; then
-        fail with L{ConnectionRejected}.
+        A non-101 answer: fail with L{ConnectionRejected} now, on its head
+        (as C{twisted.web.websocket}'s client does), and stream its body into
+        the exception's C{response} as it arrives (see
+        L{txpulse.client.rejection}). The handshake timer keeps running
+        until the body has ended; the connection is closed then.
         """
-        assert self._head is not None
-        if self._chunked:
-            body, complete = _dechunk(self._buffer)
-            if not (final or complete or len(body) >= MAX_REJECTION_BODY):
-                return
-            body = body[:MAX_REJECTION_BODY]
-        else:
-            limit = MAX_REJECTION_BODY if self._bodyLimit is None else min(self._bodyLimit, MAX_REJECTION_BODY)
-            if not (final or len(self._buffer) >= limit):
-                return
-            body = bytes(self._buffer[:limit])
-        self._fail(_rejection(self._head, body))
-        assert self.transport is not None
-        self.transport.loseConnection()
+        assert self._head is not None and self.transport is not None
+        transport = self.transport
+        body = RejectionBody(self._head, transport, lambda: self._bodyEnded(transport))
+        self._rejection = body
+        rejected = ConnectionRejected(self._head.status, body.response, headers=self._head.headers)
+        rest, self._buffer = bytes(self._buffer), bytearray()
+        # What came with the head is in .body before connect() fails.
+        body.dataReceived(rest)
+        self._settle(Failure(rejected))
+
+    def _bodyEnded(self, transport: Any) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        transport.loseConnection()
 
     def _abort(self, error: BaseException) -> None:
         self._fail(error)
@@ -425,8 +371,8 @@ class _ClientHandshake(TwistedProtocol):
         if self.wire is not None:
             self.wire.connectionLost(reason)
         else:
-            if self._head is not None and self._head.status != 101 and self._outcome is None:
-                self._maybeRejected(final=True)
+            if self._rejection is not None:
+                self._rejection.connectionLost(reason)
             self._fail(reason)
         if self._afterLost is not None:
             self._afterLost(reason)
@@ -515,7 +461,9 @@ class WebSocketClientEndpoint:
         Describe a connection to C{url}.
 
         @param reactor: provides TCP, time (and name resolution).
-        @param url: C{ws://host[:port]/path?query} or C{wss://...}.
+        @param url: C{ws://host[:port]/path?query} or C{wss://...};
+            C{http://} and C{https://} URLs are taken as C{ws://} and
+            C{wss://} (as Twisted's endpoint and browsers do).
         @param tlsPolicy: a TLS connection creator for wss:// (default:
             verify the server against the platform's trust roots and check
             the host name, as C{optionsForClientTLS} does).
@@ -556,7 +504,8 @@ class WebSocketClientEndpoint:
             C{True} for the default L{DeflateSettings}, or your own; the
             server may decline. A response that breaks the offer fails the
             handshake.
-        @raise InvalidURL: for a URL that is not ws:// or wss://.
+        @raise InvalidURL: for a URL that is not ws://, wss://, http:// or
+            https://.
         @raise ValueError: for a C{caFile} without certificates, or a bad
             setting (naming it; L{TypeError} for one of a wrong type).
         """
@@ -615,7 +564,10 @@ class WebSocketClientEndpoint:
         protocol once the connection is open.
 
         @raise ConnectionRejected: the server answered with an HTTP status
-            (C{.statusCode}, C{.headers}, C{.body}, C{.response}).
+            (C{.statusCode}, C{.headers}, C{.response}, C{.body}), raised
+            as soon as the response head arrived; the body streams into
+            C{.response} (C{deliverBody}, C{readBody}) and C{.body}
+            (complete once C{.whenBodyRead()} fires).
         @raise HandshakeTimeout: no answer within C{handshakeTimeout}.
         @raise NegotiationError: a 101 that does not complete the handshake
             (wrong accept key, unoffered subprotocol or extension).

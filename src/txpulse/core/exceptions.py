@@ -14,7 +14,7 @@ The tree::
     │   ├── InvalidOrigin        a browser Origin outside the allow-list (403)
     │   └── NegotiationError     a header that cannot be honoured (400)
     ├── ConnectionRejected       the server answered the handshake with an HTTP error
-    │                            (in L{txpulse.client.endpoint}: it carries Twisted's Response)
+    │                            (in L{txpulse.client.rejection}: it carries a streaming response)
     └── ConnectionClosed         the connection ended; carries the close code and reason
 
 Peer misbehaviour never raises out of the protocol core: the core fails the
@@ -22,9 +22,9 @@ connection and stores the exception (L{txpulse.core.connection.Connection.error}
 Local misuse raises at once.
 
 This module imports only the standard library, so the sans-IO core can use it.
-L{txpulse.client.endpoint.ConnectionRejected}, which carries a
-C{twisted.web.client.Response}, lives with the client; C{txpulse.exceptions}
-and C{txpulse} re-export all of them.
+L{txpulse.client.rejection.ConnectionRejected}, which carries the refusal's
+response (an C{IResponse} whose body streams), lives with the client;
+C{txpulse.exceptions} and C{txpulse} re-export all of them.
 """
 
 from __future__ import annotations

@@ -40,10 +40,9 @@ from twisted.internet.abstract import FileDescriptor
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel, Request, _escape, _GenericHTTPChannelProtocol
-from twisted.web.http_headers import Headers
 
 if TYPE_CHECKING:
-    from twisted.web.client import Response
+    pass
 
 __all__ = [
     "GenericHTTPChannelProtocol",
@@ -53,7 +52,6 @@ __all__ = [
     "clientServiceLoggingTo",
     "detachChannel",
     "escapeLogField",
-    "finishedResponse",
     "handlingRequest",
     "isAborting",
     "hasQueuedWrites",
@@ -319,45 +317,6 @@ def armChannelAbort(channel: HTTPChannel) -> None:
     chan: Any = channel
     if chan.abortTimeout is not None and chan._abortingCall is None and chan.transport is not None:
         chan._abortingCall = chan.callLater(chan.abortTimeout, chan.forceAbortClient)
-
-
-# -- twisted.web.client: a finished Response -------------------------------------------
-
-
-class _FinishedTransport:
-    """
-    Stands for the (finished) transport of a L{finishedResponse}.
-    """
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
-
-    def abortConnection(self) -> None:
-        pass
-
-
-def finishedResponse(code: int, phrase: bytes, headers: Headers, body: bytes) -> Response:
-    """
-    A C{twisted.web.client.Response} whose body, C{body}, is complete
-    (C{readBody} returns it). Delivered through the response's private
-    C{_bodyDataReceived}/C{_bodyDataFinished}, as Twisted's own
-    C{twisted.web.websocket} client does for its C{ConnectionRejected}:
-    C{Response} has no public constructor with a body.
-    """
-    # Imported here: twisted.web.client is large, and only a refused
-    # client handshake needs it.
-    from twisted.web.client import Response
-
-    response = Response((b"HTTP", 1, 1), code, phrase, headers, _FinishedTransport())
-    response._bodyDataReceived(body)
-    response._bodyDataFinished()
-    return response
 
 
 # -- twisted.application: ClientService ------------------------------------------------
