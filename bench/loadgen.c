@@ -487,6 +487,9 @@ static void fanout_advance(void)
 
 static void fanout_delivery(struct conn *c)
 {
+    if (fan_phase == F_WAIT)
+        return;                           /* a subscription's answer ({"subscribed": T, ...}),
+                                             before the sync: not a delivery */
     uint64_t g = c->rx++;                 /* index of this message since the reset */
     deliveries++;
     switch (fan_phase) {

@@ -10,9 +10,14 @@ L{ReconnectingWebSocketService} for clients.
 The core's names are imported here directly; the Twisted-backed ones are
 loaded on first use (PEP 562, the table in L{_LAZY}), so that
 C{import txpulse.core} never loads Twisted.
+
+C{__version__} is the one place the version is written: C{pyproject.toml}
+reads it from here (statically, without importing the package).
 """
 
 from __future__ import annotations
+
+__version__ = "0.2.0.dev0"
 
 import importlib
 from typing import TYPE_CHECKING, Any
@@ -34,7 +39,8 @@ from .core.frames import CloseCode, Opcode, encode_frame
 from .settings import ConnectionSettings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .client.endpoint import ConnectionRejected, WebSocketClientEndpoint
+    from .client.endpoint import WebSocketClientEndpoint
+    from .client.rejection import ConnectionRejected
     from .client.service import ReconnectingWebSocketService
     from .server.resource import WebSocketResource
     from .server.site import WebSocketSite

@@ -317,3 +317,33 @@ def test_module_helpers(server: TwistdServer, page: Any) -> None:
     assert results["negative"] == {"silenceTimeout": None, "backoff": {"max": 500}}
     assert results["waiting"] == "reconnecting… (attempt 2 in 1.3 s)"
     assert results["trying"] == "reconnecting… (attempt 2)"
+
+
+@pytest.mark.parametrize("path", ["", "chat.html"])
+def test_pages_load_without_a_failed_request(server: TwistdServer, page: Any, path: str) -> None:
+    """
+    Loading a built-in page asks for nothing the server does not have: no
+    response of 400 or more, and the page's icon is the linked
+    C{favicon.svg}, fetched and served. (A desktop browser asks for
+    C{/favicon.ico} when a page links no icon, and logs its 404; headless
+    Chromium does not, so what is checked here is that the linked one loads.)
+    """
+    failed: list[str] = []
+    icons: list[int] = []
+
+    def answered(response: Any) -> None:
+        if response.status >= 400:
+            failed.append(f"{response.status} {response.url}")
+        if "/favicon." in response.url:
+            icons.append(response.status)
+
+    page.on("response", answered)
+    page.goto(server.url + path + TUNING)
+    page.wait_for_load_state("load")
+    # The icon is fetched after the load event: wait for it.
+    for _ in range(WAIT_MS // 50):
+        if icons:
+            break
+        page.wait_for_timeout(50)
+    assert failed == []
+    assert icons == [200]

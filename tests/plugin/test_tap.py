@@ -307,7 +307,7 @@ def test_http_hardening_defaults() -> None:
     The site options the plugin passes by default: 10 s per request, 15 s
     keep-alive, 20 s for a response to make progress, 100 requests per connection, a total cap from the open-files
     limit, 256 per address, no request bodies for the built-in tree (1 MiB
-    with --path), any Host; and a backlog of 1024.
+    with --path), any Host, no trusted proxy; and a backlog of 1024.
     """
     from txpulse.plugin.tap import siteOptions
 
@@ -321,6 +321,7 @@ def test_http_hardening_defaults() -> None:
         "maxConnectionsPerAddress": 256,
         "maxRequestBody": 0,
         "allowedHosts": None,
+        "trustedProxies": None,
     }
     assert options["backlog"] == 1024
     assert siteOptions(parse("--path", str(Path(__file__).parent)))["maxRequestBody"] == 1 << 20
@@ -338,6 +339,7 @@ def test_http_hardening_options_parse() -> None:
         "--max-requests-per-connection", "7",
         "--max-connections", "0", "--max-connections-per-address", "0", "--max-request-body", "64K",
         "--allowed-host", "example.com", "--allowed-host", "localhost:8080", "--backlog", "4096",
+        "--trusted-proxy", "127.0.0.1", "--trusted-proxy", "10.0.0.0/8",
     )  # fmt: skip
     assert siteOptions(options) == {
         "requestTimeout": 5.0,
@@ -348,6 +350,7 @@ def test_http_hardening_options_parse() -> None:
         "maxConnectionsPerAddress": 0,
         "maxRequestBody": 65536,
         "allowedHosts": ["example.com", "localhost:8080"],
+        "trustedProxies": ["127.0.0.1", "10.0.0.0/8"],
     }
     assert options["backlog"] == 4096
     assert siteOptions(parse("--path", str(Path(__file__).parent), "--max-request-body", "0"))["maxRequestBody"] == 0

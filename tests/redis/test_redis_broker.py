@@ -366,7 +366,7 @@ except ImportError as e:
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "the Redis broker needs txredisapi: pip install txredisapi"
+    assert result.stdout.strip() == "txpulse: the Redis broker needs `pip install txpulse[redis]`"
 
 
 # -- fromURL -------------------------------------------------------------------------------

@@ -24,20 +24,22 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from .._extras import MissingExtra, hasExtra
 from ..logs.peers import peerOf
 from ..wire.protocol import WebSocketWire
 from ..wire.twistedinternals import maybeGlobalReactor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
 
 __all__ = ["ConnectionRegistry", "MetricsResource", "closeCodeLabel"]
 
@@ -94,19 +96,22 @@ class _PathObserver:
         self._registry._closed(self.path, wire)
 
     def pingRoundTrip(self, wire: WebSocketWire, seconds: float) -> None:
-        self._registry._rtt.labels(path=self.path).observe(seconds)
+        if self._registry._rtt is not None:
+            self._registry._rtt.labels(path=self.path).observe(seconds)
 
     def handshakeRefused(self, statusCode: int) -> None:
         self._registry._stats(self.path).refusals[statusCode] += 1
 
 
-class ConnectionRegistry(Collector):
+class ConnectionRegistry:
     """
     Tracks the open connections of every mount that uses one of its
     observers (C{WebSocketResource(..., observer=registry.observerFor("/ws"))}).
 
-    @ivar metrics: the Prometheus L{CollectorRegistry} holding this
-        registry's metrics (serve it with L{MetricsResource}).
+    @ivar metrics: the Prometheus C{CollectorRegistry} holding this
+        registry's metrics (serve it with L{MetricsResource}), or C{None}
+        without C{prometheus_client} (the C{metrics} extra): connections are
+        tracked, logged and closed on shutdown all the same.
     """
 
     def __init__(self, clock: IReactorTime | None = None, logConnections: bool = True) -> None:
@@ -119,15 +124,21 @@ class ConnectionRegistry(Collector):
         self._logConnections = logConnections
         self._paths: dict[str, _PathStats] = {}
         self._drained: list[Deferred[None]] = []
-        self.metrics = CollectorRegistry(auto_describe=True)
-        self._rtt = Histogram(
-            "txpulse_ping_round_trip_seconds",
-            "Round-trip time of keepalive pings.",
-            ["path"],
-            registry=self.metrics,
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-        )
-        self.metrics.register(self)
+        self.metrics: CollectorRegistry | None = None
+        self._rtt: Any = None
+        if hasExtra("metrics"):
+            from prometheus_client import CollectorRegistry, Histogram
+
+            self.metrics = CollectorRegistry(auto_describe=True)
+            self._rtt = Histogram(
+                "txpulse_ping_round_trip_seconds",
+                "Round-trip time of keepalive pings.",
+                ["path"],
+                registry=self.metrics,
+                buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            )
+            # A collector by its collect() and describe() methods.
+            self.metrics.register(self)
 
     @property
     def _clock(self) -> IReactorTime:
@@ -219,6 +230,8 @@ class ConnectionRegistry(Collector):
         Prometheus collector: sums the live connections' counters with those
         of the closed ones, per path.
         """
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         opened = GaugeMetricFamily("txpulse_open_connections", "Open WebSocket connections.", labels=["path"])
         counters = {
             name: CounterMetricFamily(f"txpulse_{name}", text, labels=["path"])
@@ -264,9 +277,17 @@ class MetricsResource(Resource):
     isLeaf = True
 
     def __init__(self, registry: ConnectionRegistry) -> None:
+        """
+        @raise MissingExtra: without C{prometheus_client} (C{pip install
+            txpulse[metrics]}).
+        """
+        if registry.metrics is None:
+            raise MissingExtra("metrics")
         super().__init__()
-        self._registry = registry
+        self._metrics = registry.metrics
 
     def render_GET(self, request: Request) -> bytes:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
         request.setHeader("Content-Type", CONTENT_TYPE_LATEST)
-        return generate_latest(self._registry.metrics)
+        return generate_latest(self._metrics)

@@ -28,6 +28,7 @@ from twisted.python import usage
 from twisted.web.resource import Resource
 from twisted.web.script import ResourceScript
 
+from .._extras import MissingExtra, requireExtra
 from ..core.assembly import AssemblyBudget
 from ..core.handshake import SAME_ORIGIN
 from ..demos.apps import EchoFactory, HeartbeatFactory
@@ -39,6 +40,7 @@ from ..pubsub.topicrules import TopicRules
 from ..server.auth import ApiKeys, Authenticator, RequireKey, TokenIssuer, TokenResource
 from ..server.collector import DEFAULT_YOUNG_THRESHOLD, tuneCollector
 from ..server.files import StaticFiles, builtinSite
+from ..server.proxies import TrustedProxies
 from ..server.ratelimit import DEFAULT_BURST, DEFAULT_PERIOD, FailureLimiter
 from ..server.resource import WebSocketResource
 from ..server.site import (
@@ -73,6 +75,19 @@ def _param(name: str, default: object, help: str, parse: Callable[[str], object]
     option (C{--heartbeat: must be positive: 0}).
     """
     return [name, None, default, help, usageCoerce(name, parse)]
+
+
+def _requireExtra(extra: str) -> None:
+    """
+    Exit with L{MissingExtra}'s one line when C{extra} is not installed
+    (C{txpulse: the Redis broker needs `pip install txpulse[redis]`}), not
+    with a L{usage.UsageError}: the options are right, the installation is
+    not, and twistd would print its whole usage text above the line.
+    """
+    try:
+        requireExtra(extra)
+    except MissingExtra as error:
+        raise SystemExit(str(error)) from None
 
 
 def _parseFailureRate(value: str) -> tuple[int, float]:
@@ -160,8 +175,8 @@ class Options(usage.Options):
         _param(
             "max-connections-per-address",
             256,
-            "Connections open at once from one client address (0: no cap; behind a reverse proxy every client "
-            "has the proxy's address: raise it or use 0).",
+            "Connections open at once from one client address (0: no cap; a --trusted-proxy has none: cap "
+            "per client at the proxy).",
             parseCount,
         ),
         _param(
@@ -222,6 +237,7 @@ class Options(usage.Options):
         self["apps"] = []
         self["protect"] = []
         self["allowedHosts"] = []
+        self["trustedProxies"] = []
 
     def opt_listen(self, endpoint: str) -> None:
         """Listen on a Twisted endpoint (repeatable; default tcp:8080), e.g. ssl:8443:privateKey=key.pem:certKey=cert.pem"""
@@ -234,6 +250,14 @@ class Options(usage.Options):
         except ValueError as error:
             raise usage.UsageError(f"--allowed-host: {error}") from None
         self["allowedHosts"].append(host)
+
+    def opt_trusted_proxy(self, address: str) -> None:
+        """Believe X-Forwarded-For from this reverse proxy: an IP address or a CIDR network (repeatable). Client addresses in logs and auth limits are then the right-most untrusted address of the header; the proxy is exempt from --max-connections-per-address. Default: none (the header is ignored)"""
+        try:
+            TrustedProxies([address])
+        except ValueError as error:
+            raise usage.UsageError(f"--trusted-proxy: {error}") from None
+        self["trustedProxies"].append(address)
 
     def opt_protect(self, path: str) -> None:
         """Require authentication (Bearer key or ?ws_token=) on this mount, e.g. /pubsub, or a Bearer key on /metrics (repeatable; needs --auth-keys)"""
@@ -271,6 +295,7 @@ class Options(usage.Options):
         if self["metrics-listen"] is not None:
             if self["no-metrics"]:
                 raise usage.UsageError("--metrics-listen and --no-metrics contradict each other")
+            _requireExtra("metrics")
             try:
                 from twisted.internet.endpoints import serverFromString
 
@@ -281,6 +306,10 @@ class Options(usage.Options):
             raise usage.UsageError("--protect needs --auth-keys (and --jwk for browsers)")
         if self["jwk"] is not None and self["auth-keys"] is None:
             raise usage.UsageError("--jwk needs --auth-keys (tokens are issued against API keys)")
+        if self["jwk"] is not None:
+            _requireExtra("auth")
+        if "/metrics" in self["protect"] and not self["no-metrics"]:
+            _requireExtra("metrics")
         try:
             self["keys"] = None if self["auth-keys"] is None else ApiKeys.fromFile(self["auth-keys"])
             self["issuer"] = (
@@ -300,6 +329,7 @@ class Options(usage.Options):
         if broker != "memory":
             if not broker.startswith("redis://"):
                 raise usage.UsageError(f"--broker must be 'memory' or a redis:// URL, not {broker!r}")
+            _requireExtra("redis")
             from ..pubsub.broker.redis import RedisBroker
 
             try:
@@ -352,6 +382,7 @@ def siteOptions(options: Options) -> dict[str, Any]:
         "maxConnectionsPerAddress": options["max-connections-per-address"],
         "maxRequestBody": body,
         "allowedHosts": options["allowedHosts"] or None,
+        "trustedProxies": options["trustedProxies"] or None,
     }
 
 
@@ -454,7 +485,7 @@ def buildRoot(
             accept=accept,
         )
         root.putChild(name.encode("utf-8"), resource)
-    if not options["no-metrics"] and options["metrics-listen"] is None:
+    if not options["no-metrics"] and options["metrics-listen"] is None and registry.metrics is not None:
         root.putChild(b"metrics", metricsResource(options, registry, limiter))
     if options["keys"] is not None and options["issuer"] is not None:
         root.putChild(b"@wstoken", TokenResource(options["keys"], options["issuer"], limiter))
@@ -514,6 +545,9 @@ def makeService(options: Options) -> service.MultiService:
     raiseOpenFilesLimit()
     site = WebSocketSite(buildRoot(options, registry, hub=hub, limiter=limiter), **siteOptions(options))
     top = service.MultiService()
+    if registry.metrics is None and not options["no-metrics"]:
+        # Everything else runs without the metrics extra.
+        _log.warn("{missing} (/metrics is not mounted)", missing=str(MissingExtra("metrics")))
     _BrokerService(hub.broker).setServiceParent(top)
     # Added first, so it stops last: listeners close before connections do.
     GracefulShutdown(registry, options["shutdown-timeout"]).setServiceParent(top)

@@ -25,7 +25,9 @@ def redactingLogFormatter(timestamp: str, request: Any) -> str:
     agent) cut to L{txpulse.logs.redact.MAX_LOGGED_LENGTH} characters, with its
     length (L{txpulse.logs.redact.clip}): whatever a client sends (request lines
     and headers of up to 16 KiB), a line stays under about 1.2 KiB.
-    L{WebSocketSite}'s default C{logFormatter}.
+    L{WebSocketSite}'s default C{logFormatter}. The address is the request's
+    C{getClientAddress()}: behind a trusted proxy, the forwarded client's
+    (L{txpulse.server.proxies}).
     """
     address = request.getClientAddress()
     ip = address.host if isinstance(address, (IPv4Address, IPv6Address)) else "-"

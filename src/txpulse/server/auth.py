@@ -42,14 +42,24 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from jwcrypto import jwe, jwk, jws, jwt
-from jwcrypto.common import JWException
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from .._extras import MissingExtra
 from ..core.exceptions import HandshakeError
 from .ratelimit import FailureLimiter, clientKey
+
+try:
+    # Browser tokens only (the [auth] extra): API keys need no jwcrypto.
+    from jwcrypto import jwe, jwk, jws, jwt
+    from jwcrypto.common import JWException
+except ImportError as _missing:  # pragma: no cover - tested in a subprocess
+    if (_missing.name or "").partition(".")[0] != "jwcrypto":
+        raise
+    _HAS_JWCRYPTO = False
+else:
+    _HAS_JWCRYPTO = True
 
 __all__ = [
     "ApiKeys",
@@ -161,7 +171,11 @@ def generateKeySet() -> str:
     """
     A new JWK set (JSON) with a signing key (kid C{sign}) and an encryption
     key (kid C{enc}), both random 256-bit symmetric keys.
+
+    @raise MissingExtra: without C{jwcrypto} (C{pip install txpulse[auth]}).
     """
+    if not _HAS_JWCRYPTO:
+        raise MissingExtra("auth")
     keys = jwk.JWKSet()
     keys.add(jwk.JWK.generate(kty="oct", size=256, kid="sign", alg="HS256", use="sig"))
     keys.add(jwk.JWK.generate(kty="oct", size=256, kid="enc", alg="A256KW", use="enc"))
@@ -181,7 +195,10 @@ class TokenIssuer:
         @param lifetime: seconds a token is valid.
         @param now: the time source (injectable for tests).
         @raise ValueError: for a key set without the C{sign} and C{enc} keys.
+        @raise MissingExtra: without C{jwcrypto} (C{pip install txpulse[auth]}).
         """
+        if not _HAS_JWCRYPTO:
+            raise MissingExtra("auth")
         try:
             keys = jwk.JWKSet.from_json(keySet)
         except (JWException, ValueError, TypeError) as error:

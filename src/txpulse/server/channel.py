@@ -13,7 +13,8 @@ connection against the site's caps before the channel sees it.
 Theory of operation: the life of one HTTP connection, and what bounds it.
 
   1. Accepted. Over C{maxConnections} open connections in total, or over
-     C{maxConnectionsPerAddress} from the client's address, it is refused at
+     C{maxConnectionsPerAddress} from the client's address (a trusted
+     proxy, C{trustedProxies}, has no such cap), it is refused at
      once: plain TCP gets a C{503} and a close, TLS a reset (no handshake is
      spent on it); refusals are logged once, then summed up every
      L{REFUSAL_LOG_INTERVAL<txpulse.server.limits.REFUSAL_LOG_INTERVAL>}
@@ -32,7 +33,10 @@ Theory of operation: the life of one HTTP connection, and what bounds it.
      connection for days. Between two requests a connection may idle
      C{keepAliveTimeout} seconds, then it is closed (no answer: RFC 9112
      §9.8 allows closing an idle connection at any time).
-  3. Head received. Before any body byte is read: a C{Host} that is not in
+  3. Head received. The request's client address is decided
+     (L{txpulse.server.proxies.clientAddress}: the forwarded client when
+     the peer is a trusted proxy) and stored as the request's C{client}.
+     Before any body byte is read: a C{Host} that is not in
      C{allowedHosts} gets C{421} (a missing or repeated one C{400}); a body
      announced larger than C{maxRequestBody} (C{Content-Length}) gets
      C{413}, and so does any chunked body when C{maxRequestBody} is 0; both
@@ -94,6 +98,7 @@ from ..wire.twistedinternals import (
 )
 from .hosts import AllowedHosts
 from .limits import _BUSY_RESPONSE, _TIMEOUT_RESPONSE, _response, _tooLarge
+from .proxies import clientAddress
 
 if TYPE_CHECKING:  # pragma: no cover
     from .site import WebSocketSite
@@ -358,6 +363,9 @@ class WebSocketChannel(HTTPChannel):
         # Decided here, before a byte of the body is read (and before
         # Twisted answers "Expect: 100-continue").
         request = self.requests[-1]
+        # Decided once, here: getClientAddress() is the forwarded client
+        # behind a trusted proxy, for every reader of the request.
+        request.client = clientAddress(request.client, request.requestHeaders, self._setting("trustedProxies"))
         if not self._checkHost(request):
             return
         limit = self._setting("maxRequestBody")
@@ -424,7 +432,9 @@ class WebSocketChannel(HTTPChannel):
         """
         transport = self.transport
         if transport is not None:
-            _log.info("Refused a request from {peer}: " + logFormat, peer=peerOf(transport), **fields)
+            # The request's client (the forwarded one behind a trusted proxy).
+            peer = peerOf(self.requests[-1] if self.requests else transport)
+            _log.info("Refused a request from {peer}: " + logFormat, peer=peer, **fields)
         self._closeWith(_response(status, phrase, message))
 
     def checkPersistence(self, request: Any, version: bytes) -> bool:
@@ -610,11 +620,14 @@ class _HalfCloseableChannelProtocol(GenericHTTPChannelProtocol):
 
     def makeConnection(self, transport: Any) -> None:
         peer = transport.getPeer()
-        # Counted under its IPv4 address or IPv6 /64; an address without a
-        # host (a UNIX socket) has no per-address cap.
-        address = clientKey(peer) if isinstance(getattr(peer, "host", None), str) else None
         # The site (set by Site.buildProtocol, before the connection).
         site: WebSocketSite = self.site
+        # Counted under its IPv4 address or IPv6 /64; an address without a
+        # host (a UNIX socket) has no per-address cap, nor has a trusted
+        # proxy (all its clients share its address; which ones it carries
+        # is known only from each request's X-Forwarded-For).
+        host = getattr(peer, "host", None)
+        address = clientKey(peer) if isinstance(host, str) and host not in site.trustedProxies else None
         if not site._admit(address, peer):
             if ISSLTransport.providedBy(transport):
                 # No TLS handshake spent on a connection that is refused.

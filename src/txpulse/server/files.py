@@ -72,6 +72,7 @@ _TYPES = {
     ".json": "application/json",
     ".txt": "text/plain",
     ".svg": "image/svg+xml",
+    ".ico": "image/vnd.microsoft.icon",
     ".wasm": "application/wasm",
 }
 

@@ -14,8 +14,11 @@ Successful attempts take nothing, so a user who mistypes a key a few times
 is not locked out.
 
 Addresses are IPv4 addresses, or the C{/64} network of an IPv6 address (one
-host usually holds a whole C{/64}). Behind a reverse proxy every client has
-the proxy's address: the limit then applies to all of them together.
+host usually holds a whole C{/64}), of C{request.getClientAddress()}. Behind
+a reverse proxy every client has the proxy's address, and the limit applies
+to all of them together, unless the proxy is trusted (C{--trusted-proxy},
+L{txpulse.server.proxies}): then each client is counted by its forwarded
+address.
 
 Memory is bounded: at most C{maxAddresses} buckets are kept, least recently
 used first out (a full, quiet bucket is the same as no bucket, and is

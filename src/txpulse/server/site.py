@@ -18,6 +18,11 @@ request body in memory up to 64 KiB and spools a larger one to a temporary
 file (so a request head costs no file descriptor), and logs requests
 without credentials (L{txpulse.server.accesslog}).
 
+Behind a reverse proxy, C{trustedProxies} names the proxies whose
+C{X-Forwarded-For} is believed: a request's C{getClientAddress()} is then the
+forwarded client (L{txpulse.server.proxies}), and the proxies are exempt from
+the per-address connection cap.
+
 The site offers only C{http/1.1} in TLS ALPN: Twisted's HTTP/2 channel
 (offered by a plain L{Site} when the C{h2} package is installed) would skip
 every defence of the channel.
@@ -36,7 +41,7 @@ from typing import IO, Any
 from twisted.logger import Logger
 from twisted.web.server import Site
 
-from ..logs.peers import formatPeer
+from ..logs.peers import TrustedProxies, formatPeer
 from ..logs.summary import OTHERS, SummaryLog
 from .accesslog import redactingLogFormatter
 from .channel import WebSocketChannel, _channelFactory
@@ -104,6 +109,7 @@ class WebSocketSite(Site):
         maxConnectionsPerAddress: int | None = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
         maxRequestBody: int | None = DEFAULT_MAX_REQUEST_BODY,
         allowedHosts: Iterable[str] | None = None,
+        trustedProxies: Iterable[str] | None = None,
         **kwargs: Any,
     ) -> None:
         """
@@ -129,8 +135,9 @@ class WebSocketSite(Site):
             first, e.g. with L{raiseOpenFilesLimit}); 0: no cap.
         @param maxConnectionsPerAddress: connections open at once from one
             client address (an IPv4 address, or the C{/64} of an IPv6
-            one), refused as above. Behind a reverse proxy or a load balancer every client
-            has the proxy's address: raise this there, or set 0 (no cap).
+            one), refused as above. Behind a reverse proxy or a load
+            balancer every client has the proxy's address: list the proxy
+            in C{trustedProxies} (which exempts it), or set 0 (no cap).
         @param maxRequestBody: the largest request body accepted, in bytes:
             a larger C{Content-Length} is answered C{413} (and the connection
             closed) before any of the body is read; a chunked body is cut
@@ -143,9 +150,21 @@ class WebSocketSite(Site):
             C{["example.com", "localhost:8080", "[::1]:8080"]}. Any other
             C{Host} is answered C{421} (a missing or repeated one C{400})
             and the connection closed, on every path. C{None}: any host.
+        @param trustedProxies: the reverse proxies (IP addresses, or
+            networks in CIDR notation: C{["127.0.0.1", "10.0.0.0/8"]}) whose
+            C{X-Forwarded-For} is believed: for a request from one of them,
+            C{request.getClientAddress()} (hence the access log, the log
+            lines, the authentication rate limit and accept hooks) is the
+            right-most address of that header that is not a trusted proxy
+            (L{txpulse.server.proxies.clientAddress}); from anyone else the
+            header is ignored. Their connections are exempt from
+            C{maxConnectionsPerAddress} (they still count against
+            C{maxConnections}): cap connections per client at the proxy.
+            C{None} or empty: no proxy is trusted.
         @param kwargs: any other keyword argument of L{Site} (C{reactor},
             C{timeout}, C{logPath}, ...).
-        @raise ValueError: if an C{allowedHosts} entry is not a host.
+        @raise ValueError: if an C{allowedHosts} entry is not a host, or a
+            C{trustedProxies} entry not an address or a network.
         """
         # Access-log lines without credentials (?ws_token= values).
         kwargs.setdefault("logFormatter", redactingLogFormatter)
@@ -159,6 +178,7 @@ class WebSocketSite(Site):
         self.maxRequestBody = maxRequestBody
         self.allowedHosts = None if allowedHosts is None else list(allowedHosts)
         self._allowedHosts = None if self.allowedHosts is None else AllowedHosts(self.allowedHosts)
+        self.trustedProxies = TrustedProxies(trustedProxies or ())
         self.openConnections = 0
         self._perAddress: dict[str, int] = {}
         # Refused connections: logged once per cap (the total's) or client
@@ -213,7 +233,8 @@ class WebSocketSite(Site):
             _log.warn(
                 "Refused a connection from {peer}: {open} connections open from {address}, the per-address "
                 "cap (maxConnectionsPerAddress, --max-connections-per-address; behind a reverse proxy every "
-                "client has the proxy's address: raise it or set 0); further refusals are summed up every "
+                "client has the proxy's address: trust it with --trusted-proxy, or set 0); further refusals are "
+                "summed up every "
                 "{interval:g}s",
                 peer=formatPeer(peer),
                 open=self._perAddress.get(source, 0),

@@ -161,7 +161,7 @@ def addOptions(
     C{opt_} method per repeatable setting (C{--subprotocol NAME}, collected
     in C{options["subprotocols"]}, a list). After C{postOptions},
     C{options["settings"]} holds the L{ConnectionSettings} (built by
-    L{fromOptions}) and the class's own C{postOptions} runs.
+    L{fromOptions}) and the class's own C{postOptions} runs. For example::
 
         @addOptions(Side.SERVER)
         class Options(usage.Options):

@@ -53,7 +53,7 @@ processes have no global order: each process sees its own messages
 immediately and the others' when Redis delivers them.
 
 Other programs may publish too: a Redis message that is a bare JSON
-envelope (starting with C{"{"}), e.g.
+envelope (a JSON object), e.g.
 C{PUBLISH txpulse:news '{"topic":"news","data":"hi"}'}, is delivered as
 it is to the subscribers of C{news} in every process.
 
@@ -107,6 +107,7 @@ from twisted.logger import ILogObserver, LogEvent, Logger, LogLevel, globalLogPu
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
+from ..._extras import MissingExtra
 from ...logs.summary import SummaryLog
 from ...wire.twistedinternals import clientServiceLoggingTo, maybeGlobalReactor
 from ..hub import checkEnvelope
@@ -145,7 +146,9 @@ def _txredisapi() -> Any:
     try:
         import txredisapi  # type: ignore[import-untyped, import-not-found, unused-ignore]
     except ImportError as missing:
-        raise ImportError("the Redis broker needs txredisapi: pip install txredisapi") from missing
+        if (missing.name or "").partition(".")[0] != "txredisapi":
+            raise
+        raise MissingExtra("redis") from None
     return txredisapi
 
 
