@@ -93,7 +93,7 @@ def test_pubsub_cannot_read_or_forge_a_protected_chat_room(plain: TwistdServer) 
     with ws(plain, "/chat", "k-alice") as alice, ws(plain, "/pubsub") as spy:
         assert ask(alice, {"action": "join", "room": "lobby", "name": "alice"})["data"]["type"] == "join"
         for topic in ("chat/lobby", "lobby"):
-            spy.send(json.dumps({"action": "subscribe", "topic": topic}))
+            assert ask(spy, {"action": "subscribe", "topic": topic})["subscribed"] == topic
         for topic in ("chat\x1flobby", "chat\x00lobby"):
             assert "control characters" in ask(spy, {"action": "subscribe", "topic": topic})["error"]
         forged = {"type": "message", "name": "alice", "text": "forged", "time": 0}
@@ -139,7 +139,7 @@ def test_rules_keep_key_holders_to_their_topics(server: TwistdServer) -> None:
     with ws(server, "/pubsub") as anonymous:
         assert "not allowed" in ask(anonymous, {"action": "subscribe", "topic": "user/alice/inbox"})["error"]
         assert "not allowed" in ask(anonymous, {"action": "publish", "topic": "public/y", "data": 1})["error"]
-        anonymous.send(json.dumps({"action": "subscribe", "topic": "public/y"}))
+        assert ask(anonymous, {"action": "subscribe", "topic": "public/y"})["subscribed"] == "public/y"
         nothing_more(anonymous)
     with pytest.raises(InvalidStatus):
         ws(server, "/chat")  # no key: 401 before any room
@@ -161,11 +161,9 @@ def test_hostile_json_is_an_error_reply_not_a_traceback(server: TwistdServer, me
     """
     with ws(server, "/pubsub") as client:
         assert "not valid JSON" in ask(client, message)["error"]
-        client.send(json.dumps({"action": "subscribe", "topic": "public/x"}))
-        assert ask(client, {"action": "publish", "topic": "public/x", "data": 1.5}) == {
-            "topic": "public/x",
-            "data": 1.5,
-        }
+        assert ask(client, {"action": "subscribe", "topic": "public/x"})["subscribed"] == "public/x"
+        delivery = ask(client, {"action": "publish", "topic": "public/x", "data": 1.5})
+        assert (delivery["topic"], delivery["data"]) == ("public/x", 1.5)
     with ws(server, "/chat", "k-alice") as alice:
         assert "JSON object" in ask(alice, message)["error"]
         assert ask(alice, {"action": "join", "room": "lobby"})["data"]["type"] == "join"

@@ -119,7 +119,9 @@ async def test_a_subscriber_that_resumes_reading_gets_everything_then_1008(pubsu
                 break
             messages.append(message)
         assert (message.code, message.reason) == (1008, "subscriber too slow")
-        numbers = [int(json.loads(str(m.payload))["data"][:6]) for m in messages]
+        answer, *deliveries = [json.loads(str(m.payload)) for m in messages]
+        assert answer["subscribed"] == "t"  # the subscription's answer (#15) comes first
+        numbers = [int(delivery["data"][:6]) for delivery in deliveries]
         assert numbers == list(range(len(numbers))) and 0 < len(numbers) <= published
         await sock.send(client_frame(Opcode.CLOSE, close_payload(1008)))
         await sock.read_until_eof()

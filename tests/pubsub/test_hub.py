@@ -21,7 +21,7 @@ from txpulse.pubsub.protocol import PubSubFactory
 from txpulse.wire.protocol import WebSocketWire
 
 from ..support.frames import client_frame, server_frames
-from ..support.hub import FakeSubscriber, connect
+from ..support.hub import FakeSubscriber, connect, withoutPosition
 from ..support.logs import captured_logs
 from ..support.tcppair import TCPPair
 from ..support.transports import CountingTransport
@@ -39,7 +39,7 @@ def test_publish_reaches_every_subscriber_once_encoded_once() -> None:
     hub.subscribe(b, "news")
     hub.subscribe(other, "sport")
     hub.publish("news", {"headline": "hi", "n": [1, 2]})
-    assert a.messages() == b.messages() == [{"topic": "news", "data": {"headline": "hi", "n": [1, 2]}}]
+    assert a.envelopes() == b.envelopes() == [{"topic": "news", "data": {"headline": "hi", "n": [1, 2]}}]
     assert a.frames[0] is b.frames[0]
     assert other.frames == []
 
@@ -210,7 +210,7 @@ def test_a_failing_subscriber_does_not_stop_the_fan_out() -> None:
     hub.subscribe(good, "t")
     with captured_logs() as logs:
         hub.publish("t", "x")
-    assert good.messages() == [{"topic": "t", "data": "x"}]
+    assert good.envelopes() == [{"topic": "t", "data": "x"}]
     assert any("broken pipe" in line for line in logs)
 
 
@@ -239,8 +239,20 @@ def send(wire: WebSocketWire, message: Any) -> None:
     wire._clock.advance(0)  # the turn ends: the hub flushes what it batched
 
 
-def received(transport: CountingTransport) -> list[Any]:
+def replies(transport: CountingTransport) -> list[Any]:
+    """
+    Every text message the client received, parsed as JSON.
+    """
     return [json.loads(f.payload) for f in server_frames(transport.value()) if isinstance(f.payload, str)]
+
+
+def received(transport: CountingTransport) -> list[Any]:
+    """
+    What a client of the first version of the protocol looks at: the
+    messages it received, without the answers to its subscriptions and
+    without positions.
+    """
+    return [withoutPosition(m) for m in replies(transport) if "subscribed" not in m]
 
 
 def test_protocol_subscribe_publish_and_receive() -> None:
@@ -535,8 +547,8 @@ def test_namespaces_keep_topics_apart() -> None:
     hub.publish("lobby", "root")
     chat.publish("lobby", "chat")
     clock.advance(0)
-    assert root.messages() == [{"topic": "lobby", "data": "root"}]
-    assert inChat.messages() == [{"topic": "lobby", "data": "chat"}]
+    assert root.envelopes() == [{"topic": "lobby", "data": "root"}]
+    assert inChat.envelopes() == [{"topic": "lobby", "data": "chat"}]
     assert hub.topicsOf(root) == frozenset({"lobby"}) and chat.topicsOf(inChat) == frozenset({"lobby"})
     assert hub.topicsOf(inChat) == frozenset() and chat.topicsOf(root) == frozenset()
     assert sorted(hub._topics) == ["chat\x1flobby", "lobby"]
@@ -607,7 +619,7 @@ def test_json_is_strict_and_the_connection_stays(message: str) -> None:
     assert not [line for line in logs if "Traceback" in line or "Error" in line]
     assert subscriber.frames == [] and wire.isOpen()
     send(wire, {"action": "publish", "topic": "t", "data": 1})
-    assert subscriber.messages() == [{"topic": "t", "data": 1}]
+    assert subscriber.envelopes() == [{"topic": "t", "data": 1}]
 
 
 def test_server_code_publishing_nan_gets_a_clear_error() -> None:

@@ -51,6 +51,8 @@ def test_clients_of_two_processes_see_each_others_messages(
     ):
         one.send(json.dumps({"action": "subscribe", "topic": "news"}))
         two.send(json.dumps({"action": "subscribe", "topic": "news"}))
+        # The Redis pub/sub broker gives no positions: a bare answer.
+        assert json.loads(one.recv(timeout=5)) == json.loads(two.recv(timeout=5)) == {"subscribed": "news"}
         deadline = time.monotonic() + 5
         while "txpulse:news" not in redis_server.channels() and time.monotonic() < deadline:
             time.sleep(0.02)

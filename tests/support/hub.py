@@ -68,6 +68,23 @@ class FakeSubscriber:
         """
         return [json.loads(text) for text in self.texts()]
 
+    def envelopes(self) -> list[Any]:
+        """
+        Every message written, parsed as JSON, without its position
+        (C{"offset"} and C{"epoch"}): what a client of the first version
+        of the protocol looks at.
+        """
+        return [withoutPosition(message) for message in self.messages()]
+
+
+def withoutPosition(message: Any) -> Any:
+    """
+    C{message} without its C{"offset"} and C{"epoch"} (if it is an object).
+    """
+    if not isinstance(message, dict):
+        return message
+    return {key: value for key, value in message.items() if key not in ("offset", "epoch")}
+
 
 def connect(factory: PubSubFactory, identity: object = None) -> tuple[WebSocketWire, CountingTransport]:
     """

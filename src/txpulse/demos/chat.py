@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.demos.test_chat -*-
+# -*- test-case-name: tests.demos.test_chat,tests.demos.test_chat_resume -*-
 """
 The chat demo mounted at C{/chat}: rooms on top of the pub/sub L{Hub}, so it
 scales out through the same broker. A room R is topic R of the hub
@@ -8,8 +8,12 @@ chat's events come from this protocol only, never from a C{/pubsub} client.
 Wire format (JSON text messages)::
 
     client -> server   {"action": "join", "room": R, "name": N}     once, first
+                       {"action": "join", "room": R, "name": N, "since": null | {"offset": O, "epoch": E}}
                        {"action": "say", "text": T}
-    server -> client   {"topic": R, "data": EVENT}                  hub envelopes
+    server -> client   {"subscribed": R, "offset": TOP, "epoch": E}  answers a join with "since"
+                       {"subscribed": R, "recovered": true|false, "offset": TOP, "epoch": E}
+                       {"topic": R, "data": EVENT, "offset": O, "epoch": E}
+                                                                    hub envelopes
                        {"name": N, "notice": "..."}                 the name was set
                                                                      by the server
                        {"error": "..."}
@@ -19,6 +23,14 @@ name is the identity: a C{name} that differs is overridden, and the client
 is told so (the C{"notice"} reply) before its join event; C{name} may then
 be left out. Joining needs permission to C{"subscribe"} to the room, saying
 something permission to C{"publish"} (the namespace's C{authorize} hook).
+
+A join with C{"since"} (a client that resumes, as C{chat.js} does) is a
+pub/sub subscription with positions (L{txpulse.pubsub.protocol}): it is
+answered with the room's position before any event, and from a position
+C{{"offset", "epoch"}} the events the client missed follow the answer
+(C{"recovered": true}), or the client is told it cannot have them
+(C{"recovered": false}); C{null} asks for the answer only (a first join).
+A join without C{"since"} gets no answer, as before.
 
 where EVENT is C{{"type": "join" | "leave", "name": N, "time": SECONDS}} or
 C{{"type": "message", "name": N, "text": T, "time": SECONDS}}. Names and texts
@@ -35,7 +47,7 @@ from typing import Any
 from twisted.python.failure import Failure
 
 from ..pubsub.hub import Authorize, Hub, HubError, Namespace, loadJSON
-from ..pubsub.protocol import refuse
+from ..pubsub.protocol import parseSince, refuse
 
 __all__ = ["ChatFactory", "ChatProtocol"]
 
@@ -82,7 +94,7 @@ class ChatProtocol:
         action = request.get("action")
         try:
             if action == "join":
-                self._join(request.get("room"), request.get("name"))
+                self._join(request.get("room"), request.get("name"), "since" in request, request.get("since"))
             elif action == "say":
                 self._say(request.get("text"))
             else:
@@ -90,9 +102,10 @@ class ChatProtocol:
         except HubError as refused:
             self._error(str(refused))
 
-    def _join(self, room: object, name: object) -> None:
+    def _join(self, room: object, name: object, resume: bool = False, since: object = None) -> None:
         if self.topic is not None:
             raise HubError("already joined")
+        position = parseSince(since) if resume else None
         identity = getattr(self.transport, "identity", None)
         overridden = False
         if identity is not None:
@@ -107,7 +120,7 @@ class ChatProtocol:
         if refuse(self._topics, self.transport, "subscribe", topic, self._refusalsLogged):
             self._refusalsLogged += 1
             raise HubError(f"not allowed to join {room!r}")
-        self._topics.subscribe(self.transport, topic)
+        self._topics.subscribe(self.transport, topic, position, answer=resume)
         self._maySay = self._topics.allowed(identity, "publish", topic)
         self.name, self.topic = name.strip(), topic
         if overridden:

@@ -34,7 +34,7 @@ from ..core.handshake import SAME_ORIGIN
 from ..demos.apps import EchoFactory, HeartbeatFactory
 from ..demos.chat import ChatFactory
 from ..pubsub.broker.memory import MemoryBroker
-from ..pubsub.hub import Broker, Hub
+from ..pubsub.hub import DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL, Broker, Hub
 from ..pubsub.protocol import PubSubFactory
 from ..pubsub.topicrules import TopicRules
 from ..server.auth import ApiKeys, Authenticator, RequireKey, TokenIssuer, TokenResource
@@ -220,6 +220,18 @@ class Options(usage.Options):
             "Objects allocated between two passes of the garbage collector's young generation (CPython: 700); "
             "what exists at start-up is frozen. 0 keeps CPython's settings. See txpulse.server.collector.",
             _parseThreshold,
+        ),
+        _param(
+            "history-size",
+            DEFAULT_HISTORY_SIZE,
+            "Publications kept per pub/sub topic for clients that resume after a reconnection (0: no history).",
+            parseCount,
+        ),
+        _param(
+            "history-ttl",
+            DEFAULT_HISTORY_TTL,
+            "Seconds a publication is kept for clients that resume (0: no history).",
+            parseSeconds,
         ),
         [
             "topic-rules",
@@ -435,7 +447,12 @@ def buildRoot(
         (default: L{makeLimiter} on C{clock}).
     """
     if hub is None:
-        hub = Hub(MemoryBroker(), maxTopicsPerConnection=options["max-topics"])
+        hub = Hub(
+            MemoryBroker(),
+            maxTopicsPerConnection=options["max-topics"],
+            historySize=options["history-size"],
+            historyTtl=options["history-ttl"],
+        )
     root: Resource
     if options["path"] is not None:
         # No listings, nothing outside the directory, .rpy scripts run.
@@ -539,7 +556,12 @@ def makeService(options: Options) -> service.MultiService:
     One listening service per C{--listen} endpoint, all serving one site.
     """
     registry = ConnectionRegistry()
-    hub = Hub(makeBroker(options), maxTopicsPerConnection=options["max-topics"])
+    hub = Hub(
+        makeBroker(options),
+        maxTopicsPerConnection=options["max-topics"],
+        historySize=options["history-size"],
+        historyTtl=options["history-ttl"],
+    )
     limiter = makeLimiter(options)
     # Before the site reads the limit for its default connection cap.
     raiseOpenFilesLimit()

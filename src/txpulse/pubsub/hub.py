@@ -32,6 +32,24 @@ for the whole batch, or as soon as the batch holds C{maxBatch} bytes (a
 server-side loop publishing megabytes in one turn must not pile them up
 unchecked). Order is kept per subscriber.
 
+Positions and recovery: a broker that has a C{history} method (the
+in-process one does; see L{Broker}) gives every publication a position,
+and the hub writes it into the one frame of each delivery:
+C{{"topic": T, "data": D, "offset": N, "epoch": E}}. A subscription made
+with C{answer=True} (the C{/pubsub} protocol's) is answered with the
+topic's position, C{{"subscribed": T, "offset": TOP, "epoch": E}}, before
+any delivery on it; one made C{since} a position is answered with
+C{"recovered": true} and followed by the publications after it, then the
+live ones, or with C{"recovered": false} and the live ones only. While the
+broker reads the history (a L{Deferred}, for a broker across processes),
+the subscriber is not yet among the topic's subscribers: what is
+delivered to the topic meanwhile is kept aside for it, and written after
+the history, minus what the history already had (compared by offset). So
+the seam between replay and live has no gap and no duplicate. A broker
+without C{history} (the Redis pub/sub broker as of now) delivers without
+positions; subscriptions are answered C{{"subscribed": T}}, with
+C{"recovered": false} when asked to recover.
+
 Slow subscribers: a subscriber whose write backlog (the growth of its
 queue since its transport's buffer filled) is over C{maxBacklog} bytes is
 disconnected with close code 1008 ("subscriber too slow") and a log line,
@@ -48,8 +66,9 @@ import json
 import re
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -57,6 +76,8 @@ from twisted.python.failure import Failure
 from ..core.frames import Opcode, encode_frame
 from ..logs.peers import peerOf
 from ..wire.twistedinternals import maybeGlobalReactor
+from .broker import Broker, PositionedBroker
+from .history import History, Position, positioned
 
 __all__ = [
     "Hub",
@@ -64,7 +85,11 @@ __all__ = [
     "Namespace",
     "Subscriber",
     "Broker",
+    "PositionedBroker",
     "Authorize",
+    "HistoryFor",
+    "Position",
+    "History",
     "channelFor",
     "topicOfChannel",
     "loadJSON",
@@ -73,6 +98,20 @@ __all__ = [
 ]
 
 _log = Logger()
+
+#: Publications kept per topic by default (L{Hub}'s C{historySize}; the
+#: plugin's C{--history-size}): a 1 s outage of a topic carrying 1,000
+#: messages/s, or 10 s at 100/s. What it costs is measured in the README
+#: ("Delivery guarantees"): about 230 bytes per 100-byte publication kept,
+#: so at most about 230 KB for a topic that busy, and only as much as
+#: its traffic over the ttl for a quieter one.
+DEFAULT_HISTORY_SIZE = 1000
+
+#: Seconds a publication is kept by default (C{historyTtl};
+#: C{--history-ttl}): longer than a node restart plus a few of the
+#: clients' reconnection backoffs (0.5 s doubling up to 30 s), short
+#: enough that quiet topics hold little.
+DEFAULT_HISTORY_TTL = 120.0
 
 #: Close code for a subscriber that cannot keep up (RFC 6455 §7.4.1: 1008,
 #: "a message that violates its policy").
@@ -202,31 +241,38 @@ class Subscriber(Protocol):
     def writeBacklog(self) -> int: ...
 
 
-class Broker(Protocol):
-    """
-    Carries published messages to every process with subscribers.
-
-    The hub tells the broker which topics have local subscribers
-    (C{subscribe} on the first, C{unsubscribe} after the last), publishes
-    through it, and receives through the C{deliver} callback given to
-    C{start}. Payloads are the complete JSON envelope, as text.
-    """
-
-    def start(self, deliver: Callable[[str, str], None]) -> None: ...
-
-    def subscribe(self, topic: str) -> None: ...
-
-    def unsubscribe(self, topic: str) -> None: ...
-
-    def publish(self, topic: str, payload: str) -> None: ...
-
-    def stop(self) -> object: ...
-
-
 #: Per-topic authorization: C{(identity, action, topic) -> bool}, where
 #: action is C{"subscribe"} or C{"publish"} and identity is what the
 #: accept hook (e.g. the Bearer-key check) attached to the connection.
 Authorize = Callable[[object, str, str], bool]
+
+#: Per-topic history limits: C{topic -> (size, ttl)}, or C{None} for the
+#: hub's defaults. It sees topics as the hub's C{authorize} does (the
+#: root's as they are, topic T of namespace N as C{N/T}).
+HistoryFor = Callable[[str], "tuple[int, float] | None"]
+
+
+def _qualified(channel: str) -> str:
+    """
+    How hooks see the topic of C{channel}: C{N/T} for topic T of namespace N.
+    """
+    namespace, separator, topic = channel.partition(SEPARATOR)
+    return f"{namespace}/{topic}" if separator else channel
+
+
+class _Pending:
+    """
+    A subscription waiting for its broker's L{History}: what was delivered
+    to its channel meanwhile, C{(payload, offset, epoch)}, to be written
+    after the history.
+    """
+
+    __slots__ = ("topic", "since", "buffer")
+
+    def __init__(self, topic: str, since: Position | None) -> None:
+        self.topic = topic
+        self.since = since
+        self.buffer: list[tuple[str, int | None, str | None]] = []
 
 
 class Hub:
@@ -246,6 +292,9 @@ class Hub:
         maxBatch: int = 64 << 10,
         authorize: Authorize | None = None,
         clock: IReactorTime | None = None,
+        historySize: int = DEFAULT_HISTORY_SIZE,
+        historyTtl: float = DEFAULT_HISTORY_TTL,
+        historyFor: HistoryFor | None = None,
     ) -> None:
         """
         @param broker: default: an in-process L{MemoryBroker}.
@@ -262,13 +311,28 @@ class Hub:
             L{Namespace.allowed}).
         @param clock: schedules the end-of-turn flush of batched deliveries
             (default: the global reactor, looked up at the first delivery so
-            that a hub built before a reactor is installed uses that one).
+            that a hub built before a reactor is installed uses that one);
+            also the default broker's clock (the history's ttl).
+        @param historySize: publications kept per topic for subscribers
+            that resume (C{since}); 0 turns history off (positions are
+            still given).
+        @param historyTtl: seconds a publication is kept; 0 turns history
+            off.
+        @param historyFor: per-topic override of the two (see
+            L{HistoryFor}); asked once per topic, when the broker first
+            sees it.
+        @raise ValueError: for a negative C{historySize} or C{historyTtl}.
         """
+        if historySize < 0 or historyTtl < 0:
+            raise ValueError("historySize and historyTtl must not be negative")
         if broker is None:
             from .broker.memory import MemoryBroker
 
-            broker = MemoryBroker()
+            broker = MemoryBroker(clock=clock)
         self.broker = broker
+        self.historySize = historySize
+        self.historyTtl = historyTtl
+        self.historyFor = historyFor
         self.maxTopicsPerConnection = maxTopicsPerConnection
         self.maxTopicLength = maxTopicLength
         self.maxBacklog = maxBacklog
@@ -283,8 +347,31 @@ class Hub:
         #: Local subscribers per broker channel, and channels per subscriber.
         self._topics: dict[str, set[Subscriber]] = {}
         self._subscriptions: dict[Subscriber, set[str]] = {}
+        #: Subscriptions waiting for their broker's history, per channel.
+        self._recovering: dict[str, dict[Subscriber, _Pending]] = {}
         self._root = Namespace(self, "")
-        broker.start(self.deliver)
+        #: Whether the broker gives positions and keeps history.
+        self.positions = callable(getattr(broker, "history", None))
+        if self.positions:
+            broker.start(self.deliver, self.historyLimits)
+        else:
+            broker.start(self.deliver)
+
+    def historyLimits(self, channel: str) -> tuple[int, float]:
+        """
+        C{(size, ttl)} of the history of broker channel C{channel}:
+        C{historyFor}'s answer if it has one, else C{historySize} and
+        C{historyTtl}; C{(0, 0.0)} if either is 0 (history off).
+        """
+        size, ttl = self.historySize, self.historyTtl
+        hook = self.historyFor
+        if hook is not None:
+            override = hook(_qualified(channel))
+            if override is not None:
+                size, ttl = override
+        if size <= 0 or ttl <= 0:
+            return (0, 0.0)
+        return (int(size), float(ttl))
 
     @property
     def clock(self) -> IReactorTime:
@@ -330,13 +417,14 @@ class Hub:
             raise HubError("topic must not contain control characters")
         return topic
 
-    def subscribe(self, subscriber: Subscriber, topic: str) -> None:
+    def subscribe(
+        self, subscriber: Subscriber, topic: str, since: Position | None = None, *, answer: bool = False
+    ) -> None:
         """
-        Add C{subscriber} to C{topic} (idempotent).
-
-        @raise HubError: for a bad topic name or too many subscriptions.
+        Add C{subscriber} to C{topic} of the root namespace: see
+        L{Namespace.subscribe}.
         """
-        self._root.subscribe(subscriber, topic)
+        self._root.subscribe(subscriber, topic, since, answer=answer)
 
     def unsubscribe(self, subscriber: Subscriber, topic: str) -> None:
         """
@@ -364,18 +452,124 @@ class Hub:
         """
         return self._root.subscribers(topic)
 
-    def _subscribe(self, subscriber: Subscriber, channel: str) -> None:
+    def _subscribe(
+        self, subscriber: Subscriber, channel: str, topic: str, since: Position | None, answer: bool
+    ) -> None:
         channels = self._subscriptions.setdefault(subscriber, set())
         if channel in channels:
-            return
-        if len(channels) >= self.maxTopicsPerConnection:
+            if not answer:
+                return
+            # Asked again, for an answer: the subscription starts over (its
+            # reply, its replay from since), without the broker noticing.
+            self._detach(subscriber, channel)
+        elif len(channels) >= self.maxTopicsPerConnection:
             raise HubError(f"subscribed to too many topics (limit {self.maxTopicsPerConnection})")
-        channels.add(channel)
-        subscribers = self._topics.get(channel)
-        if subscribers is None:
-            subscribers = self._topics[channel] = set()
+        else:
+            channels.add(channel)
+        if channel not in self._topics and channel not in self._recovering:
             self.broker.subscribe(channel)
-        subscribers.add(subscriber)
+        if not answer:
+            self._topics.setdefault(channel, set()).add(subscriber)
+            return
+        if not self.positions:
+            reply: dict[str, Any] = {"subscribed": topic}
+            if since is not None:
+                reply["recovered"] = False
+            self._topics.setdefault(channel, set()).add(subscriber)
+            self._writeTexts(subscriber, [dumpJSON(reply)])
+            return
+        pending = _Pending(topic, since)
+        self._recovering.setdefault(channel, {})[subscriber] = pending
+        try:
+            history = cast(PositionedBroker, self.broker).history(channel, since)
+        except Exception:
+            _log.failure("Reading the history of {channel!r} failed", Failure(), channel=channel)
+            self._resume(subscriber, channel, pending, None)
+            return
+        if isinstance(history, Deferred):
+            history.addCallbacks(
+                lambda answered: self._resume(subscriber, channel, pending, answered),
+                lambda failure: self._historyFailed(failure, subscriber, channel, pending),
+            )
+        else:
+            self._resume(subscriber, channel, pending, history)
+
+    def _historyFailed(self, failure: Failure, subscriber: Subscriber, channel: str, pending: _Pending) -> None:
+        _log.failure("Reading the history of {channel!r} failed", failure, channel=channel)
+        self._resume(subscriber, channel, pending, None)
+
+    def _resume(self, subscriber: Subscriber, channel: str, pending: _Pending, history: History | None) -> None:
+        """
+        The broker answered C{pending}'s subscription with C{history}
+        (C{None}: it failed): write the reply, the replay, then what was
+        delivered meanwhile and is not in the replay; the subscriber is
+        then live.
+        """
+        waiting = self._recovering.get(channel)
+        if waiting is None or waiting.get(subscriber) is not pending:
+            return  # unsubscribed (or subscribed again) meanwhile
+        del waiting[subscriber]
+        if not waiting:
+            del self._recovering[channel]
+        reply: dict[str, Any] = {"subscribed": pending.topic}
+        texts: list[str] = []
+        if history is None:
+            if pending.since is not None:
+                reply["recovered"] = False
+        else:
+            if pending.since is not None:
+                reply["recovered"] = history.recovered
+            reply["offset"] = history.offset
+            reply["epoch"] = history.epoch
+            if history.recovered:
+                texts = [positioned(text, n, history.epoch) for n, text in history.publications]
+        texts.insert(0, dumpJSON(reply))
+        for payload, offset, epoch in pending.buffer:
+            if offset is None or epoch is None:
+                texts.append(payload)
+            elif history is None or epoch != history.epoch or offset > history.offset:
+                texts.append(positioned(payload, offset, epoch))
+            # else: in the replay already, or from before the subscription
+        self._topics.setdefault(channel, set()).add(subscriber)
+        self._writeTexts(subscriber, texts)
+
+    def _writeTexts(self, subscriber: Subscriber, texts: list[str]) -> None:
+        """
+        Write C{texts} to C{subscriber} after what is queued for it: in this
+        turn's batch if one is being made, else at once.
+        """
+        try:
+            if not subscriber.isOpen():
+                return
+            started = False
+            for text in texts:
+                started = subscriber.queueFrame(encode_frame(Opcode.TEXT, text.encode("utf-8"))) or started
+            queued = self._queued
+            if queued is not None:
+                if started:
+                    queued.append(subscriber)
+                return
+            subscriber.flush()
+            if subscriber.writeBacklog > self.maxBacklog:
+                self._dropSlow(subscriber)
+        except Exception:
+            _log.failure("Writing to a subscriber failed", Failure())
+
+    def _detach(self, subscriber: Subscriber, channel: str) -> None:
+        """
+        Take C{subscriber} off C{channel}'s live subscribers or pending
+        recoveries (its subscription stays counted).
+        """
+        subscribers = self._topics.get(channel)
+        if subscribers is not None:
+            subscribers.discard(subscriber)
+            if not subscribers:
+                del self._topics[channel]
+        waiting = self._recovering.get(channel)
+        if waiting is not None:
+            waiting.pop(subscriber, None)
+            if not waiting:
+                del self._recovering[channel]
 
     def _unsubscribe(self, subscriber: Subscriber, channel: str) -> None:
         channels = self._subscriptions.get(subscriber)
@@ -384,37 +578,47 @@ class Hub:
         channels.discard(channel)
         if not channels:
             del self._subscriptions[subscriber]
-        subscribers = self._topics[channel]
-        subscribers.discard(subscriber)
-        if not subscribers:
-            del self._topics[channel]
+        self._detach(subscriber, channel)
+        if channel not in self._topics and channel not in self._recovering:
             self.broker.unsubscribe(channel)
 
     # -- publishing ------------------------------------------------------------
 
-    def publish(self, topic: str, data: Any) -> None:
+    def publish(self, topic: str, data: Any) -> Position | Deferred[Position] | None:
         """
         Publish C{data} (anything JSON can encode) to C{topic} of the root
         namespace: every subscriber, in every process the broker reaches,
-        receives C{{"topic": topic, "data": data}}.
+        receives C{{"topic": topic, "data": data}} (with its position,
+        C{"offset"} and C{"epoch"}, from a broker with positions).
+
+        @return: what the broker's C{publish} returns: the position, a
+            L{Deferred} firing with it, or C{None}.
 
         @raise HubError: for a bad topic name.
         @raise ValueError: for C{NaN} or infinite floats (not JSON), nesting
             too deep, or lone surrogates in strings.
         @raise TypeError: for data JSON cannot encode.
         """
-        self._root.publish(topic, data)
+        return self._root.publish(topic, data)
 
-    def deliver(self, topic: str, payload: str) -> None:
+    def deliver(self, topic: str, payload: str, offset: int | None = None, epoch: str | None = None) -> None:
         """
         Write C{payload} (a JSON envelope, from the broker) to every local
-        subscriber of broker channel C{topic}: encoded once, the same frame to all; the
-        turn's first delivery at once, later ones batched (see the module
-        docstring).
+        subscriber of broker channel C{topic}, with its position if it has
+        one: encoded once, the same frame to all; the turn's first delivery
+        at once, later ones batched (see the module docstring). Kept aside
+        for the subscribers of C{topic} waiting for their history.
         """
+        if self._recovering:
+            waiting = self._recovering.get(topic)
+            if waiting:
+                for pending in waiting.values():
+                    pending.buffer.append((payload, offset, epoch))
         subscribers = self._topics.get(topic)
         if not subscribers:
             return
+        if offset is not None and epoch is not None:
+            payload = f'{payload[:-1]},"offset":{offset},"epoch":"{epoch}"}}'
         frame = encode_frame(Opcode.TEXT, payload.encode("utf-8"))
         queued = self._queued
         if queued is None:
@@ -549,13 +753,28 @@ class Namespace:
         """
         return channelFor(self.name, topic)
 
-    def subscribe(self, subscriber: Subscriber, topic: str) -> None:
+    def subscribe(
+        self, subscriber: Subscriber, topic: str, since: Position | None = None, *, answer: bool = False
+    ) -> None:
         """
-        Add C{subscriber} to C{topic} (idempotent).
+        Add C{subscriber} to C{topic}.
+
+        Without C{answer} (server code, the chat): idempotent, silent, and
+        live at once. With C{answer} (the C{/pubsub} protocol), or C{since}:
+        the subscription is answered, before any delivery on it, with
+        C{{"subscribed": T, "offset": TOP, "epoch": E}}; from C{since}, with
+        C{"recovered": true} and the publications after C{since}, or
+        C{"recovered": false} (see L{Broker}, C{history}); then the live
+        ones. Asked again for an answer, a subscription starts over (the
+        client names the position it has).
+
+        Authorization is the caller's (L{allowed}), for recovery as for
+        any subscription.
 
         @raise HubError: for a bad topic name or too many subscriptions.
         """
-        self.hub._subscribe(subscriber, self.channel(self.checkTopic(topic)))
+        topic = self.checkTopic(topic)
+        self.hub._subscribe(subscriber, self.channel(topic), topic, since, answer or since is not None)
 
     def unsubscribe(self, subscriber: Subscriber, topic: str) -> None:
         """
@@ -580,9 +799,9 @@ class Namespace:
         """
         return frozenset(self.hub._topics.get(self.channel(topic), ()))
 
-    def publish(self, topic: str, data: Any) -> None:
+    def publish(self, topic: str, data: Any) -> Position | Deferred[Position] | None:
         """
         Publish C{data} to C{topic}: see L{Hub.publish}.
         """
         self.checkTopic(topic)
-        self.hub.broker.publish(self.channel(topic), dumpJSON({"topic": topic, "data": data}))
+        return self.hub.broker.publish(self.channel(topic), dumpJSON({"topic": topic, "data": data}))

@@ -6,13 +6,30 @@ connection, speaking to the topics of one L{Namespace} of a L{Hub}.
 Wire format (JSON text messages)::
 
     client -> server   {"action": "subscribe",   "topic": T}
+                       {"action": "subscribe",   "topic": T, "since": {"offset": N, "epoch": E}}
                        {"action": "unsubscribe", "topic": T}
                        {"action": "publish",     "topic": T, "data": D}
-    server -> client   {"topic": T, "data": D}       to every subscriber of T
+    server -> client   {"subscribed": T, "offset": TOP, "epoch": E}
+                                                     answers a subscribe, before any delivery
+                       {"subscribed": T, "recovered": true|false, "offset": TOP, "epoch": E}
+                                                     answers a subscribe with "since"
+                       {"topic": T, "data": D, "offset": N, "epoch": E}
+                                                     to every subscriber of T
                        {"error": "..."}              to a client whose message was refused
 
+Positions (C{offset}, C{epoch}) and recovery are additions: a client that
+ignores them and the C{"subscribed"} answer works as before. With
+C{"recovered": true} the publications N+1 ... TOP follow the answer, in
+order, then the live ones, with no gap and no duplicate; with
+C{"recovered": false} (the epoch changed, N+1 is no longer kept, or N is
+ahead of TOP) only the live ones follow, and the client reloads its
+state. A broker without positions answers C{{"subscribed": T}} (and
+C{"recovered": false} to a C{since}), and delivers C{{"topic", "data"}}.
+
 Requests are parsed strictly (L{loadJSON}); a refused request gets an
-C{{"error"}} reply and the connection stays open.
+C{{"error"}} reply and the connection stays open: a C{since} that is not
+C{null} or C{{"offset": N, "epoch": E}}, with N a whole number (0 or
+more) and E an epoch (L{txpulse.pubsub.history.EPOCH}), is refused so.
 """
 
 from __future__ import annotations
@@ -24,9 +41,30 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..logs.peers import peerOf
+from .history import Position, isEpoch
 from .hub import Authorize, Hub, HubError, Namespace, loadJSON
 
-__all__ = ["PubSubFactory", "PubSubProtocol", "refuse", "MAX_REFUSALS_LOGGED"]
+__all__ = ["PubSubFactory", "PubSubProtocol", "refuse", "parseSince", "MAX_REFUSALS_LOGGED"]
+
+
+def parseSince(since: object) -> Position | None:
+    """
+    The position of a subscribe request's C{"since"}: C{None} for C{null}.
+
+    @raise HubError: for anything but C{null} or an object with exactly an
+        integer C{"offset"} (0 or more) and an epoch string C{"epoch"}.
+    """
+    if since is None:
+        return None
+    if not isinstance(since, dict) or set(since) != {"offset", "epoch"}:
+        raise HubError('since must be {"offset": N, "epoch": E}')
+    offset, epoch = since["offset"], since["epoch"]
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise HubError("since.offset must be a whole number, 0 or more")
+    if not isEpoch(epoch):
+        raise HubError("since.epoch must be an epoch string, as the server sent it")
+    return Position(offset, epoch)
+
 
 _log = Logger()
 
@@ -66,8 +104,11 @@ class PubSubProtocol:
         try:
             topic = topics.checkTopic(request.get("topic"))
             if action == "subscribe":
+                since = parseSince(request.get("since"))
+                # The same check for a recovery as for any subscription: no
+                # replay of a topic the client may not subscribe to.
                 self._authorize("subscribe", topic)
-                topics.subscribe(self.transport, topic)
+                topics.subscribe(self.transport, topic, since, answer=True)
             elif action == "unsubscribe":
                 topics.unsubscribe(self.transport, topic)
             elif action == "publish":

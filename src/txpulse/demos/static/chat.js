@@ -1,15 +1,27 @@
 /**
  * chat.js: the chat page (`chat.html`), a client of the `/chat` mount.
  *
- * Wire format (see `txpulse/chat.py`): after each (re)connection the page
- * sends `{"action": "join", "room": R, "name": N}`, then one
- * `{"action": "say", "text": T}` per message. The server answers with hub
- * envelopes `{"topic": R, "data": EVENT}`, where EVENT is
+ * Wire format (see `txpulse/demos/chat.py`): after each (re)connection the
+ * page sends `{"action": "join", "room": R, "name": N, "since": S}`, then
+ * one `{"action": "say", "text": T}` per message. The server answers the
+ * join with the room's position (`{"subscribed": R, "offset", "epoch"}`, and
+ * `"recovered"` when S was a position), then sends hub envelopes
+ * `{"topic": R, "data": EVENT, "offset", "epoch"}`, where EVENT is
  * `{"type": "join"|"leave", "name", "time"}` or
  * `{"type": "message", "name", "text", "time"}` (`time` in seconds since the
  * epoch), with `{"name": N, "notice": "..."}` when a protected server
  * sets the name to the signed-in identity, and with `{"error": "..."}` for
  * a refused request.
+ *
+ * No event lost, none shown twice: S is `null` on the first connection of a
+ * session and, on every reconnection, the position of the last event shown,
+ * so the server replays what was said while the page was away (the page's
+ * own "left" and "joined" included) before the live events; a
+ * {@link TopicCursor} drops what was already shown. When the server cannot
+ * replay (it restarted, or too much was missed: `"recovered": false`), the
+ * page says so once, keeps what it shows, and goes on with the live events.
+ * An older server (no answer, no positions) gets the same page, without
+ * resuming.
  *
  * Names and texts come from other users: they are only ever put into the
  * page as text (`textContent`, `createTextNode`), never as HTML.
@@ -26,7 +38,7 @@
  * @module chat
  */
 
-import { PulseSocket, defaultUrl, reconnectingText, tuningFromQuery } from "./txpulse.js";
+import { PulseSocket, TopicCursor, defaultUrl, reconnectingText, tuningFromQuery } from "./txpulse.js";
 
 /** A token request the server refused for good (wrong key, no token service). */
 class TokenRefused extends Error {}
@@ -50,6 +62,9 @@ export async function fetchToken(key) {
   const { token } = await response.json();
   return token;
 }
+
+/** What the page says when the server could not replay what it missed. */
+export const MISSED_TEXT = "messages sent while this page was away could not be recovered";
 
 /** Most entries kept in the message list; older ones are dropped. */
 const MAX_ENTRIES = 500;
@@ -92,9 +107,11 @@ $("url").textContent = url;
 
 /**
  * The current room, or null before joining and after leaving:
- * `{name, room, pulse, joining, open, everOpen}`. `joining` is true from
- * sending a join until the first answer, which tells whether the join was
- * accepted; `open` is whether the current connection opened.
+ * `{name, room, pulse, cursor, joining, answers, open, everOpen}`. `joining`
+ * is true from sending a join until the first answer, which tells whether
+ * the join was accepted; `answers` whether the server answered the join of
+ * the current connection with the room's position; `open` is whether the
+ * current connection opened; `cursor` the room's position (what was shown).
  */
 let session = null;
 window.chat = {
@@ -218,7 +235,8 @@ function join(name, room, key = "") {
     backoff,
     token: key === "" ? null : () => tokenFor(key, current),
   });
-  const current = { name, room, pulse, joining: false, open: false, everOpen: false };
+  const cursor = new TopicCursor();
+  const current = { name, room, pulse, cursor, joining: false, answers: false, open: false, everOpen: false };
   session = current;
 
   pulse.onstatus = (state, info) => showStatus(state, info);
@@ -227,10 +245,14 @@ function join(name, room, key = "") {
     if (current.everOpen) showLocal("reconnected", "up");
     current.everOpen = current.open = true;
     current.joining = true;
+    current.answers = false;
     showError($("error"), "");
-    pulse.send(JSON.stringify({ action: "join", room, name: current.name }));
+    // From the last event shown: the server replays what came after it.
+    const since = cursor.subscribing();
+    pulse.send(JSON.stringify({ action: "join", room, name: current.name, since }));
   };
   pulse.onclose = (code, reason) => {
+    cursor.lost();
     if (!current.everOpen) showError($("error"), connectFailure(key, reason));
     // Also called for attempts that never opened: report each loss once.
     if (!current.open) return;
@@ -266,6 +288,25 @@ function join(name, room, key = "") {
       return;
     }
     current.joining = false;
+    if (typeof message.subscribed === "string") {
+      // The join's answer: the room's position, and whether what this
+      // page missed follows.
+      current.answers = true;
+      if (cursor.answered(message)) showLocal(MISSED_TEXT, "missed");
+      return;
+    }
+    switch (cursor.received(message, current.answers)) {
+      case "duplicate": // shown already (the seam between replay and live)
+      case "early": // before the join's answer: it comes again after it
+        return;
+      case "gap": // the chat cannot ask again on this connection: say so
+        cursor.skip(message);
+        showLocal(MISSED_TEXT, "missed");
+        break;
+      case "reset": // the room's history was lost while connected
+        showLocal(MISSED_TEXT, "missed");
+        break;
+    }
     showEvent(message.data);
   };
 

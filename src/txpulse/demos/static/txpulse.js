@@ -56,6 +56,23 @@
  * An exception thrown by a callback is reported (`reportError`) and does not
  * disturb the connection logic.
  *
+ * Pub/sub that resumes: {@link PulsePubSub} is a client of txpulse's
+ * `/pubsub` hub on a PulseSocket. It keeps the last position (`offset` and
+ * `epoch`) of each topic and, after every reconnection, subscribes again
+ * from it (`"since"`), so the application sees every publication once, in
+ * order, and is told (`onrecoveryfailed`) when the server could not replay
+ * what was missed:
+ *
+ *     import { PulsePubSub } from "/txpulse.js";
+ *
+ *     const hub = new PulsePubSub();                     // defaultUrl("/pubsub")
+ *     hub.onrecoveryfailed = (topic, position) => reloadEverything(topic);
+ *     hub.subscribe("news", (data, position) => show(data));
+ *     hub.publish("news", { text: "hi" });               // false while disconnected
+ *
+ * {@link TopicCursor} is the same bookkeeping for one topic, for pages that
+ * speak another protocol on top of the hub (the chat page).
+ *
  * @module txpulse
  */
 
@@ -425,6 +442,316 @@ export class PulseSocket extends EventTarget {
       }
     }
     this.dispatchEvent(new CustomEvent(name, { detail }));
+  }
+}
+
+// -- pub/sub that resumes ------------------------------------------------------
+
+/**
+ * @typedef {object} Position
+ * @property {number} offset the publication's number in its topic (1, 2, ...)
+ * @property {string} epoch  the topic's epoch: offsets of another epoch are
+ *   not comparable (the server lost the topic's history in between)
+ */
+
+/**
+ * The position `{offset, epoch}` of a server message (a delivery or a
+ * subscription's answer), or `null` if it has none (a server without
+ * positions).
+ *
+ * @param {object} message
+ * @returns {Position|null}
+ */
+export function positionOf(message) {
+  const { offset, epoch } = message ?? {};
+  if (Number.isInteger(offset) && offset >= 0 && typeof epoch === "string" && epoch !== "") {
+    return { offset, epoch };
+  }
+  return null;
+}
+
+/**
+ * Where a subscriber is in one topic, and what to do with each message of
+ * it. The resume rules (the same as the Python `txpulse.pubsub.PubSubClient`):
+ *
+ *  - On every connection, subscribe with `since: cursor.subscribing()`: the
+ *    last position delivered, or `null` (none known yet).
+ *  - The server's answer (`{"subscribed": T, ...}`) goes to
+ *    {@link TopicCursor#answered}; it returns `true` when publications were
+ *    missed and cannot be replayed (`"recovered": false`, e.g. a restarted
+ *    server): tell the application, once; delivery goes on from the
+ *    answer's position.
+ *  - Each delivery goes to {@link TopicCursor#received}, which says what to
+ *    do with it: `"deliver"` it; drop a `"duplicate"` (at or below the last
+ *    position: the seam between a replay and what was already seen) or an
+ *    `"early"` one (before the answer: it belongs to the subscription the
+ *    server is replacing and comes again in the replay); on a `"gap"` (past
+ *    the next offset) subscribe again from {@link TopicCursor#position}, or
+ *    accept the loss with {@link TopicCursor#skip}; on `"reset"` (another
+ *    epoch: the history was lost while connected) tell the application,
+ *    then deliver.
+ *  - Messages without positions (an older server) are always delivered.
+ */
+export class TopicCursor {
+  /**
+   * @param {Position|null} [position=null] resume after this position
+   *   (e.g. one kept from an earlier page) instead of starting from now
+   */
+  constructor(position = null) {
+    /** The last position delivered (or answered), or `null`. @type {Position|null} */
+    this.position = positionOf(position);
+    /** A subscribe was sent on this connection and not answered yet. */
+    this.waiting = false;
+    this._asked = null;
+  }
+
+  /**
+   * The `since` of a subscribe about to be sent (`null`: none); the cursor
+   * then waits for its answer.
+   *
+   * @returns {Position|null}
+   */
+  subscribing() {
+    this.waiting = true;
+    this._asked = this.position;
+    return this.position === null ? null : { ...this.position };
+  }
+
+  /** The connection was lost: the answer will not come. */
+  lost() {
+    this.waiting = false;
+  }
+
+  /**
+   * The server answered the subscribe.
+   *
+   * @param {object} answer `{"subscribed": T, "offset", "epoch", "recovered"}`
+   * @returns {boolean} whether publications were missed and cannot be replayed
+   */
+  answered(answer) {
+    if (!this.waiting) return false;
+    this.waiting = false;
+    const top = positionOf(answer);
+    const asked = this._asked;
+    if (asked === null) {
+      this.position = top; // a fresh subscription starts from the present
+      return false;
+    }
+    if (top !== null && answer.recovered === true && top.epoch === asked.epoch) {
+      this.position = asked; // the replay of asked+1 ... top follows
+      return false;
+    }
+    this.position = top;
+    return true;
+  }
+
+  /**
+   * What to do with a delivery (see the class comment); `"deliver"` and
+   * `"reset"` move the position to the delivery's.
+   *
+   * @param {object} message `{"topic", "data", "offset", "epoch"}`
+   * @param {boolean} [answers=true] whether the server answered a
+   *   subscribe on this connection (a server that never does delivers
+   *   before any answer, and its deliveries are not "early")
+   * @returns {"deliver"|"duplicate"|"early"|"gap"|"reset"}
+   */
+  received(message, answers = true) {
+    if (this.waiting && answers) return "early";
+    const position = positionOf(message);
+    if (position === null) return "deliver";
+    const last = this.position;
+    if (last !== null && position.epoch === last.epoch) {
+      if (position.offset <= last.offset) return "duplicate";
+      if (position.offset > last.offset + 1) return "gap";
+    }
+    this.position = position;
+    return last !== null && position.epoch !== last.epoch ? "reset" : "deliver";
+  }
+
+  /**
+   * Accept a gap: the position moves to `message`'s (deliver it then).
+   *
+   * @param {object} message
+   */
+  skip(message) {
+    this.position = positionOf(message) ?? this.position;
+  }
+}
+
+/**
+ * A client of txpulse's pub/sub hub that stays connected (a
+ * {@link PulseSocket}, `pulse.socket`) and resumes each subscription where
+ * it left off (see {@link TopicCursor}).
+ *
+ * Callbacks (assign a function or leave `null`; what they throw is reported
+ * and does not disturb the client):
+ *  - `onrecoveryfailed(topic, position)`: publications of `topic` were
+ *    missed and cannot be replayed; delivery goes on after `position`
+ *    (`null` from a server without positions). Reload what you show of
+ *    `topic`. A subscription's own `onrecoveryfailed` comes first.
+ *  - `onerror(message)`: the server refused a request (`{"error"}`).
+ * For the connection's state, use `pulse.socket.onstatus` and friends.
+ */
+export class PulsePubSub {
+  /**
+   * @param {object} [options] those of {@link PulseSocket}; `url` defaults
+   *   to `defaultUrl("/pubsub")` and `silenceTimeout` to 0 (the hub says
+   *   nothing while no one publishes; the server's pings keep watch)
+   */
+  constructor({ url = defaultUrl("/pubsub"), silenceTimeout = 0, ...options } = {}) {
+    /** @type {null | ((topic: string, position: Position|null) => void)} */ this.onrecoveryfailed = null;
+    /** @type {null | ((message: string) => void)} */ this.onerror = null;
+    this._topics = new Map(); // topic -> {callback, onrecoveryfailed, cursor}
+    this._answers = false; // the current connection answered a subscribe
+    /** @readonly */ this.socket = new PulseSocket({ url, silenceTimeout, ...options });
+    this.socket.addEventListener("open", () => this._opened());
+    this.socket.addEventListener("message", (event) => this._received(event.detail.data));
+    this.socket.addEventListener("close", () => this._lost());
+  }
+
+  /** The topics subscribed to. @returns {string[]} */
+  get topics() {
+    return [...this._topics.keys()];
+  }
+
+  /**
+   * The last position of `topic` delivered (or its position when the
+   * subscription started); `null` if none is known or not subscribed.
+   *
+   * @param {string} topic
+   * @returns {Position|null}
+   */
+  position(topic) {
+    const position = this._topics.get(topic)?.cursor.position;
+    return position ? { ...position } : null;
+  }
+
+  /**
+   * Subscribe to `topic` (now if connected, else on connection) and again
+   * after every reconnection, resuming. Subscribing again to a topic
+   * replaces its callbacks and keeps its position.
+   *
+   * @param {string} topic
+   * @param {(data: any, position: Position|null) => void} callback every
+   *   publication of `topic`, once, in order
+   * @param {object} [options]
+   * @param {Position|null} [options.since=null] resume after this position
+   * @param {null | ((topic: string, position: Position|null) => void)} [options.onrecoveryfailed=null]
+   */
+  subscribe(topic, callback, { since = null, onrecoveryfailed = null } = {}) {
+    const existing = this._topics.get(topic);
+    if (existing !== undefined) {
+      existing.callback = callback;
+      existing.onrecoveryfailed = onrecoveryfailed;
+      return;
+    }
+    const subscription = { callback, onrecoveryfailed, cursor: new TopicCursor(since) };
+    this._topics.set(topic, subscription);
+    if (this.socket.state === "open") this._subscribe(topic, subscription);
+  }
+
+  /**
+   * Stop delivering `topic` and forget its position.
+   *
+   * @param {string} topic
+   */
+  unsubscribe(topic) {
+    if (!this._topics.delete(topic)) return;
+    this.socket.send(JSON.stringify({ action: "unsubscribe", topic }));
+  }
+
+  /**
+   * Publish `data` (anything JSON can encode) to `topic`, if connected.
+   * Nothing is queued while disconnected: the caller decides what to do
+   * with a publication that was not sent.
+   *
+   * @param {string} topic
+   * @param {any} data
+   * @returns {boolean} whether it was sent
+   */
+  publish(topic, data) {
+    return this.socket.send(JSON.stringify({ action: "publish", topic, data }));
+  }
+
+  /** Close for good (see {@link PulseSocket#close}); positions are kept for `open()`. */
+  close() {
+    this.socket.close();
+  }
+
+  /** Connect again after `close()`; the subscriptions resume. */
+  open() {
+    this.socket.open();
+  }
+
+  // -- internals -----------------------------------------------------------
+
+  _subscribe(topic, subscription) {
+    const since = subscription.cursor.subscribing();
+    this.socket.send(JSON.stringify(since === null ? { action: "subscribe", topic } : { action: "subscribe", topic, since }));
+  }
+
+  _opened() {
+    this._answers = false;
+    for (const [topic, subscription] of this._topics) this._subscribe(topic, subscription);
+  }
+
+  _lost() {
+    for (const subscription of this._topics.values()) subscription.cursor.lost();
+  }
+
+  _received(data) {
+    if (typeof data !== "string") return;
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (message === null || typeof message !== "object") return;
+    if (typeof message.subscribed === "string") {
+      this._answers = true;
+      const subscription = this._topics.get(message.subscribed);
+      if (subscription !== undefined && subscription.cursor.answered(message)) {
+        this._recoveryFailed(message.subscribed, subscription);
+      }
+    } else if (typeof message.topic === "string" && "data" in message) {
+      this._delivered(message);
+    } else if (typeof message.error === "string") {
+      this._call(this.onerror, message.error);
+    }
+  }
+
+  _delivered(message) {
+    const { topic } = message;
+    const subscription = this._topics.get(topic);
+    if (subscription === undefined) return;
+    const { cursor } = subscription;
+    const verdict = cursor.received(message, this._answers);
+    if (verdict === "duplicate" || verdict === "early") return;
+    if (verdict === "gap") {
+      this._subscribe(topic, subscription); // the server starts over from our position
+      return;
+    }
+    if (verdict === "reset") {
+      const { offset, epoch } = cursor.position;
+      this._recoveryFailed(topic, subscription, { offset: offset - 1, epoch });
+      if (this._topics.get(topic) !== subscription) return;
+    }
+    this._call(subscription.callback, message.data, positionOf(message));
+  }
+
+  _recoveryFailed(topic, subscription, position = subscription.cursor.position) {
+    const hook = subscription.onrecoveryfailed ?? this.onrecoveryfailed;
+    this._call(hook, topic, position ? { ...position } : null);
+  }
+
+  _call(callback, ...args) {
+    if (typeof callback !== "function") return;
+    try {
+      callback.apply(this, args);
+    } catch (error) {
+      report(error);
+    }
   }
 }
 

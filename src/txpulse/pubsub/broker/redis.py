@@ -77,6 +77,17 @@ cut off from Redis misses whatever the others publish meanwhile. Nothing is
 replayed after the connection comes back. Within one process, delivery
 does not depend on Redis at all.
 
+No positions yet: this broker has no C{history} method, so the hub
+delivers C{{"topic", "data"}} without C{"offset"}/C{"epoch"}, answers
+subscriptions C{{"subscribed": T}} and every C{"since"} with
+C{"recovered": false}. What a broker must do to give positions and
+recovery across processes (offsets assigned atomically in Redis, e.g. a
+Lua script doing C{INCR} and C{XADD ... MAXLEN ~ size} together; epochs
+kept in Redis; C{history(channel, since)} read from the stream; deliveries
+in offset order with gaps healed from the stream) is the contract in
+L{txpulse.pubsub.hub.Broker}, which the hub and the in-process broker
+(L{txpulse.pubsub.broker.memory}) already follow.
+
 When Redis goes away
 ====================
 
