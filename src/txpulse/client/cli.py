@@ -130,6 +130,15 @@ def buildParser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cafile", metavar="PEM", help="trust the CA certificates in this PEM file (wss://)")
     parser.add_argument("--insecure", action="store_true", help="do not verify the server's certificate (testing only)")
+    parser.add_argument(
+        "--http2",
+        nargs="?",
+        const="on",
+        default="off",
+        choices=["on", "auto", "off"],
+        help="wss:// over HTTP/2 (RFC 8441): 'on' (the flag alone) fails if the server does not offer it, "
+        "'auto' falls back to HTTP/1.1 (default: off)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per message: type, size, time, data")
     parser.add_argument(
         "--keep-open",
@@ -164,6 +173,10 @@ def connectionSettings(options: argparse.Namespace) -> ConnectionSettings:
     if hasattr(options, "pingInterval") and not hasattr(options, "pingTimeout") and settings.pingInterval:
         settings = settings.override(pingTimeout=settings.pingInterval)
     return settings
+
+
+#: --http2's values, as C{WebSocketClientEndpoint.new}'s C{http2}.
+_HTTP2_MODES: dict[str, bool | str] = {"on": True, "auto": "auto", "off": False}
 
 
 def _parseHeader(text: str) -> tuple[str, str]:
@@ -447,6 +460,7 @@ async def _run(reactor: Any, options: argparse.Namespace, output: Output) -> int
             origin=options.origin,
             caFile=options.cafile,
             insecure=options.insecure,
+            http2=_HTTP2_MODES[options.http2],
         )
     except OSError as unreadable:  # only --cafile names a file
         raise CLIError(
@@ -455,6 +469,9 @@ async def _run(reactor: Any, options: argparse.Namespace, output: Output) -> int
     except ValueError as badOption:
         fromCAFile = options.cafile is not None and str(options.cafile) in str(badOption)
         raise CLIError(f"{'--cafile' if fromCAFile else 'cannot use the options'}: {badOption}", EXIT_USAGE) from None
+
+    if options.reconnect and endpoint.http2:
+        raise CLIError("--http2 does not work with --reconnect yet (which reconnects over HTTP/1.1)", EXIT_USAGE)
 
     from twisted.internet import stdio
 

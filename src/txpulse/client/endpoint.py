@@ -149,31 +149,38 @@ class _UnverifiedTLS:
     (C{insecure=True}: for testing against self-signed servers only).
     """
 
-    def __init__(self, hostname: str) -> None:
+    def __init__(self, hostname: str, acceptableProtocols: Sequence[bytes] = ()) -> None:
         self._hostname = hostname.encode("idna")
         self._context = CertificateOptions(verify=False).getContext()
+        self._alpn = list(acceptableProtocols)
 
     def clientConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
         connection = SSL.Connection(self._context, None)
         connection.set_app_data(tlsProtocol)
         connection.set_tlsext_host_name(self._hostname)
+        if self._alpn:
+            connection.set_alpn_protos(self._alpn)
         return connection
 
 
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
 
-def _tlsCreator(host: str, caFile: str | None, insecure: bool) -> IOpenSSLClientConnectionCreator:
+def _tlsCreator(
+    host: str, caFile: str | None, insecure: bool, acceptableProtocols: Sequence[bytes] = ()
+) -> IOpenSSLClientConnectionCreator:
+    # acceptableProtocols: ALPN (h2 for WebSockets over HTTP/2).
+    alpn = list(acceptableProtocols) or None
     if insecure:
-        return _UnverifiedTLS(host)
+        return _UnverifiedTLS(host, acceptableProtocols)
     if caFile is None:
-        return optionsForClientTLS(host)
+        return optionsForClientTLS(host, acceptableProtocols=alpn)
     with open(caFile, "rb") as handle:
         blocks = _PEM_BLOCK.findall(handle.read())
     if not blocks:
         raise ValueError(f"no PEM certificate in {caFile}")
     trustRoot = trustRootFromCertificates([Certificate.loadPEM(block) for block in blocks])
-    return optionsForClientTLS(host, trustRoot=trustRoot)
+    return optionsForClientTLS(host, trustRoot=trustRoot, acceptableProtocols=alpn)
 
 
 class _ClientHandshake(TwistedProtocol):
@@ -397,6 +404,14 @@ class WebSocketClientEndpoint:
     headers: tuple[tuple[str, str], ...] = ()
     origin: str | None = None
     settings: ConnectionSettings = field(default_factory=lambda: ConnectionSettings.defaults(Side.CLIENT))
+    #: WebSockets over HTTP/2 (RFC 8441, L{txpulse.client.http2}): C{False},
+    #: C{True} or C{"auto"} (see L{new}); with the endpoint to connect
+    #: through (TLS offering h2 in ALPN), the origin's key in the pool and
+    #: the pool (C{None}: L{txpulse.client.http2.DEFAULT_POOL}).
+    http2: bool | str = False
+    http2Endpoint: IStreamClientEndpoint | None = None
+    http2Key: tuple[Any, ...] = ()
+    http2Pool: Any = None
     #: The wire's share of C{settings} (derived).
     wireOptions: WireOptions = field(init=False, repr=False, compare=False)
 
@@ -456,6 +471,8 @@ class WebSocketClientEndpoint:
         caFile: str | None = None,
         insecure: bool = False,
         compression: DeflateSettings | bool | Unset = UNSET,
+        http2: bool | str = False,
+        http2Pool: Any = None,
     ) -> WebSocketClientEndpoint:
         """
         Describe a connection to C{url}.
@@ -504,6 +521,16 @@ class WebSocketClientEndpoint:
             C{True} for the default L{DeflateSettings}, or your own; the
             server may decline. A response that breaks the offer fails the
             handshake.
+        @param http2: WebSockets over HTTP/2 (RFC 8441), wss:// only:
+            C{False} (the default) upgrades an HTTP/1.1 connection of its
+            own; C{True} opens the WebSocket as a stream of the origin's
+            HTTP/2 connection (shared by every WebSocket to the origin) and
+            fails with L{NegotiationError} if the server does not offer it;
+            C{"auto"} does so if the server offers it (ALPN C{h2} and
+            C{SETTINGS_ENABLE_CONNECT_PROTOCOL}), and upgrades HTTP/1.1
+            otherwise. A C{tlsPolicy} given must offer C{h2} in ALPN itself.
+        @param http2Pool: the L{txpulse.client.http2.HTTP2Pool} whose
+            connections are shared (default: one for the process).
         @raise InvalidURL: for a URL that is not ws://, wss://, http:// or
             https://.
         @raise ValueError: for a C{caFile} without certificates, or a bad
@@ -529,9 +556,22 @@ class WebSocketClientEndpoint:
             timeout=30 if connectTimeout is None else connectTimeout,
             bindAddress=bindAddress,
         )
+        if http2 not in (False, True, "auto"):
+            raise ValueError(f"http2 must be False, True or 'auto', not {http2!r}")
+        if http2 is True and not target.secure:
+            raise ValueError("WebSockets over HTTP/2 need a wss:// URL (HTTP/2 is negotiated in TLS)")
+        plain = endpoint
+        h2Endpoint: IStreamClientEndpoint | None = None
         if target.secure:
             creator = tlsPolicy if tlsPolicy is not None else _tlsCreator(target.host, caFile, insecure)
-            endpoint = wrapClientTLS(creator, endpoint)
+            endpoint = wrapClientTLS(creator, plain)
+            if http2:
+                h2Creator = (
+                    tlsPolicy
+                    if tlsPolicy is not None
+                    else _tlsCreator(target.host, caFile, insecure, [b"h2", b"http/1.1"])
+                )
+                h2Endpoint = wrapClientTLS(h2Creator, plain)
         pairs = tuple(headers.items()) if isinstance(headers, dict) else tuple(headers)
         return cls(
             reactor=reactor,
@@ -542,6 +582,10 @@ class WebSocketClientEndpoint:
             headers=pairs,
             origin=origin,
             settings=connection,
+            http2=http2 if h2Endpoint is not None else False,
+            http2Endpoint=h2Endpoint,
+            http2Key=(id(reactor), target.host, target.port, caFile, insecure, id(tlsPolicy), bindAddress),
+            http2Pool=http2Pool,
         )
 
     def protocolFactory(self, factory: WebSocketClientFactory[P]) -> Factory:
@@ -574,6 +618,12 @@ class WebSocketClientEndpoint:
         @raise twisted.internet.error.ConnectError: the TCP connection
             failed (refused, DNS failure, timeout), or TLS verification did.
         """
+        if self.http2:
+            from .http2 import openOverHTTP2
+
+            opened = await openOverHTTP2(self, factory)
+            if opened is not None:
+                return opened  # type: ignore[return-value]
         handshake: _ClientHandshake = await self.tcpEndpoint.connect(self.protocolFactory(factory))  # type: ignore[assignment]
         app: P = await handshake.whenOpened()  # type: ignore[assignment]
         return app

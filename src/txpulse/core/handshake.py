@@ -27,6 +27,7 @@ __all__ = [
     "accept_key",
     "header_tokens",
     "validate_request",
+    "validate_extended_connect",
     "select_subprotocol",
     "check_origin",
     "is_same_origin",
@@ -35,6 +36,8 @@ __all__ = [
     "client_request",
     "parse_response_head",
     "validate_response",
+    "extended_connect_headers",
+    "validate_extended_connect_response",
 ]
 
 #: RFC 6455 §1.3: appended to the client's key before hashing.
@@ -168,6 +171,56 @@ def validate_request(method: str, http_version: str, headers: Headers) -> Upgrad
         extensions=tuple(header_tokens(index.get("sec-websocket-extensions", _NONE))),
         origin=origins[0].strip() if origins else None,
         host=index.get("host", _NONE)[0].strip(),
+    )
+
+
+def validate_extended_connect(method: str, protocol: str | None, headers: Headers) -> UpgradeRequest:
+    """
+    Check that an HTTP/2 request is a valid WebSocket bootstrap (RFC 8441
+    §4-5): an extended CONNECT whose C{:protocol} is C{websocket}.
+
+    The HTTP/2 layer has already checked what RFC 8441 §4 asks of the
+    pseudo-headers themselves (C{:scheme} and C{:path} present, C{:protocol}
+    only on a CONNECT); C{:authority} arrives here as C{Host}. There is no
+    C{Upgrade}, C{Connection} nor C{Sec-WebSocket-Key} (RFC 8441 §5: they
+    are HTTP/1.1 only), so the returned request's C{key} is empty.
+
+    @param method: the C{:method} (must be C{CONNECT}).
+    @param protocol: the C{:protocol} pseudo-header, or C{None} when absent.
+    @param headers: the regular header pairs, names in any case.
+    @raise NegotiationError: 405 for another method; 400 for a missing
+        C{:protocol} or one other than C{websocket}, a missing or repeated
+        C{:authority}, a C{Sec-WebSocket-Version} other than 13 (with
+        C{Sec-WebSocket-Version: 13} in the answer, RFC 6455 §4.4: a 426
+        would ask for an HTTP/1.1 upgrade, which HTTP/2 does not have), or
+        more than one C{Origin}.
+    """
+    if method.upper() != "CONNECT":
+        raise NegotiationError(f"a WebSocket over HTTP/2 needs CONNECT, not {method}", 405, (("Allow", "CONNECT"),))
+    if protocol is None:
+        raise NegotiationError("CONNECT without :protocol (RFC 8441 §4)")
+    if protocol.strip().lower() != "websocket":
+        raise NegotiationError(f"unsupported :protocol {protocol[:40]!r} (only websocket is spoken)")
+    index = _index(headers)
+    # (A Host header may repeat :authority; the HTTP/2 layer checked they agree.)
+    hosts = sorted(set(index.get("host", _NONE)))
+    if len(hosts) != 1:
+        raise NegotiationError("exactly one :authority is required")
+    versions = index.get("sec-websocket-version", _NONE)
+    if len(versions) != 1 or versions[0].strip() != SUPPORTED_VERSION:
+        raise NegotiationError(
+            "unsupported Sec-WebSocket-Version (only 13 is spoken)",
+            headers=(("Sec-WebSocket-Version", SUPPORTED_VERSION),),
+        )
+    origins = index.get("origin", _NONE)
+    if len(origins) > 1:
+        raise NegotiationError("more than one Origin header")
+    return UpgradeRequest(
+        key="",
+        subprotocols=tuple(header_tokens(index.get("sec-websocket-protocol", _NONE))),
+        extensions=tuple(header_tokens(index.get("sec-websocket-extensions", _NONE))),
+        origin=origins[0].strip() if origins else None,
+        host=hosts[0].strip(),
     )
 
 
@@ -418,5 +471,76 @@ def validate_response(
         return None
     if len(chosen) != 1 or chosen[0] not in offered_subprotocols:
         # RFC 6455 §4.1 step 6.
+        raise NegotiationError(f"the server chose subprotocol {', '.join(chosen)!r}, which was not offered")
+    return chosen[0]
+
+
+def extended_connect_headers(
+    authority: str,
+    path: str,
+    *,
+    subprotocols: Sequence[str] = (),
+    extensions: str | None = None,
+    origin: str | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+) -> list[tuple[bytes, bytes]]:
+    """
+    The header block of a client's extended CONNECT (RFC 8441 §4-5): the
+    pseudo-headers, then C{sec-websocket-version: 13} and the offers, all
+    names lowercased (RFC 9113 §8.2.1).
+
+    @param authority: the C{:authority} (C{host} or C{host:port}).
+    @param path: the C{:path} (path and query).
+    @param extensions: a C{sec-websocket-extensions} offer, if any.
+    @param headers: extra header pairs (e.g. C{Authorization}).
+    @raise ValueError: for a header name or value containing CR, LF or NUL,
+        or a connection-specific header (RFC 9113 §8.2.2).
+    """
+    block = [
+        (":method", "CONNECT"),
+        (":protocol", "websocket"),
+        (":scheme", "https"),
+        (":path", path),
+        (":authority", authority),
+        ("sec-websocket-version", SUPPORTED_VERSION),
+    ]
+    if subprotocols:
+        block.append(("sec-websocket-protocol", ", ".join(subprotocols)))
+    if extensions:
+        block.append(("sec-websocket-extensions", extensions))
+    if origin is not None:
+        block.append(("origin", origin))
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in ("connection", "upgrade", "keep-alive", "proxy-connection", "transfer-encoding", "host"):
+            raise ValueError(f"header {name!r} has no place in an HTTP/2 request")
+        block.append((lowered, value))
+    for name, value in block:
+        if any(c in name + value for c in "\r\n\0"):
+            raise ValueError(f"invalid character in header: {name}: {value!r}")
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in block]
+
+
+def validate_extended_connect_response(
+    status: int, headers: Headers, offered_subprotocols: Sequence[str], extensions_offered: bool = False
+) -> str | None:
+    """
+    Check a 2xx answer to our extended CONNECT (RFC 8441 §5: no
+    C{Sec-WebSocket-Accept} in HTTP/2; RFC 6455 §4.1 steps 5-6 for the
+    offers).
+
+    @return: the subprotocol the server chose, or C{None}.
+    @raise NegotiationError: for another status, or a subprotocol or an
+        extension that was not offered.
+    """
+    if not 200 <= status < 300:
+        raise NegotiationError(f"expected 2xx, got {status}")
+    index = _index(headers)
+    if not extensions_offered and header_tokens(index.get("sec-websocket-extensions", _NONE)):
+        raise NegotiationError("the server chose an extension that was not offered")
+    chosen = header_tokens(index.get("sec-websocket-protocol", _NONE))
+    if not chosen:
+        return None
+    if len(chosen) != 1 or chosen[0] not in offered_subprotocols:
         raise NegotiationError(f"the server chose subprotocol {', '.join(chosen)!r}, which was not offered")
     return chosen[0]

@@ -78,6 +78,8 @@ class _PathStats:
         self.closedBytesOut = 0
         self.closes: Counter[str] = Counter()
         self.refusals: Counter[int] = Counter()
+        # Opened over HTTP/2 (RFC 8441 extended CONNECT streams).
+        self.http2Opened = 0
 
 
 class _PathObserver:
@@ -167,9 +169,16 @@ class ConnectionRegistry:
         return [wire for stats in self._paths.values() for wire in stats.open]
 
     def _opened(self, path: str, wire: WebSocketWire) -> None:
-        self._stats(path).open.add(wire)
+        stats = self._stats(path)
+        stats.open.add(wire)
+        # The transport says (txpulse.server.http2.WebSocketH2Stream).
+        http2 = getattr(getattr(wire, "transport", None), "isHTTP2", False) is True
+        if http2:
+            stats.http2Opened += 1
         if self._logConnections:
-            _log.info("WebSocket open: {peer} {path}", peer=peerOf(wire), path=path)
+            _log.info(
+                "WebSocket open: {peer} {path}{over}", peer=peerOf(wire), path=path, over=" (HTTP/2)" if http2 else ""
+            )
 
     def _closed(self, path: str, wire: WebSocketWire) -> None:
         stats = self._stats(path)
@@ -248,6 +257,11 @@ class ConnectionRegistry:
         refusals = CounterMetricFamily(
             "txpulse_handshake_refusals", "Refused WebSocket handshakes, by HTTP status.", labels=["path", "status"]
         )
+        http2 = CounterMetricFamily(
+            "txpulse_http2_websockets",
+            "WebSockets opened over HTTP/2 (RFC 8441 extended CONNECT streams).",
+            labels=["path"],
+        )
         for path, stats in sorted(self._paths.items()):
             wires = list(stats.open)
             opened.add_metric([path], len(wires))
@@ -259,10 +273,12 @@ class ConnectionRegistry:
                 closes.add_metric([path, label], count)
             for status, count in sorted(stats.refusals.items()):
                 refusals.add_metric([path, str(status)], count)
+            http2.add_metric([path], stats.http2Opened)
         yield opened
         yield from counters.values()
         yield closes
         yield refusals
+        yield http2
 
     def describe(self) -> list[Metric]:
         return []

@@ -241,7 +241,10 @@ class Options(usage.Options):
             "(default: anyone a mount lets in, on that mount's own topics).",
         ],
     ]
-    optFlags = [["no-metrics", None, "Do not mount /metrics."]]
+    optFlags = [
+        ["no-metrics", None, "Do not mount /metrics."],
+        ["no-http2", None, "Offer only HTTP/1.1 in TLS ALPN: no HTTP/2, so no WebSockets over HTTP/2 (RFC 8441)."],
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -565,14 +568,17 @@ def makeService(options: Options) -> service.MultiService:
     limiter = makeLimiter(options)
     # Before the site reads the limit for its default connection cap.
     raiseOpenFilesLimit()
-    site = WebSocketSite(buildRoot(options, registry, hub=hub, limiter=limiter), **siteOptions(options))
+    # On ssl listeners, h2 in ALPN, with WebSockets over it (RFC 8441).
+    site = WebSocketSite(
+        buildRoot(options, registry, hub=hub, limiter=limiter), **siteOptions(options), http2=not options["no-http2"]
+    )
     top = service.MultiService()
     if registry.metrics is None and not options["no-metrics"]:
         # Everything else runs without the metrics extra.
         _log.warn("{missing} (/metrics is not mounted)", missing=str(MissingExtra("metrics")))
     _BrokerService(hub.broker).setServiceParent(top)
     # Added first, so it stops last: listeners close before connections do.
-    GracefulShutdown(registry, options["shutdown-timeout"]).setServiceParent(top)
+    GracefulShutdown(registry, options["shutdown-timeout"], sites=[site]).setServiceParent(top)
     for description in options["listen"]:
         strports.service(withBacklog(description, options["backlog"]), site).setServiceParent(top)
     if options["metrics-listen"] is not None:

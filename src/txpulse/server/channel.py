@@ -75,7 +75,7 @@ import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, ISSLTransport
+from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IHandshakeListener, ISSLTransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -90,9 +90,11 @@ from ..wire.twistedinternals import (
     armChannelAbort,
     bodyDecoder,
     handlingRequest,
+    negotiatedProtocol,
     pauseChannelReading,
     requestProducer,
     requestTarget,
+    switchToHTTP2,
     waitingForTransport,
     wrappedChannel,
 )
@@ -601,7 +603,7 @@ class _CountingBody:
         self._deliver(data)
 
 
-@implementer(IHalfCloseableProtocol)
+@implementer(IHalfCloseableProtocol, IHandshakeListener)
 class _HalfCloseableChannelProtocol(GenericHTTPChannelProtocol):
     """
     The connection's protocol: admits it against the site's connection caps
@@ -638,6 +640,27 @@ class _HalfCloseableChannelProtocol(GenericHTTPChannelProtocol):
             return
         self._admitted, self._address = True, address
         super().makeConnection(transport)
+
+    def handshakeCompleted(self) -> None:
+        """
+        The TLS handshake is done (before any request byte is delivered):
+        when ALPN picked C{h2}, speak HTTP/2 with WebSockets
+        (L{txpulse.server.http2}) rather than through Twisted's plain HTTP/2
+        connection. (Here rather than at the first byte, which Twisted's
+        protocol checks: no cost on any later read.)
+        """
+        site: WebSocketSite = self.site
+        if not self._admitted or not getattr(site, "http2", False):
+            return
+        channel: Any = wrappedChannel(self)
+        transport = channel.transport
+        if negotiatedProtocol(self) is not None or getattr(transport, "negotiatedProtocol", None) != b"h2":
+            return
+        from .http2 import WebSocketH2Connection
+
+        # The HTTP/1.1 channel's request deadline goes with it.
+        channel._cancelDeadline()
+        switchToHTTP2(self, WebSocketH2Connection(site.reactor, webSockets=site.http2WebSockets))
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._admitted:

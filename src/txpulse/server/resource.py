@@ -7,6 +7,11 @@ The request is validated by the sans-IO handshake core, then the negotiation
 hooks run (origin allow-list, subprotocol choice, the application's accept
 hook, which may take its time and answer with an HTTP status), then the
 C{101} goes out and the HTTP channel is handed to a L{WebSocketWire}.
+
+Over HTTP/2 (a L{txpulse.WebSocketSite} built with C{http2=True}), the same
+resource answers an extended CONNECT (RFC 8441): the same hooks, then
+C{:status 200} and the stream is the wire's transport
+(L{txpulse.server.http2}).
 """
 
 from __future__ import annotations
@@ -28,7 +33,14 @@ from ..core.assembly import AssemblyBudget
 from ..core.connection import Connection, Side
 from ..core.deflate import Deflate, DeflateSettings, parse_extension_header, server_negotiate
 from ..core.exceptions import HandshakeError, NegotiationError
-from ..core.handshake import UpgradeRequest, accept_key, check_origin, select_subprotocol, validate_request
+from ..core.handshake import (
+    UpgradeRequest,
+    accept_key,
+    check_origin,
+    select_subprotocol,
+    validate_extended_connect,
+    validate_request,
+)
 from ..logs.peers import clientKey, formatPeer
 from ..logs.redact import clip, loggableURL
 from ..logs.summary import SummaryLog
@@ -198,12 +210,25 @@ class WebSocketResource(Resource):
     def render(self, request: Request) -> bytes | int:
         """
         Only C{GET} can be upgrade (RFC 6455 §4.1): other methods get 405
-        with C{Allow: GET}.
+        with C{Allow: GET}; over HTTP/2, an extended C{CONNECT} (RFC 8441
+        §4) opens a WebSocket too.
         """
+        if request.method == b"CONNECT" and _isWebSocketStream(request.channel):
+            return self._renderExtendedConnect(request)
         if request.method != b"GET":
             error = NegotiationError("a WebSocket upgrade must be a GET", 405, (("Allow", "GET"),))
             return self._refuse(request, error)
         return self.render_GET(request)
+
+    def _renderExtendedConnect(self, request: Request) -> bytes | int:
+        """
+        Over HTTP/2: validate the extended CONNECT, then the same hooks.
+        """
+        try:
+            upgrade = self._validateExtendedConnect(request)
+        except HandshakeError as error:
+            return self._refuse(request, error)
+        return self._negotiate(request, upgrade)
 
     def render_GET(self, request: Request) -> bytes | int:
         """
@@ -214,6 +239,13 @@ class WebSocketResource(Resource):
             upgrade = self._validate(request)
         except HandshakeError as error:
             return self._refuse(request, error)
+        return self._negotiate(request, upgrade)
+
+    def _negotiate(self, request: Request, upgrade: UpgradeRequest) -> bytes | int:
+        """
+        Run the negotiation hooks on a valid request, then open the
+        WebSocket or refuse it.
+        """
         subprotocol = select_subprotocol(upgrade.subprotocols, self._subprotocols)
         if self._accept is None:
             return self._open(request, upgrade, subprotocol, None)
@@ -252,12 +284,29 @@ class WebSocketResource(Resource):
         )
         check_origin(upgrade.origin, self._allowedOrigins, upgrade.host)
         if not isinstance(request.channel, HTTPChannel):
-            # e.g. HTTP/2 (RFC 8441 WebSockets are not supported).
+            # e.g. HTTP/2 on a plain Site (WebSocketSite(http2=True) takes
+            # RFC 8441's extended CONNECT instead).
             raise HandshakeError("WebSocket upgrades need an HTTP/1.1 connection")
         return upgrade
 
+    def _validateExtendedConnect(self, request: Request) -> UpgradeRequest:
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, values in request.requestHeaders.getAllRawHeaders()
+            for value in values
+        ]
+        channel: Any = request.channel
+        upgrade = validate_extended_connect(request.method.decode("latin-1"), channel.connectProtocol, headers)
+        check_origin(upgrade.origin, self._allowedOrigins, upgrade.host)
+        return upgrade
+
     def _openLater(self, request: Request, upgrade: UpgradeRequest, subprotocol: str | None, identity: object) -> None:
-        if request.channel is None or request.channel.transport is None or requestDisconnected(request):
+        channel: Any = request.channel
+        if (
+            channel is None
+            or (channel.transport is None and not _isWebSocketStream(channel))
+            or requestDisconnected(request)
+        ):
             return  # the client left while the hook ran
         result = self._open(request, upgrade, subprotocol, identity)
         if result is not NOT_DONE_YET:
@@ -289,6 +338,7 @@ class WebSocketResource(Resource):
             return self._refuse(request, HandshakeError("internal server error", 500))
         if app is None:
             return self._refuse(request, HandshakeError("connection refused by the application", 403))
+        http2 = _isWebSocketStream(request.channel)
         lines = [
             b"HTTP/1.1 101 Switching Protocols",
             b"Upgrade: websocket",
@@ -297,6 +347,7 @@ class WebSocketResource(Resource):
         ]
         if subprotocol is not None:
             lines.append(b"Sec-WebSocket-Protocol: " + subprotocol.encode("ascii"))
+        agreedHeader = None
         deflate = None
         settings = self._compression
         if settings is not None and upgrade.extensions:
@@ -306,7 +357,8 @@ class WebSocketResource(Resource):
                 _log.info("Ignoring a malformed Sec-WebSocket-Extensions offer: {error}", error=clip(str(error)))
                 agreed = None
             if agreed is not None:
-                lines.append(b"Sec-WebSocket-Extensions: " + agreed.header().encode("ascii"))
+                agreedHeader = agreed.header()
+                lines.append(b"Sec-WebSocket-Extensions: " + agreedHeader.encode("ascii"))
                 deflate = Deflate(
                     agreed,
                     is_server=True,
@@ -331,7 +383,12 @@ class WebSocketResource(Resource):
             request=request,
             identity=identity,
         )
-        takeOver(request, wire, response)
+        if http2:
+            from .http2 import acceptOverHTTP2
+
+            acceptOverHTTP2(request, wire, subprotocol, agreedHeader)
+        else:
+            takeOver(request, wire, response)
         return NOT_DONE_YET
 
 
@@ -418,12 +475,25 @@ def _refuse(request: Request, error: HandshakeError, refusals: SummaryLog | None
     body = f"{error}\n".encode()
     request.setHeader("Content-Type", "text/plain; charset=utf-8")
     request.setHeader("Content-Length", str(len(body)))
+    if _isWebSocketStream(request.channel):
+        # HTTP/2: the refusal ends the stream, not the connection (and a
+        # Connection header is malformed there, RFC 9113 §8.2.2).
+        return body
     # A connection that came to upgrade and did not gets no second request
     # (slow or not): the refusal ends it (RFC 9112 §9.6), on a plain Site too.
     request.setHeader("Connection", "close")
     if isinstance(request.channel, HTTPChannel):
         request.channel.persistent = False
     return body
+
+
+def _isWebSocketStream(channel: object) -> bool:
+    """
+    Whether a request's C{channel} is an HTTP/2 extended CONNECT stream
+    (L{txpulse.server.http2.WebSocketH2Stream}; by an attribute, so that
+    HTTP/1.1 never imports HTTP/2).
+    """
+    return getattr(channel, "isHTTP2", False) is True
 
 
 def _phrase(status: int) -> bytes:

@@ -23,9 +23,13 @@ C{X-Forwarded-For} is believed: a request's C{getClientAddress()} is then the
 forwarded client (L{txpulse.server.proxies}), and the proxies are exempt from
 the per-address connection cap.
 
-The site offers only C{http/1.1} in TLS ALPN: Twisted's HTTP/2 channel
-(offered by a plain L{Site} when the C{h2} package is installed) would skip
-every defence of the channel.
+The site offers only C{http/1.1} in TLS ALPN unless built with
+C{http2=True}: then C{h2} too, and a TLS client that picks it is served by
+Twisted's HTTP/2 with WebSockets over it (RFC 8441,
+L{txpulse.server.http2}). HTTP/2 requests other than WebSockets skip the
+channel's defences (deadlines, bounded keep-alive, body limits: Twisted's
+HTTP/2 has its own idle timeout and flow control); the connection caps,
+C{allowedHosts} and C{trustedProxies} apply to them too.
 
 L{txpulse.WebSocketResource} works on a plain L{Site} too, without these
 defences.
@@ -39,6 +43,7 @@ from io import BytesIO
 from typing import IO, Any
 
 from twisted.logger import Logger
+from twisted.web.http import H2_ENABLED
 from twisted.web.server import Site
 
 from ..logs.peers import TrustedProxies, formatPeer
@@ -110,6 +115,7 @@ class WebSocketSite(Site):
         maxRequestBody: int | None = DEFAULT_MAX_REQUEST_BODY,
         allowedHosts: Iterable[str] | None = None,
         trustedProxies: Iterable[str] | None = None,
+        http2: bool = False,
         **kwargs: Any,
     ) -> None:
         """
@@ -161,6 +167,10 @@ class WebSocketSite(Site):
             C{maxConnectionsPerAddress} (they still count against
             C{maxConnections}): cap connections per client at the proxy.
             C{None} or empty: no proxy is trusted.
+        @param http2: offer C{h2} in TLS ALPN (with the C{h2} package), and
+            WebSockets over HTTP/2 (RFC 8441) to the clients that pick it:
+            every L{txpulse.WebSocketResource} of the tree answers both.
+            Plain TCP listeners are not concerned (no ALPN).
         @param kwargs: any other keyword argument of L{Site} (C{reactor},
             C{timeout}, C{logPath}, ...).
         @raise ValueError: if an C{allowedHosts} entry is not a host, or a
@@ -180,6 +190,9 @@ class WebSocketSite(Site):
         self._allowedHosts = None if self.allowedHosts is None else AllowedHosts(self.allowedHosts)
         self.trustedProxies = TrustedProxies(trustedProxies or ())
         self.openConnections = 0
+        self.http2 = http2
+        # The HTTP/2 connections open now (for goAway).
+        self._http2Connections: set[Any] = set()
         self._perAddress: dict[str, int] = {}
         # Refused connections: logged once per cap (the total's) or client
         # address (the per-address cap's), then summed up.
@@ -278,13 +291,30 @@ class WebSocketSite(Site):
             return BytesIO()
         return tempfile.SpooledTemporaryFile(max_size=_BODY_IN_MEMORY)
 
+    #: Whether HTTP/2 connections advertise and accept WebSockets (RFC 8441
+    #: C{SETTINGS_ENABLE_CONNECT_PROTOCOL}); with C{http2} only. False
+    #: serves HTTP/2 without them (browsers then open WebSockets over
+    #: HTTP/1.1 connections of their own).
+    http2WebSockets = True
+
     def acceptableProtocols(self) -> list[bytes]:
         """
-        The protocols offered in TLS ALPN: C{http/1.1} only. (L{Site}
-        offers C{h2} too when the C{h2} package is installed, and Twisted's
-        HTTP/2 channel would skip every defence of this site.)
+        The protocols offered in TLS ALPN: C{h2} first when the site was
+        built with C{http2=True} and the C{h2} package is installed, and
+        C{http/1.1}. (L{Site} offers C{h2} whenever C{h2} is installed.)
         """
+        if self.http2 and H2_ENABLED:
+            return [b"h2", b"http/1.1"]
         return [b"http/1.1"]
+
+    def goAway(self) -> None:
+        """
+        Send GOAWAY on every HTTP/2 connection (graceful shutdown: after
+        the WebSockets were closed): the clients open no new stream, and
+        the connections close once what is queued has been written.
+        """
+        for connection in list(self._http2Connections):
+            connection.goAway()
 
     def stopFactory(self) -> None:
         self._refusals.stop()

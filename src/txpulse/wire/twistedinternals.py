@@ -28,6 +28,21 @@ connection (the read size, in L{txpulse.wire.protocol.WebSocketWire}).
 Subclasses that override Twisted private methods (they cannot call through
 a function): C{WebSocketChannel._respondToBadRequestAndDisconnect}
 (C{HTTPChannel}'s 400 path, to log it) in L{txpulse.server.channel}.
+
+HTTP/2 (RFC 8441 WebSockets, L{txpulse.server.http2}): Twisted's HTTP/2
+lives in a private module, C{twisted.web._http2} (L{H2Connection},
+L{H2Stream}; C{None} without the C{h2} package). Subclassed there, they
+override or call these private methods of C{H2Connection} (unchanged from
+Twisted 22.x to 26.10): C{_requestReceived}, C{_requestDataReceived},
+C{_requestEnded}, C{_requestAborted} (the handlers of h2's events, by
+stream), C{_requestDone} (a stream forgotten), C{_tryToWriteControlData}
+(write h2's pending frames, unless too much is buffered); and they read
+C{H2Stream._request} once, at construction. Its public-looking methods used
+(C{writeHeaders}, C{writeDataToStream}, C{endRequest}, C{abortRequest},
+C{openStreamWindow}, C{streams}, C{conn}) are undocumented too. The switch
+from HTTP/1.1 to HTTP/2 after ALPN is L{switchToHTTP2}; the state a direct
+write of a WebSocket's DATA checks is read by L{outboundQueued} and
+L{transportPaused}.
 """
 
 from __future__ import annotations
@@ -41,11 +56,23 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel, Request, _escape, _GenericHTTPChannelProtocol
 
+try:
+    # (twisted.web.http imports it already, to set H2_ENABLED: no cost.)
+    from twisted.web._http2 import H2Connection, H2Stream
+except ImportError:  # pragma: no cover - without the h2 package
+    H2Connection = H2Stream = None  # type: ignore[misc,assignment]
+
 if TYPE_CHECKING:
     pass
 
 __all__ = [
     "GenericHTTPChannelProtocol",
+    "H2Connection",
+    "H2Stream",
+    "negotiatedProtocol",
+    "outboundQueued",
+    "switchToHTTP2",
+    "transportPaused",
     "armChannelAbort",
     "bodyDecoder",
     "clearExitSignal",
@@ -177,6 +204,62 @@ def wrappedChannel(protocol: Any) -> Any:
     The C{HTTPChannel} a L{GenericHTTPChannelProtocol} forwards to.
     """
     return protocol._channel
+
+
+def negotiatedProtocol(protocol: Any) -> bytes | None:
+    """
+    The ALPN protocol a L{GenericHTTPChannelProtocol} settled on
+    (C{_negotiatedProtocol}), or C{None} before its first byte.
+    """
+    negotiated: bytes | None = protocol._negotiatedProtocol
+    return negotiated
+
+
+def switchToHTTP2(protocol: Any, connection: Any) -> None:
+    """
+    Make L{GenericHTTPChannelProtocol} C{protocol}, whose transport chose
+    C{h2} in ALPN and which has not read a byte yet, speak through
+    C{connection} (an L{H2Connection}) instead of its C{HTTPChannel}: what
+    C{_GenericHTTPChannelProtocol.dataReceived} does with a plain
+    C{H2Connection()} (the class is not a parameter there), step by step:
+    the channel's C{_networkProducer} (the transport) is unregistered, its
+    timeout cancelled, C{connection} gets the factory's settings (the
+    protocol's C{_requestFactory}, C{_site}, C{_factory}, C{_timeOut},
+    C{_callLater}), is connected, registered as the transport's producer,
+    and the protocol marked as negotiated (C{_negotiatedProtocol}).
+    """
+    channel: Any = protocol._channel
+    networkProducer = channel._networkProducer
+    networkProducer.unregisterProducer()
+    channel.setTimeout(None)
+    transport = channel.transport
+    protocol._channel = connection
+    connection.requestFactory = protocol._requestFactory
+    connection.site = protocol._site
+    connection.factory = protocol._factory
+    connection.timeOut = protocol._timeOut
+    connection.callLater = protocol._callLater
+    connection.makeConnection(transport)
+    networkProducer.registerProducer(connection, True)
+    protocol._negotiatedProtocol = b"h2"
+
+
+def outboundQueued(connection: Any, streamID: int) -> bool:
+    """
+    Whether an L{H2Connection} holds data of stream C{streamID} not yet
+    sent (C{_outboundStreamQueues}: per stream, what its send loop has yet
+    to frame). A write that skips the loop must not overtake it.
+    """
+    queue = connection._outboundStreamQueues.get(streamID)
+    return bool(queue)
+
+
+def transportPaused(connection: Any) -> bool:
+    """
+    Whether an L{H2Connection}'s transport paused it (C{_consumerBlocked}:
+    a Deferred while the TCP buffer is full).
+    """
+    return connection._consumerBlocked is not None
 
 
 def detachChannel(channel: HTTPChannel) -> bytes:
