@@ -36,6 +36,27 @@
  *       it) and counts deliveries (messages received by subscribers) for D
  *       seconds after W seconds of warm-up.
  *
+ *   resume: N subscribers reconnecting at once, each behind on a topic of a
+ *       pub/sub endpoint with positions (txpulse's hub, issue #15). It opens
+ *       N connections (--concurrency at a time), waits --warmup seconds
+ *       (nothing may arrive meanwhile), then sends on every connection, in
+ *       one pass, {"action":"subscribe","topic":T,"since":{"offset":
+ *       --since-offset,"epoch":--epoch}} and times until every connection
+ *       has received the answer ({"subscribed":T,"recovered":true,
+ *       "offset":TOP,...}, with TOP = since + K) and then the K (--expect)
+ *       replayed deliveries, whose "offset"s must run since+1 .. since+K in
+ *       order (each message is kept and checked: a refused recovery, a gap,
+ *       a duplicate, a message too many is an error). Reports the time from
+ *       the first send until the last connection had its K-th delivery, the
+ *       per-connection resume times (its send to its K-th delivery,
+ *       p50/p90/p99/max) and, with --server-pid PID (and --server-core C),
+ *       the server's CPU seconds (/proc/PID/stat, user + system) and its
+ *       core's busy seconds (/proc/stat, softirq included) over exactly that
+ *       window. Gives up --duration seconds after the first send. With
+ *       --marks: "OPEN <seconds> <open>" on stderr once all are open (the
+ *       warm-up begins: time to attach a profiler), "RESUME_START" and
+ *       "RESUME_END" at the edges of the resume.
+ *
  * and prints one JSON line on stdout, e.g. for echo:
  *
  *   {"messages_per_s":..., "connections":N, "inflight":K, "size":S,
@@ -74,11 +95,12 @@
  *
  * Build: gcc -O2 -o bench/loadgen bench/loadgen.c -lz
  * Usage: bench/loadgen --port 8080 [--host 127.0.0.1] [--path /echo]
- *            [--mode echo|rate|idle|fanout] [--connections 64] [--inflight 32]
+ *            [--mode echo|rate|idle|fanout|resume] [--connections 64] [--inflight 32]
  *            [--size 32] [--warmup 2] [--duration 5] [--binary]
  *            [--connect-timeout 10] [--marks] [--verify] [--deflate]
  *            [--rate 10000] [--concurrency 32] [--hold 10] [--idle-messages 0]
  *            [--burst 100] [--bursts 5] [--topic bench]
+ *            [--since-offset N --epoch E --expect K] [--server-pid PID] [--server-core C]
  * --verify compares every echoed payload byte with what was sent (costs
  * generator CPU; without it only the message's type and size are checked).
  * --marks prints "MEASURE_START" and "MEASURE_END" lines on stderr at the
@@ -121,7 +143,7 @@
 #define INFLATE_CHUNK 65536
 
 enum phase { P_CONNECTING, P_HANDSHAKE, P_OPEN, P_CLOSED };
-enum mode { M_ECHO, M_RATE, M_IDLE, M_FANOUT };
+enum mode { M_ECHO, M_RATE, M_IDLE, M_FANOUT, M_RESUME };
 enum fanout_phase { F_WAIT, F_SYNC, F_DRAIN, F_BURST, F_GAP, F_RUN };
 
 struct conn {
@@ -155,7 +177,16 @@ struct conn {
     /* rate mode */
     double *ts;            /* ring of send times of messages in flight */
     uint32_t ts_head, ts_tail;
+    /* resume mode */
+    unsigned char *mbuf;   /* the message being received, kept whole (NUL-terminated) */
+    size_t mcap;
+    int rs;                /* RS_IDLE, RS_ANSWER (subscribe sent), RS_REPLAY, RS_DONE */
+    uint64_t next_offset;  /* the offset the next replayed delivery must have */
+    double t_sent;         /* when its subscribe went out */
 };
+
+enum resume_state { RS_IDLE, RS_ANSWER, RS_REPLAY, RS_DONE };
+#define MBUF_MAX (1u << 20)  /* resume mode: largest message kept */
 
 /* -- options ------------------------------------------------------------ */
 static const char *opt_host = "127.0.0.1";
@@ -179,6 +210,11 @@ static int opt_deflate = 0;
 static long opt_burst = 100;
 static long opt_bursts = 5;
 static const char *opt_topic = "bench";
+static long long opt_since = -1;        /* resume: --since-offset */
+static const char *opt_epoch = NULL;    /* resume: --epoch */
+static long opt_expect = -1;            /* resume: --expect (deliveries per connection) */
+static long opt_server_pid = 0;         /* --server-pid: sample its CPU time (resume mode) */
+static int opt_server_core = -1;        /* --server-core: sample that core's busy time (resume mode) */
 
 /* -- global state ------------------------------------------------------- */
 static int ep;
@@ -222,6 +258,12 @@ static double burst_t0, burst_first;
 static uint64_t burst_target;
 static double *burst_first_ms, *burst_all_ms;
 static long bursts_done;
+/* resume mode */
+static long resume_sent, resume_done, resume_failed; /* connections asked; done; lost or refused */
+static double resume_t0, resume_t_sent, resume_t_last; /* first send; last send; last K-th delivery */
+static double *resume_ms;                 /* per connection: its send to its K-th delivery */
+static double srv_cpu0 = -1, srv_cpu1 = -1, srv_user0, srv_user1, core0 = -1, core1 = -1;
+static double clk_tck = 100;
 
 static double now(void)
 {
@@ -390,6 +432,13 @@ static void close_conn(struct conn *c)
     }
     free(c->ts);
     c->ts = NULL;
+    free(c->mbuf);
+    c->mbuf = NULL;
+    c->mcap = 0;
+    if (opt_mode == M_RESUME && (c->rs == RS_ANSWER || c->rs == RS_REPLAY)) {
+        c->rs = RS_DONE;
+        resume_failed++;                  /* it will never resume */
+    }
     if (opt_mode == M_FANOUT && fan_phase == F_RUN && !shutting_down)
         fanout_advance();                 /* one subscriber fewer to wait for */
 }
@@ -552,7 +601,7 @@ static int inflate_chunk(struct conn *c, const unsigned char *in, size_t len)
             return -1;
         }
         size_t produced = INFLATE_CHUNK - z->avail_out;
-        if (opt_verify && !c->msg_bad && produced && opt_mode != M_FANOUT) {
+        if (opt_verify && !c->msg_bad && produced && opt_mode != M_FANOUT && opt_mode != M_RESUME) {
             if (c->msg_out + produced > (uint64_t)opt_size || memcmp(zbuf, expected + c->msg_out, produced))
                 c->msg_bad = 1;
         }
@@ -560,6 +609,133 @@ static int inflate_chunk(struct conn *c, const unsigned char *in, size_t len)
         if (r == Z_BUF_ERROR)
             break;
     } while (z->avail_in || z->avail_out == 0);
+    return 0;
+}
+
+/* -- resume mode ----------------------------------------------------------- */
+
+/* Append a piece of the current message's payload to c->mbuf (resume mode
+ * keeps every message whole, to check it). Returns -1 if it is too large
+ * (the connection is closed). */
+static int keep_payload(struct conn *c, const unsigned char *p, size_t n)
+{
+    uint64_t need = c->msg_pos + n + 1;
+    if (need > MBUF_MAX)
+        return fail(c, "a message over %u bytes", MBUF_MAX);
+    if (need > c->mcap) {
+        size_t cap = c->mcap ? c->mcap : 512;
+        while (cap < need)
+            cap *= 2;
+        c->mbuf = realloc(c->mbuf, cap);
+        c->mcap = cap;
+    }
+    memcpy(c->mbuf + c->msg_pos, p, n);
+    return 0;
+}
+
+/* The value after the LAST `"key":` in s (JSON, optional blanks around the
+ * colon): a pointer to it, or NULL. The hub appends a delivery's position
+ * at the end of its envelope, after the application's data. */
+static const char *json_last(const char *s, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\"", key);
+    const char *found = NULL;
+    for (const char *q = strstr(s, pat); q; q = strstr(q + 1, pat))
+        found = q;
+    if (!found)
+        return NULL;
+    found += strlen(pat);
+    while (*found == ' ' || *found == '\t' || *found == '\n' || *found == '\r')
+        found++;
+    if (*found != ':')
+        return NULL;
+    found++;
+    while (*found == ' ' || *found == '\t' || *found == '\n' || *found == '\r')
+        found++;
+    return found;
+}
+
+/* An integer value, or -1 if there is none. */
+static long long json_int(const char *v)
+{
+    if (!v || *v < '0' || *v > '9')
+        return -1;
+    return strtoll(v, NULL, 10);
+}
+
+/* Whether a string value v (pointing at its opening quote) equals want. */
+static int json_str_is(const char *v, const char *want)
+{
+    size_t n = strlen(want);
+    return v && v[0] == '"' && !strncmp(v + 1, want, n) && v[1 + n] == '"';
+}
+
+static void resume_finished(struct conn *c)
+{
+    double t = now();
+    c->rs = RS_DONE;
+    resume_ms[resume_done++] = (t - c->t_sent) * 1e3;
+    resume_t_last = t;
+}
+
+/* A complete message arrived in resume mode (whole in c->mbuf): the answer
+ * to the subscribe, or a replayed delivery; check it. Returns -1 if the
+ * connection died. */
+static int resume_message(struct conn *c)
+{
+    size_t n = (size_t)c->msg_pos;
+    if (!c->mbuf) {                       /* an empty message */
+        c->mbuf = malloc(1);
+        c->mcap = 1;
+    }
+    c->mbuf[n] = 0;
+    const char *m = (const char *)c->mbuf;
+    c->rx++;
+    if (c->rs == RS_ANSWER) {
+        const char *topic = json_last(m, "subscribed");
+        const char *rec = json_last(m, "recovered");
+        if (!topic) {
+            error(c, "expected the answer to the subscribe, got: %.200s", m);
+            c->rs = RS_DONE;
+            resume_failed++;
+            return 0;
+        }
+        if (!json_str_is(topic, opt_topic) || !rec || strncmp(rec, "true", 4)) {
+            error(c, "the recovery was refused: %.200s", m);
+            c->rs = RS_DONE;
+            resume_failed++;
+            return 0;
+        }
+        long long top = json_int(json_last(m, "offset"));
+        const char *epoch = json_last(m, "epoch");
+        if (top != opt_since + opt_expect || !json_str_is(epoch, opt_epoch))
+            error(c, "answered offset %lld (expected %lld), epoch %.*s (expected \"%s\")", top, opt_since + opt_expect,
+                  epoch && *epoch == '"' ? (int)strcspn(epoch + 1, "\"") + 2 : 6, epoch ? epoch : "(none)", opt_epoch);
+        c->next_offset = (uint64_t)opt_since + 1;
+        c->rs = RS_REPLAY;
+        if (opt_expect == 0)
+            resume_finished(c);
+        return 0;
+    }
+    if (c->rs == RS_REPLAY) {
+        long long offset = json_int(json_last(m, "offset"));
+        const char *epoch = json_last(m, "epoch");
+        if (!json_last(m, "data") || offset < 0) {
+            error(c, "expected a replayed delivery, got: %.200s", m);
+        } else if ((uint64_t)offset != c->next_offset) {
+            error(c, "replayed offset %lld, expected %llu (a gap or a duplicate)", offset,
+                  (unsigned long long)c->next_offset);
+        } else if (!json_str_is(epoch, opt_epoch)) {
+            error(c, "replayed delivery of another epoch: %.200s", m);
+        }
+        deliveries++;
+        c->next_offset = offset >= 0 ? (uint64_t)offset + 1 : c->next_offset + 1;
+        if (c->next_offset > (uint64_t)(opt_since + opt_expect))
+            resume_finished(c);
+        return 0;
+    }
+    error(c, "an unexpected message (%s): %.200s", c->rs == RS_DONE ? "after its replay" : "before its subscribe", m);
     return 0;
 }
 
@@ -582,7 +758,10 @@ static int frame_done(struct conn *c)
         if (c->no_ctx)
             inflateReset(c->inf);
     }
-    if (opt_mode == M_FANOUT) {
+    if (opt_mode == M_RESUME) {
+        if (resume_message(c) < 0)
+            return -1;
+    } else if (opt_mode == M_FANOUT) {
         if (c->is_pub)
             error(c, "the publisher received a message (%llu bytes; an error reply?)", (unsigned long long)size);
         else
@@ -633,6 +812,9 @@ static int parse(struct conn *c, const unsigned char *b, size_t len)
                     close_conn(c);
                     return -1;
                 }
+            } else if (opt_mode == M_RESUME) {
+                if (keep_payload(c, b + p, take) < 0)
+                    return -1;
             } else if (opt_verify && !c->msg_bad && opt_mode != M_FANOUT) {
                 if (c->msg_pos + take > (uint64_t)opt_size || memcmp(b + p, expected + c->msg_pos, take))
                     c->msg_bad = 1;
@@ -711,7 +893,7 @@ static int parse(struct conn *c, const unsigned char *b, size_t len)
         } else if (opcode == 0x1 || opcode == 0x2) {
             if (c->in_message)
                 return fail(c, "new message inside a fragmented message");
-            if (opcode != (opt_binary && opt_mode != M_FANOUT ? 0x2 : 0x1))
+            if (opcode != (opt_binary && opt_mode != M_FANOUT && opt_mode != M_RESUME ? 0x2 : 0x1))
                 error(c, "message came back as %s", opcode == 0x1 ? "text" : "binary");
             c->msg_len = c->msg_pos = c->msg_out = 0;
             c->msg_bad = 0;
@@ -736,7 +918,7 @@ static int parse(struct conn *c, const unsigned char *b, size_t len)
 
 static int do_read(struct conn *c)
 {
-    if (!opt_verify && c->skip >= 4096 && c->carry_len == 0 && !c->msg_compressed) {
+    if (!opt_verify && c->skip >= 4096 && c->carry_len == 0 && !c->msg_compressed && opt_mode != M_RESUME) {
         /* The middle of a large payload nobody looks at: let the kernel
          * discard it without copying it out (TCP honours MSG_TRUNC). */
         ssize_t r = recv(c->fd, NULL, c->skip < READ_BUF_SIZE ? (size_t)c->skip : READ_BUF_SIZE, MSG_TRUNC);
@@ -1051,6 +1233,13 @@ static void build_frames(void)
     const unsigned char *wire = payload;  /* what goes into the frame */
     size_t wire_len = (size_t)opt_size;
     unsigned char *publish_json = NULL;
+    if (opt_mode == M_RESUME) {
+        char sub[400];
+        int n = snprintf(sub, sizeof sub,
+                         "{\"action\":\"subscribe\",\"topic\":\"%s\",\"since\":{\"offset\":%lld,\"epoch\":\"%s\"}}",
+                         opt_topic, opt_since, opt_epoch);
+        sub_frame_len = build_frame(sub_frame, 0x81, (const unsigned char *)sub, (uint64_t)n);
+    }
     if (opt_mode == M_FANOUT) {
         publish_json = malloc((size_t)opt_size + 300);
         wire_len = (size_t)sprintf((char *)publish_json, "{\"action\":\"publish\",\"topic\":\"%s\",\"data\":\"%.*s\"}",
@@ -1273,6 +1462,96 @@ static int fanout_step(double t)
     return 0;
 }
 
+/* CPU seconds (user + system) process opt_server_pid has used, or -1;
+ * its user seconds go to *user. */
+static double server_cpu(double *user)
+{
+    if (opt_server_pid <= 0)
+        return -1;
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", opt_server_pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');          /* after "pid (comm)" */
+    unsigned long long utime, stime;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+        return -1;
+    *user = (double)utime / clk_tck;
+    return (double)(utime + stime) / clk_tck;
+}
+
+/* Seconds core opt_server_core has been busy (processes, interrupts,
+ * softirqs: the kernel's loopback work), or -1. */
+static double core_busy(void)
+{
+    if (opt_server_core < 0)
+        return -1;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    char line[512], want[32];
+    int wl = snprintf(want, sizeof want, "cpu%d ", opt_server_core);
+    double busy = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, want, (size_t)wl))
+            continue;
+        unsigned long long user, nice, sys, idle, iowait, irq, softirq;
+        if (sscanf(line + wl, "%llu %llu %llu %llu %llu %llu %llu", &user, &nice, &sys, &idle, &iowait, &irq,
+                   &softirq) == 7)
+            busy = (double)(user + nice + sys + irq + softirq) / clk_tck;
+        break;
+    }
+    fclose(f);
+    return busy;
+}
+
+/* resume mode: after --warmup seconds of quiet, send every open connection
+ * its subscribe-since in one pass, then wait until each one has its answer
+ * and K deliveries (or is lost), up to --duration seconds. Returns 1 when
+ * it is over. */
+static int resume_step(double t)
+{
+    if (stage == 1 && t >= t_warm + opt_warmup) {
+        srv_cpu0 = server_cpu(&srv_user0);
+        core0 = core_busy();
+        cpu_start = cpu_seconds();
+        mark("RESUME_START");
+        stage = 2;
+        resume_t0 = t_start = now();
+        for (long i = 0; i < n_conns; i++) {
+            struct conn *c = &conns[i];
+            if (c->phase != P_OPEN)
+                continue;
+            memcpy(c->ctrl + c->ctrl_len, sub_frame, sub_frame_len);
+            c->ctrl_len += sub_frame_len;
+            c->rs = RS_ANSWER;
+            c->t_sent = now();
+            resume_sent++;
+            flush(c);
+        }
+        resume_t_sent = now();
+        return 0;
+    }
+    if (stage == 2 && (resume_done + resume_failed >= resume_sent || t >= t_start + opt_duration)) {
+        srv_cpu1 = server_cpu(&srv_user1);
+        core1 = core_busy();
+        cpu_end = cpu_seconds();
+        t_end = t;
+        mark("RESUME_END");
+        if (resume_done + resume_failed < resume_sent)
+            error(NULL, "only %ld of %ld connections resumed within %.1f s (%ld failed)", resume_done, resume_sent,
+                  opt_duration, resume_failed);
+        stage = 3;
+        t_hold = t;                       /* a short linger: messages too many are errors */
+        return 0;
+    }
+    return stage == 3 && t >= t_hold + 0.1;
+}
+
 /* Everything after connecting, until the measured window (idle mode: the
  * hold) is over. Returns 0, or the exit status when the run cannot go on. */
 static int run(void)
@@ -1284,6 +1563,8 @@ static int run(void)
         double period = 1.0 / opt_rate;
         start_timer(period < 50e-6 ? 50e-6 : period);
     }
+    if (opt_mode == M_RESUME)
+        mark("OPEN %.3f %ld", t_all_open - t_connect0, n_open);
     if (opt_mode == M_FANOUT) {
         if (!pub || pub->phase != P_OPEN || subs_open == 0) {
             fprintf(stderr, "loadgen: the publisher or every subscriber failed to connect\n");
@@ -1296,6 +1577,8 @@ static int run(void)
         double t = now();
         if (opt_mode == M_IDLE && idle_step(t))
             return 0;
+        if (opt_mode == M_RESUME && resume_step(t))
+            return 0;
         if (opt_mode == M_FANOUT && fanout_step(t) < 0)
             return 2;
         /* echo, rate and fanout: warm-up, then the measured window */
@@ -1307,7 +1590,15 @@ static int run(void)
             mark("MEASURE_END");
             return 0;
         }
-        if (n_open == 0) {
+        if (n_open == 0 && opt_mode == M_RESUME && stage < 3) {
+            fprintf(stderr, "loadgen: every connection was lost\n");
+            if (stage == 2) {
+                resume_step(t_start + opt_duration);  /* close the window */
+                t_end = now();
+            }
+            return 0;
+        }
+        if (n_open == 0 && opt_mode != M_RESUME) {
             fprintf(stderr, "loadgen: every connection was lost\n");
             window_end();
             if (stage == 1) {
@@ -1321,7 +1612,9 @@ static int run(void)
             return 0;
         }
         double wake;
-        if (stage == 3)
+        if (opt_mode == M_RESUME)
+            wake = stage == 1 ? t_warm + opt_warmup : stage == 2 ? t_start + opt_duration : t_hold + 0.1;
+        else if (stage == 3)
             wake = next_tick < t_hold + opt_hold ? next_tick : t_hold + opt_hold;
         else if (opt_mode == M_IDLE)
             wake = t + 0.05;
@@ -1389,6 +1682,41 @@ static void report_fanout(void)
            median_ms(burst_first_ms, nb), median_ms(burst_all_ms, nb), (unsigned long long)errors, cpu);
 }
 
+/* A JSON number, or null for a figure not measured (negative). */
+static void print_opt(const char *key, double v, int decimals)
+{
+    if (v < 0)
+        printf(", \"%s\": null", key);
+    else
+        printf(", \"%s\": %.*f", key, decimals, v);
+}
+
+static void report_resume(void)
+{
+    double wall = t_end - t_start;
+    double connect = t_all_open - t_connect0;
+    double cpu = per_s(cpu_end - cpu_start, wall) * 100;
+    qsort(resume_ms, (size_t)resume_done, sizeof *resume_ms, cmp_double);
+    size_t n = (size_t)resume_done;
+    double all_ms = resume_done && resume_done == resume_sent ? (resume_t_last - resume_t0) * 1e3 : -1;
+    printf("{\"mode\": \"resume\", \"connections\": %ld, \"connections_open\": %ld, \"opened\": %ld, "
+           "\"connect_seconds\": %.3f, \"concurrency\": %ld, \"topic\": \"%s\", \"since_offset\": %lld, "
+           "\"epoch\": \"%s\", \"expect\": %ld, \"resumes_sent\": %ld, \"resumed\": %ld, \"failed\": %ld, "
+           "\"deliveries\": %llu, \"send_ms\": %.3f",
+           opt_conns, n_open, open_after_connect, connect, opt_concurrency, opt_topic, opt_since, opt_epoch, opt_expect,
+           resume_sent, resume_done, resume_failed, (unsigned long long)deliveries, (resume_t_sent - resume_t0) * 1e3);
+    print_opt("all_resumed_ms", all_ms, 3);
+    print_opt("last_resumed_ms", n ? (resume_t_last - resume_t0) * 1e3 : -1, 3);
+    printf(", \"resume_ms\": {\"min\": %.3f, \"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, \"max\": %.3f}",
+           n ? resume_ms[0] : 0.0, percentile(resume_ms, n, 0.5), percentile(resume_ms, n, 0.9),
+           percentile(resume_ms, n, 0.99), n ? resume_ms[n - 1] : 0.0);
+    print_opt("window_seconds", wall, 4);
+    print_opt("server_cpu_seconds", srv_cpu0 >= 0 && srv_cpu1 >= 0 ? srv_cpu1 - srv_cpu0 : -1, 3);
+    print_opt("server_cpu_user_seconds", srv_cpu0 >= 0 && srv_cpu1 >= 0 ? srv_user1 - srv_user0 : -1, 3);
+    print_opt("server_core_busy_seconds", core0 >= 0 && core1 >= 0 ? core1 - core0 : -1, 3);
+    printf(", \"errors\": %llu, \"loadgen_cpu_percent\": %.1f}\n", (unsigned long long)errors, cpu);
+}
+
 /* echo and rate mode */
 static void report_echo(void)
 {
@@ -1426,11 +1754,12 @@ static void report_echo(void)
 static void usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s --port PORT [--host HOST] [--path PATH] [--mode echo|rate|idle|fanout]\n"
+            "usage: %s --port PORT [--host HOST] [--path PATH] [--mode echo|rate|idle|fanout|resume]\n"
             "          [--connections N] [--inflight K] [--size BYTES] [--warmup SECONDS]\n"
             "          [--duration SECONDS] [--binary] [--connect-timeout SECONDS] [--marks]\n"
             "          [--verify] [--deflate] [--rate MSG_PER_S] [--concurrency N] [--hold SECONDS]\n"
-            "          [--idle-messages N] [--burst N] [--bursts N] [--topic T]\n",
+            "          [--idle-messages N] [--burst N] [--bursts N] [--topic T]\n"
+            "          [--since-offset N --epoch E --expect K] [--server-pid PID] [--server-core C]\n",
             argv0);
     exit(1);
 }
@@ -1459,11 +1788,16 @@ int main(int argc, char **argv)
         {"burst", required_argument, 0, 'B'},
         {"bursts", required_argument, 0, 'n'},
         {"topic", required_argument, 0, 'T'},
+        {"since-offset", required_argument, 0, 'S'},
+        {"epoch", required_argument, 0, 'E'},
+        {"expect", required_argument, 0, 'K'},
+        {"server-pid", required_argument, 0, 'P'},
+        {"server-core", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int o;
-    while ((o = getopt_long(argc, argv, "H:p:u:c:k:s:w:d:bt:mvM:r:C:o:i:zB:n:T:h", longopts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "H:p:u:c:k:s:w:d:bt:mvM:r:C:o:i:zB:n:T:S:E:K:P:R:h", longopts, NULL)) != -1) {
         switch (o) {
         case 'H': opt_host = optarg; break;
         case 'p': opt_port = optarg; break;
@@ -1482,6 +1816,7 @@ int main(int argc, char **argv)
             else if (!strcmp(optarg, "rate")) opt_mode = M_RATE;
             else if (!strcmp(optarg, "idle")) opt_mode = M_IDLE;
             else if (!strcmp(optarg, "fanout")) opt_mode = M_FANOUT;
+            else if (!strcmp(optarg, "resume")) opt_mode = M_RESUME;
             else usage(argv[0]);
             break;
         case 'r': opt_rate = atof(optarg); break;
@@ -1492,6 +1827,11 @@ int main(int argc, char **argv)
         case 'B': opt_burst = atol(optarg); break;
         case 'n': opt_bursts = atol(optarg); break;
         case 'T': opt_topic = optarg; break;
+        case 'S': opt_since = atoll(optarg); break;
+        case 'E': opt_epoch = optarg; break;
+        case 'K': opt_expect = atol(optarg); break;
+        case 'P': opt_server_pid = atol(optarg); break;
+        case 'R': opt_server_core = atoi(optarg); break;
         default: usage(argv[0]);
         }
     }
@@ -1499,6 +1839,22 @@ int main(int argc, char **argv)
         opt_duration <= 0 || optind != argc || opt_rate <= 0 || opt_concurrency < 1 || opt_hold < 0 ||
         opt_idle_messages < 0 || opt_burst < 1 || opt_bursts < 0 || strlen(opt_topic) > 200)
         usage(argv[0]);
+    if (opt_mode == M_RESUME) {
+        /* The epoch goes into JSON as it is: letters, digits and ._:- only
+         * (what the hub's epochs are made of). */
+        if (opt_since < 0 || opt_expect < 0 || !opt_epoch || !*opt_epoch || strlen(opt_epoch) > 64 ||
+            strspn(opt_epoch, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") != strlen(opt_epoch) ||
+            strpbrk(opt_topic, "\"\\") || opt_deflate) {
+            fprintf(stderr, "loadgen: --mode resume needs --since-offset N (0 or more), --epoch E (an epoch as the "
+                            "server sent it), --expect K (0 or more), a topic without quotes or backslashes, and no "
+                            "--deflate\n");
+            usage(argv[0]);
+        }
+        resume_ms = calloc((size_t)opt_conns, sizeof *resume_ms);
+        long tck = sysconf(_SC_CLK_TCK);
+        if (tck > 0)
+            clk_tck = (double)tck;
+    }
 
     /* Idle mode holds thousands of sockets. */
     struct rlimit rl;
@@ -1541,6 +1897,8 @@ int main(int argc, char **argv)
         return status;
     if (opt_mode == M_IDLE)
         report_idle();
+    else if (opt_mode == M_RESUME)
+        report_resume();
     else if (opt_mode == M_FANOUT)
         report_fanout();
     else
