@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 from wsproto.frame_protocol import Opcode as WOpcode
 
+from txpulse.core.connection import Connection, Side
 from txpulse.core.frames import Opcode
 from txpulse.wire.tcp import CHUNK_OVERHEAD, LARGE_READ_SIZE, SMALL_READ_SIZE, heldBytes
 
@@ -297,3 +298,53 @@ def test_a_ping_flood_is_read_until_the_backlog_passes_half_the_limit() -> None:
         assert not pair.wire._writePaused
     finally:
         pair.close()
+
+
+class SpyConnection(Connection):
+    """
+    A server core that records the size of every chunk it is fed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(Side.SERVER, max_message_size=None)
+        self.fed: list[int] = []
+
+    def receive_data(self, data: bytes) -> None:
+        self.fed.append(len(data))
+        super().receive_data(data)
+
+
+def test_a_long_read_of_small_messages_delivers_its_first_16k_first(pair: Pair) -> None:
+    """
+    A 64 KiB read of small messages (a burst of publishes): those of its
+    first 16 KiB reach the application before the core parses the rest,
+    so the first is answered (or fanned out) after a quarter of the
+    parsing; everything the read produced is still written at once, in
+    order.
+    """
+    frames = [client_frame(Opcode.TEXT, b"%05d" % i + b"x" * 50) for i in range(1200)]
+    data = b"".join(frames)[: 1 << 16]
+    whole = (1 << 16) // len(frames[0])
+    pair.wire._conn = conn = SpyConnection()
+    seenAtFirstDelivery: list[list[int]] = []
+    record = pair.app.textMessageReceived
+
+    def first(text: str) -> object:
+        if not seenAtFirstDelivery:
+            seenAtFirstDelivery.append(list(conn.fed))
+        return record(text)
+
+    pair.app.textMessageReceived = first  # type: ignore[method-assign]
+    pair.wire.dataReceived(data)
+    assert conn.fed == [SMALL_READ_SIZE, (1 << 16) - SMALL_READ_SIZE]
+    assert seenAtFirstDelivery == [[SMALL_READ_SIZE]], "delivered before the rest was parsed"
+    echoed = [f.payload for f in server_frames(pair.drain())]
+    assert echoed == [f"{i:05d}" + "x" * 50 for i in range(whole)]
+
+
+def test_a_connection_reading_large_messages_parses_a_read_whole(pair: Pair) -> None:
+    pair.transport.bufferSize = LARGE_READ_SIZE
+    pair.wire._conn = conn = SpyConnection()
+    frame = client_frame(Opcode.BINARY, b"y" * 100_000)
+    pair.wire.dataReceived(frame)
+    assert conn.fed == [len(frame)]

@@ -290,18 +290,35 @@ class WebSocketWire:
         replies and the application's answers) in one C{writeSequence}.
         """
         conn = self._conn
-        self.bytesIn += len(data)
+        size = len(data)
+        self.bytesIn += size
         if self._timer is not None:
             self._lastReceived = self._clock.seconds()
+        early = 0
+        if size > SMALL_READ_SIZE and self._socket is not None and self.transport.bufferSize != LARGE_READ_SIZE:  # type: ignore[union-attr]
+            # A long read that may hold many small messages (a burst of
+            # publishes, say): deliver those of its first 16 KiB before
+            # parsing the rest, so the first of them is answered (or fanned
+            # out) after a quarter of the parsing. Everything is still
+            # written once, at the end.
+            conn.receive_data(data[:SMALL_READ_SIZE])
+            events = conn.events_received()
+            early = len(events)
+            if events:
+                if self._pending is not None:
+                    self._pending.extend(events)
+                else:
+                    self._deliver(events)
+            data = data[SMALL_READ_SIZE:]
         conn.receive_data(data)
         events = conn.events_received()
-        if self._socket is not None and len(data) >= self.transport.bufferSize:  # type: ignore[union-attr]
+        if self._socket is not None and size >= self.transport.bufferSize:  # type: ignore[union-attr]
             # A full read: the peer is streaming. Large messages: read more
             # per turn (fewer reads and parser passes). Small ones: read
             # less, so that a peer flooding tiny messages (thousands per
             # read) cannot hold the reactor for long while every other
             # connection waits for its turn.
-            large = len(events) <= len(data) >> _LARGE_MESSAGE_BITS
+            large = early + len(events) <= size >> _LARGE_MESSAGE_BITS
             self.transport.bufferSize = LARGE_READ_SIZE if large else SMALL_READ_SIZE  # type: ignore[union-attr]
         if events:
             if self._pending is not None:
