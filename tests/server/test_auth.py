@@ -228,18 +228,20 @@ def test_require_key_sets_headers_only_on_refusal() -> None:
     assert not [line for line in head if line.startswith((b"www-authenticate", b"retry-after"))]
     for key, error in ((None, "a valid API key is required"), ("wrong", "invalid API key")):
         head, body = get(key)
-        assert head[0].startswith(b"http/1.1 401") and error in json.loads(body)["error"]
+        assert head[0] == b"http/1.1 401 unauthorized" and error in json.loads(body)["error"]
         assert b'www-authenticate: bearer realm="txpulse"' in head and b"cache-control: no-store" in head
         assert b"content-type: application/json" in head
     get("wrong")
     head, body = get("k-alice")
-    assert head[0].startswith(b"http/1.1 429") and b"retry-after: 10" in head and b"too many" in body
+    assert head[0] == b"http/1.1 429 too many requests", "the phrase, not Twisted's 'Unknown Status'"
+    assert b"retry-after: 10" in head and b"too many" in body
 
 
 def test_plugin_auth_usage_errors(files: tuple[Path, Path], tmp_path: Path) -> None:
     """
-    --protect without --auth-keys, --jwk without --auth-keys, a protected
-    path that is no mount, and unreadable key files are usage errors.
+    --protect without --auth-keys, --jwk without --auth-keys and a protected
+    path that is no mount are usage errors; a bad keys file or key set
+    stops the plugin with one line naming the file (exit 1, no usage text).
     """
     keys, jwkFile = files
     bad = tmp_path / "bad.json"
@@ -248,11 +250,14 @@ def test_plugin_auth_usage_errors(files: tuple[Path, Path], tmp_path: Path) -> N
         ["--protect", "/pubsub"],
         ["--jwk", str(jwkFile)],
         ["--auth-keys", str(keys), "--protect", "/nowhere"],
-        ["--auth-keys", str(bad)],
-        ["--auth-keys", str(keys), "--jwk", str(bad)],
     ):
         with pytest.raises(usage.UsageError):
             Options().parseOptions(argv)
+    for argv in (["--auth-keys", str(bad)], ["--auth-keys", str(keys), "--jwk", str(bad)]):
+        with pytest.raises(SystemExit) as exited:
+            Options().parseOptions(argv)
+        message = str(exited.value.code)
+        assert message.startswith("txpulse: ") and str(bad) in message and "\n" not in message
 
 
 def test_gen_key_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -392,7 +397,11 @@ def test_allowed_origin_overrides_the_same_origin_default(files: tuple[Path, Pat
     head, _ = Client(site).request(upgrade_request("/chat", Origin="https://evil.example", **key))
     assert head.startswith(b"HTTP/1.1 101")
     site = protected(files, "--allowed-origin", "https://app.example", "--allowed-origin", "same-origin")
-    for origin, status in (("https://app.example", b"101"), ("http://localhost", b"101"), ("https://x.example", b"403")):
+    for origin, status in (
+        ("https://app.example", b"101"),
+        ("http://localhost", b"101"),
+        ("https://x.example", b"403"),
+    ):
         head, _ = Client(site).request(upgrade_request("/chat", Origin=origin, **key))
         assert head.startswith(b"HTTP/1.1 " + status), (origin, head)
     head, _ = Client(site).request(upgrade_request("/echo", Origin="https://x.example"))

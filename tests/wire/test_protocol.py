@@ -655,3 +655,30 @@ def test_keepalive_drops_a_peer_that_reads_nothing_while_reading_is_paused() -> 
         clock.advance(5)
     assert close_code(transport) == 1011
     assert transport.disconnecting
+
+
+def test_keepalive_drops_a_non_reader_the_application_waits_for() -> None:
+    """
+    An application that holds reading until what it writes has reached
+    the peer (the hub, while a replay waits for its reader) must not keep
+    a peer that reads nothing alive: while our writes are paused the
+    keepalive judges the peer by what it drains, as it does for a write
+    backlog, and closes a silent one with 1011.
+    """
+    gate: Deferred[None] = Deferred()
+
+    class Waiting(RecordingApp):
+        def textMessageReceived(self, message: str) -> Deferred[None] | None:
+            self.events.append(("text", message))
+            return gate
+
+    wire, transport, app, clock = make_wire(Waiting(), pingInterval=10, pingTimeout=5, idleTimeout=None)
+    wire.dataReceived(client_frame(Opcode.TEXT, b"replay") + client_frame(Opcode.TEXT, b"next"))
+    wire.pauseProducing()
+    app.transport.sendBytesMessage(b"x" * 6000)
+    clock.advance(10)
+    assert opcodes(transport)[-1] == WOpcode.PING
+    with captured_logs():
+        clock.advance(5)
+    assert close_code(transport) == 1011
+    assert transport.disconnecting

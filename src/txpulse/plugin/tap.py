@@ -34,7 +34,14 @@ from ..core.handshake import SAME_ORIGIN
 from ..demos.apps import EchoFactory, HeartbeatFactory
 from ..demos.chat import ChatFactory
 from ..pubsub.broker.memory import MemoryBroker
-from ..pubsub.hub import DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL, Broker, Hub
+from ..pubsub.hub import (
+    DEFAULT_HISTORY_MAX_BYTES,
+    DEFAULT_HISTORY_MAX_TOPICS,
+    DEFAULT_HISTORY_SIZE,
+    DEFAULT_HISTORY_TTL,
+    Broker,
+    Hub,
+)
 from ..pubsub.protocol import PubSubFactory
 from ..pubsub.topicrules import TopicRules
 from ..server.auth import ApiKeys, Authenticator, RequireKey, TokenIssuer, TokenResource
@@ -192,7 +199,14 @@ class Options(usage.Options):
             "memory",
             "Pub/sub broker: 'memory' (one process) or redis://[:password@]host:port/db (several processes).",
         ],
-        ["auth-keys", None, None, 'JSON file of API keys: {"<key>": "<identity>", ...} (Authorization: Bearer <key>).'],
+        [
+            "auth-keys",
+            None,
+            None,
+            'JSON file of API keys: {"<key>": "<identity>", ...} (Authorization: Bearer <key>); a regular file '
+            "of at most 16 MiB, no key twice, identities of 1 to 32 characters without control characters "
+            "(see 'txpulse gen-api-key').",
+        ],
         [
             "jwk",
             None,
@@ -232,6 +246,19 @@ class Options(usage.Options):
             DEFAULT_HISTORY_TTL,
             "Seconds a publication is kept for clients that resume (0: no history).",
             parseSeconds,
+        ),
+        _param(
+            "history-max-bytes",
+            DEFAULT_HISTORY_MAX_BYTES,
+            "Memory all pub/sub topics' histories may hold together (e.g. 64M; 0: no bound); "
+            "the oldest publications are dropped past it.",
+            _parseBodySize,
+        ),
+        _param(
+            "history-max-topics",
+            DEFAULT_HISTORY_MAX_TOPICS,
+            "Pub/sub topics with a history (0: no bound); the least recently published one's is dropped past it.",
+            parseCount,
         ),
         [
             "topic-rules",
@@ -331,7 +358,9 @@ class Options(usage.Options):
                 None if self["jwk"] is None else TokenIssuer.fromFile(self["jwk"], lifetime=self["token-lifetime"])
             )
         except ValueError as error:
-            raise usage.UsageError(str(error)) from None
+            # The options are right, the file is not: one line (naming the
+            # file and the bad entry), exit 1, no usage text above it.
+            raise SystemExit(f"txpulse: {error}") from None
         try:
             self["topicRules"] = None if self["topic-rules"] is None else TopicRules.fromFile(self["topic-rules"])
             if self["topicRules"] is not None:
@@ -455,6 +484,8 @@ def buildRoot(
             maxTopicsPerConnection=options["max-topics"],
             historySize=options["history-size"],
             historyTtl=options["history-ttl"],
+            historyMaxBytes=options["history-max-bytes"],
+            historyMaxTopics=options["history-max-topics"],
         )
     root: Resource
     if options["path"] is not None:
@@ -564,6 +595,8 @@ def makeService(options: Options) -> service.MultiService:
         maxTopicsPerConnection=options["max-topics"],
         historySize=options["history-size"],
         historyTtl=options["history-ttl"],
+        historyMaxBytes=options["history-max-bytes"],
+        historyMaxTopics=options["history-max-topics"],
     )
     limiter = makeLimiter(options)
     # Before the site reads the limit for its default connection cap.

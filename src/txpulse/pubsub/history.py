@@ -24,12 +24,61 @@ figures.
 from __future__ import annotations
 
 import re
+import sys
 from collections import deque
 from collections.abc import Sequence
 from itertools import islice
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
-__all__ = ["Position", "History", "Ring", "EPOCH", "isEpoch", "positioned"]
+__all__ = [
+    "Position",
+    "History",
+    "Ring",
+    "EPOCH",
+    "isEpoch",
+    "positioned",
+    "keptBytes",
+    "Publications",
+    "DEFAULT_HISTORY_MAX_BYTES",
+    "DEFAULT_HISTORY_MAX_TOPICS",
+]
+
+#: Memory all topics' histories of one process may hold by default
+#: (C{--history-max-bytes}), counted as L{keptBytes}: past it, the oldest
+#: publications (those of the least recently published topics first) are
+#: dropped. 64 MiB of it measured about 70 MiB of RSS (README, "Delivery
+#: guarantees"); a client resuming from a dropped publication gets
+#: C{"recovered": false}.
+DEFAULT_HISTORY_MAX_BYTES = 64 << 20
+
+#: Topics whose history one process keeps by default
+#: (C{--history-max-topics}): past it, the least recently published
+#: topic's history is dropped to make room. Measured: an empty topic's
+#: history (its ring) costs about 1.3 KiB, so 10,000 of them 13 MiB on top
+#: of what they keep (which L{DEFAULT_HISTORY_MAX_BYTES} bounds).
+DEFAULT_HISTORY_MAX_TOPICS = 10_000
+
+#: What keeping one publication costs besides its payload string: its time
+#: (a C{float}, 24 bytes) and a slot in each of the ring's two C{deque}s
+#: (8 bytes each, plus a share of their 64-slot blocks).
+ENTRY_OVERHEAD = 48
+
+
+_getsizeof = sys.getsizeof
+#: What C{sys.getsizeof} of an ASCII string adds to its length (the size
+#: of C{""}); an ASCII string is sized from its length, which is 4 times
+#: faster than asking C{sys.getsizeof}.
+_ASCII_STR = sys.getsizeof("")
+
+
+def keptBytes(payload: str) -> int:
+    """
+    The memory keeping C{payload} in a L{Ring} costs: the string object's
+    real size (C{sys.getsizeof}: 49 bytes plus one per ASCII character, two
+    or four per character of other text) plus L{ENTRY_OVERHEAD}.
+    """
+    return (len(payload) + _ASCII_STR if payload.isascii() else _getsizeof(payload)) + ENTRY_OVERHEAD
+
 
 #: What an epoch may look like: brokers make them of these characters only,
 #: so that the hub writes them into JSON as they are, without escaping.
@@ -74,6 +123,49 @@ class History(NamedTuple):
     publications: Sequence[tuple[int, str]]
 
 
+class Publications(Sequence[tuple[int, str]]):
+    """
+    C{(offset, payload)} of consecutive publications, as a L{Ring} answers
+    them: a list of the payloads and the first one's offset, not a tuple
+    per publication. A replay waits in the hub until it is written, so
+    what it holds meanwhile matters: 8 bytes per publication (the list's
+    pointer; the payloads are the ring's own strings) rather than about
+    100 (a tuple and an C{int} each), which for a thousand clients resuming
+    a thousand publications at once is 8 MB rather than 100.
+    """
+
+    __slots__ = ("first", "payloads")
+
+    def __init__(self, first: int, payloads: list[str]) -> None:
+        self.first = first
+        self.payloads = payloads
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, str]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[int, str]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[int, str] | list[tuple[int, str]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self.payloads)))]
+        payload = self.payloads[index]
+        return (self.first + (index if index >= 0 else len(self.payloads) + index), payload)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Publications({self.first}, {self.payloads!r})"
+
+
 def positioned(payload: str, offset: int, epoch: str) -> str:
     """
     The envelope C{payload} (C{{"topic": T, "data": D}}) with its position
@@ -93,9 +185,10 @@ class Ring:
     @ivar epoch: the topic's epoch.
     @ivar size: the most publications kept (0: none, history is off).
     @ivar ttl: seconds a publication is kept (0: none, history is off).
+    @ivar bytes: the memory the kept publications cost (L{keptBytes}).
     """
 
-    __slots__ = ("offset", "epoch", "size", "ttl", "_payloads", "_times")
+    __slots__ = ("offset", "epoch", "size", "ttl", "bytes", "_payloads", "_times")
 
     def __init__(self, epoch: str, size: int, ttl: float) -> None:
         if size <= 0 or ttl <= 0:
@@ -104,6 +197,7 @@ class Ring:
         self.epoch = epoch
         self.size = size
         self.ttl = ttl
+        self.bytes = 0
         self._payloads: deque[str] = deque(maxlen=size)
         self._times: deque[float] = deque(maxlen=size)
 
@@ -124,10 +218,18 @@ class Ring:
         """
         self.offset = offset = self.offset + 1
         if self.size:
-            times = self._times
+            times, payloads = self._times, self._payloads
             if times and times[0] <= now - self.ttl:
                 self.expire(now)
-            self._payloads.append(payload)
+            # keptBytes, inlined (this runs once per publication); when
+            # full, appending drops the oldest (the deques' maxlen).
+            size = len(payload) + _ASCII_STR if payload.isascii() else _getsizeof(payload)
+            if len(payloads) == self.size:
+                oldest = payloads[0]
+                self.bytes += size - (len(oldest) + _ASCII_STR if oldest.isascii() else _getsizeof(oldest))
+            else:
+                self.bytes += size + ENTRY_OVERHEAD
+            payloads.append(payload)
             times.append(now)
         return offset
 
@@ -138,7 +240,26 @@ class Ring:
         times, payloads, oldest = self._times, self._payloads, now - self.ttl
         while times and times[0] <= oldest:
             times.popleft()
-            payloads.popleft()
+            self.bytes -= keptBytes(payloads.popleft())
+
+    def dropOldest(self) -> int:
+        """
+        Drop the oldest publication kept (there must be one).
+
+        @return: the memory it cost (L{keptBytes}).
+        """
+        self._times.popleft()
+        freed = keptBytes(self._payloads.popleft())
+        self.bytes -= freed
+        return freed
+
+    def clear(self) -> None:
+        """
+        Drop every publication kept (the position stays).
+        """
+        self._times.clear()
+        self._payloads.clear()
+        self.bytes = 0
 
     def since(self, since: Position | None, now: float) -> History:
         """
@@ -156,5 +277,5 @@ class Ring:
         if since.offset + 1 < first:
             return History(top, epoch, False, ())
         skip = since.offset + 1 - first
-        kept = islice(self._payloads, skip, None)
-        return History(top, epoch, True, list(enumerate(kept, since.offset + 1)))
+        kept = list(islice(self._payloads, skip, None))
+        return History(top, epoch, True, Publications(since.offset + 1, kept))

@@ -50,6 +50,27 @@ without C{history} (the Redis pub/sub broker as of now) delivers without
 positions; subscriptions are answered C{{"subscribed": T}}, with
 C{"recovered": false} when asked to recover.
 
+Replays are paced: a replay is written in slices of at most C{maxBatch}
+bytes, and all replays together write at most C{replayPerTurn} bytes per
+reactor turn (at least one message each); what is left goes on in the
+next turns, round-robin over the subscribers replaying. So a thousand
+clients resuming at once, or one client asking for the same replay a
+thousand times, cannot hold the reactor for more than one slice's worth
+of work per turn. A slice is written to a subscriber only while it keeps
+up (C{writeBacklog} is 0: the transport's buffer has room, or has just
+filled): a reader that does not read holds at most its buffer and one
+slice, not the replay. Until its replay is written the subscription is
+not live, so what is delivered to the topic meanwhile is kept aside, as
+while the history is read (above), and counts against C{maxBacklog}: over
+it, the subscriber is disconnected as too slow (1008). A subscription
+that is not live yet when C{subscribe} returns (history still being read,
+or replay still being written) comes with a L{Deferred} that fires when it
+is; the C{/pubsub} protocol returns it from C{textMessageReceived}, so the
+connection is not read meanwhile (L{txpulse.wire.protocol}): a client's
+pipelined requests wait in TCP, one replay at a time per connection, and
+re-subscribing the same topic a thousand times costs one replay at a time
+(each new request abandons the replay in progress).
+
 Slow subscribers: a subscriber whose write backlog (the growth of its
 queue since its transport's buffer filled) is over C{maxBacklog} bytes is
 disconnected with close code 1008 ("subscriber too slow") and a log line,
@@ -64,12 +85,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol, cast
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -77,7 +99,7 @@ from ..core.frames import Opcode, encode_frame
 from ..logs.peers import peerOf
 from ..wire.twistedinternals import maybeGlobalReactor
 from .broker import Broker, PositionedBroker
-from .history import History, Position, positioned
+from .history import DEFAULT_HISTORY_MAX_BYTES, DEFAULT_HISTORY_MAX_TOPICS, History, Position, positioned
 
 __all__ = [
     "Hub",
@@ -95,6 +117,9 @@ __all__ = [
     "loadJSON",
     "dumpJSON",
     "checkEnvelope",
+    "DEFAULT_HISTORY_MAX_BYTES",
+    "DEFAULT_HISTORY_MAX_TOPICS",
+    "DEFAULT_REPLAY_PER_TURN",
 ]
 
 _log = Logger()
@@ -112,6 +137,17 @@ DEFAULT_HISTORY_SIZE = 1000
 #: clients' reconnection backoffs (0.5 s doubling up to 30 s), short
 #: enough that quiet topics hold little.
 DEFAULT_HISTORY_TTL = 120.0
+
+#: Bytes all replays together write per reactor turn by default (L{Hub}'s
+#: C{replayPerTurn}): about 1,700 messages of 150 bytes, a few milliseconds
+#: of work (measured: 1,000 clients resuming 1,000 messages each at once
+#: keep another connection's round trip under 10 ms; see the README).
+DEFAULT_REPLAY_PER_TURN = 256 << 10
+
+#: Seconds between two looks at replays that all wait for their readers
+#: (C{writeBacklog} above 0): a replay waiting on a reader is looked at
+#: every turn only while some other replay is being written.
+REPLAY_POLL_INTERVAL = 0.02
 
 #: Close code for a subscriber that cannot keep up (RFC 6455 §7.4.1: 1008,
 #: "a message that violates its policy").
@@ -262,17 +298,38 @@ def _qualified(channel: str) -> str:
 
 class _Pending:
     """
-    A subscription waiting for its broker's L{History}: what was delivered
-    to its channel meanwhile, C{(payload, offset, epoch)}, to be written
-    after the history.
+    A subscription that is not live yet: waiting for its broker's
+    L{History}, then for its replay to be written.
+
+    @ivar buffer: what was delivered to its channel meanwhile,
+        C{(payload, offset, epoch)}, to be written after the replay.
+    @ivar buffered: the characters in C{buffer} (checked against the hub's
+        C{maxBacklog}).
+    @ivar history: the broker's answer, once it came.
+    @ivar next: the index in C{history.publications} of the next one to
+        replay.
+    @ivar done: fires when the subscription is live, or abandoned
+        (C{None} until someone waits for it).
     """
 
-    __slots__ = ("topic", "since", "buffer")
+    __slots__ = ("topic", "since", "buffer", "buffered", "history", "next", "done")
 
     def __init__(self, topic: str, since: Position | None) -> None:
         self.topic = topic
         self.since = since
         self.buffer: list[tuple[str, int | None, str | None]] = []
+        self.buffered = 0
+        self.history: History | None = None
+        self.next = 0
+        self.done: Deferred[None] | None = None
+
+    def finish(self) -> None:
+        """
+        Tell whoever waits that the subscription is live (or abandoned).
+        """
+        done, self.done = self.done, None
+        if done is not None:
+            done.callback(None)
 
 
 class Hub:
@@ -295,6 +352,9 @@ class Hub:
         historySize: int = DEFAULT_HISTORY_SIZE,
         historyTtl: float = DEFAULT_HISTORY_TTL,
         historyFor: HistoryFor | None = None,
+        historyMaxBytes: int | None = None,
+        historyMaxTopics: int | None = None,
+        replayPerTurn: int = DEFAULT_REPLAY_PER_TURN,
     ) -> None:
         """
         @param broker: default: an in-process L{MemoryBroker}.
@@ -304,7 +364,8 @@ class Hub:
             subscriber may fall before it is disconnected (1008).
         @param maxBatch: how many bytes of messages a turn may queue on a
             subscriber before they are written (and slow subscribers
-            checked) without waiting for the turn's end.
+            checked) without waiting for the turn's end; also the largest
+            slice of a replay written at once.
         @param authorize: per-topic authorization hook of every namespace
             without its own (default: allow all); it sees the root's topics
             as they are and topic T of namespace N as C{N/T} (see
@@ -321,15 +382,39 @@ class Hub:
         @param historyFor: per-topic override of the two (see
             L{HistoryFor}); asked once per topic, when the broker first
             sees it.
-        @raise ValueError: for a negative C{historySize} or C{historyTtl}.
+        @param historyMaxBytes: the memory all topics' histories may hold
+            together (0: no bound); past it the oldest publications are
+            dropped (see L{txpulse.pubsub.broker.memory.MemoryBroker}).
+            Given to a broker that has a C{maxBytes} attribute (the
+            in-process one); C{None}: the broker's own (default
+            L{DEFAULT_HISTORY_MAX_BYTES}).
+        @param historyMaxTopics: the most topics with history (0: no
+            bound); past it the least recently published topic's history is
+            dropped. Given to a broker with a C{maxTopics} attribute;
+            C{None}: the broker's own (default L{DEFAULT_HISTORY_MAX_TOPICS}).
+        @param replayPerTurn: bytes all replays together write per reactor
+            turn (at least one message each); the rest goes on in the next
+            turns (see the module docstring).
+        @raise ValueError: for a negative C{historySize}, C{historyTtl},
+            C{historyMaxBytes} or C{historyMaxTopics}, or a
+            C{replayPerTurn} under 1.
         """
         if historySize < 0 or historyTtl < 0:
             raise ValueError("historySize and historyTtl must not be negative")
+        if (historyMaxBytes or 0) < 0 or (historyMaxTopics or 0) < 0:
+            raise ValueError("historyMaxBytes and historyMaxTopics must not be negative")
+        if replayPerTurn < 1:
+            raise ValueError("replayPerTurn must be 1 or more")
         if broker is None:
             from .broker.memory import MemoryBroker
 
             broker = MemoryBroker(clock=clock)
+        if historyMaxBytes is not None and hasattr(broker, "maxBytes"):
+            setattr(broker, "maxBytes", historyMaxBytes)  # noqa: B010 (not part of the Broker protocol)
+        if historyMaxTopics is not None and hasattr(broker, "maxTopics"):
+            setattr(broker, "maxTopics", historyMaxTopics)  # noqa: B010
         self.broker = broker
+        self.replayPerTurn = replayPerTurn
         self.historySize = historySize
         self.historyTtl = historyTtl
         self.historyFor = historyFor
@@ -347,8 +432,15 @@ class Hub:
         #: Local subscribers per broker channel, and channels per subscriber.
         self._topics: dict[str, set[Subscriber]] = {}
         self._subscriptions: dict[Subscriber, set[str]] = {}
-        #: Subscriptions waiting for their broker's history, per channel.
+        #: Subscriptions not live yet (waiting for their broker's history,
+        #: or being replayed), per channel.
         self._recovering: dict[str, dict[Subscriber, _Pending]] = {}
+        #: Replays with more to write, in the order they are served.
+        self._replays: deque[tuple[Subscriber, str, _Pending]] = deque()
+        #: Bytes replays wrote in this turn; the call that starts the next
+        #: pass over C{_replays} (and sets this back to 0).
+        self._replaySpent = 0
+        self._replayCall: IDelayedCall | None = None
         self._root = Namespace(self, "")
         #: Whether the broker gives positions and keeps history.
         self.positions = callable(getattr(broker, "history", None))
@@ -419,12 +511,12 @@ class Hub:
 
     def subscribe(
         self, subscriber: Subscriber, topic: str, since: Position | None = None, *, answer: bool = False
-    ) -> None:
+    ) -> Deferred[None] | None:
         """
         Add C{subscriber} to C{topic} of the root namespace: see
         L{Namespace.subscribe}.
         """
-        self._root.subscribe(subscriber, topic, since, answer=answer)
+        return self._root.subscribe(subscriber, topic, since, answer=answer)
 
     def unsubscribe(self, subscriber: Subscriber, topic: str) -> None:
         """
@@ -454,11 +546,18 @@ class Hub:
 
     def _subscribe(
         self, subscriber: Subscriber, channel: str, topic: str, since: Position | None, answer: bool
-    ) -> None:
+    ) -> Deferred[None] | None:
+        """
+        Subscribe C{subscriber} to C{channel} (see L{Namespace.subscribe}).
+
+        @return: C{None} if the subscription is live, else a L{Deferred}
+            that fires when it is (its history read and replayed), or when
+            it is abandoned (unsubscribed, asked again, disconnected).
+        """
         channels = self._subscriptions.setdefault(subscriber, set())
         if channel in channels:
             if not answer:
-                return
+                return None
             # Asked again, for an answer: the subscription starts over (its
             # reply, its replay from since), without the broker noticing.
             self._detach(subscriber, channel)
@@ -470,14 +569,14 @@ class Hub:
             self.broker.subscribe(channel)
         if not answer:
             self._topics.setdefault(channel, set()).add(subscriber)
-            return
+            return None
         if not self.positions:
             reply: dict[str, Any] = {"subscribed": topic}
             if since is not None:
                 reply["recovered"] = False
             self._topics.setdefault(channel, set()).add(subscriber)
             self._writeTexts(subscriber, [dumpJSON(reply)])
-            return
+            return None
         pending = _Pending(topic, since)
         self._recovering.setdefault(channel, {})[subscriber] = pending
         try:
@@ -485,7 +584,7 @@ class Hub:
         except Exception:
             _log.failure("Reading the history of {channel!r} failed", Failure(), channel=channel)
             self._resume(subscriber, channel, pending, None)
-            return
+            return self._waitFor(subscriber, channel, pending)
         if isinstance(history, Deferred):
             history.addCallbacks(
                 lambda answered: self._resume(subscriber, channel, pending, answered),
@@ -493,6 +592,18 @@ class Hub:
             )
         else:
             self._resume(subscriber, channel, pending, history)
+        return self._waitFor(subscriber, channel, pending)
+
+    def _waitFor(self, subscriber: Subscriber, channel: str, pending: _Pending) -> Deferred[None] | None:
+        """
+        C{None} if C{pending} is no longer pending (live, or abandoned),
+        else a L{Deferred} that fires when it is no longer.
+        """
+        if self._recovering.get(channel, {}).get(subscriber) is not pending:
+            return None
+        if pending.done is None:
+            pending.done = Deferred()
+        return pending.done
 
     def _historyFailed(self, failure: Failure, subscriber: Subscriber, channel: str, pending: _Pending) -> None:
         _log.failure("Reading the history of {channel!r} failed", failure, channel=channel)
@@ -505,14 +616,10 @@ class Hub:
         delivered meanwhile and is not in the replay; the subscriber is
         then live.
         """
-        waiting = self._recovering.get(channel)
-        if waiting is None or waiting.get(subscriber) is not pending:
+        if not self._isPending(subscriber, channel, pending):
             return  # unsubscribed (or subscribed again) meanwhile
-        del waiting[subscriber]
-        if not waiting:
-            del self._recovering[channel]
         reply: dict[str, Any] = {"subscribed": pending.topic}
-        texts: list[str] = []
+        pending.history = history
         if history is None:
             if pending.since is not None:
                 reply["recovered"] = False
@@ -521,17 +628,118 @@ class Hub:
                 reply["recovered"] = history.recovered
             reply["offset"] = history.offset
             reply["epoch"] = history.epoch
-            if history.recovered:
-                texts = [positioned(text, n, history.epoch) for n, text in history.publications]
-        texts.insert(0, dumpJSON(reply))
+            if history.recovered and history.publications:
+                # A replay: written in slices, maybe over several turns
+                # (see the module docstring), then the subscription is live.
+                self._writeTexts(subscriber, [dumpJSON(reply)])
+                if not self._isPending(subscriber, channel, pending):
+                    return  # dropped as too slow by that write
+                if not self._replays and self._replaySpent < self.replayPerTurn and not subscriber.writeBacklog:
+                    if self._replaySlice(subscriber, channel, pending, self.replayPerTurn - self._replaySpent):
+                        return
+                self._replays.append((subscriber, channel, pending))
+                self._scheduleReplays(0)
+                return
+        self._goLive(subscriber, channel, pending, [dumpJSON(reply)])
+
+    def _isPending(self, subscriber: Subscriber, channel: str, pending: _Pending) -> bool:
+        """
+        Whether C{pending} is still C{subscriber}'s subscription to
+        C{channel}, waiting to go live.
+        """
+        waiting = self._recovering.get(channel)
+        return waiting is not None and waiting.get(subscriber) is pending
+
+    def _replaySlice(self, subscriber: Subscriber, channel: str, pending: _Pending, budget: int) -> bool:
+        """
+        Write the next slice of C{pending}'s replay: at most C{maxBatch} and
+        C{budget} bytes (at least one message); the subscription goes live
+        after the last one.
+
+        @return: whether the replay is over.
+        """
+        history = pending.history
+        assert history is not None
+        publications, epoch = history.publications, history.epoch
+        index, end = pending.next, len(publications)
+        limit = min(self.maxBatch, budget)
+        texts: list[str] = []
+        size = 0
+        while index < end and (size < limit or not texts):
+            offset, payload = publications[index]
+            index += 1
+            text = positioned(payload, offset, epoch)
+            texts.append(text)
+            size += len(text)
+        pending.next = index
+        self._replaySpent += size
+        if self._replayCall is None:
+            # Whatever is left of the budget is this turn's only.
+            self._scheduleReplays(0)
+        if index < end:
+            self._writeTexts(subscriber, texts)
+            return False
+        self._goLive(subscriber, channel, pending, texts)
+        return True
+
+    def _goLive(self, subscriber: Subscriber, channel: str, pending: _Pending, texts: list[str]) -> None:
+        """
+        C{pending}'s reply and replay are written, up to C{texts}: write
+        those, then what was delivered meanwhile and is not in the replay;
+        the subscriber is then live.
+        """
+        waiting = self._recovering[channel]
+        del waiting[subscriber]
+        if not waiting:
+            del self._recovering[channel]
+        history = pending.history
         for payload, offset, epoch in pending.buffer:
             if offset is None or epoch is None:
                 texts.append(payload)
             elif history is None or epoch != history.epoch or offset > history.offset:
                 texts.append(positioned(payload, offset, epoch))
             # else: in the replay already, or from before the subscription
+        pending.buffer = []
         self._topics.setdefault(channel, set()).add(subscriber)
         self._writeTexts(subscriber, texts)
+        pending.finish()
+
+    def _scheduleReplays(self, delay: float) -> None:
+        if self._replayCall is None:
+            self._replayCall = self.clock.callLater(delay, self._replayTurn)
+
+    def _replayTurn(self) -> None:
+        """
+        A new turn: write the next slice of each replay in progress, in
+        turn, until this turn's C{replayPerTurn} is spent; a replay whose
+        reader is behind (C{writeBacklog} above 0) waits for a later turn.
+        """
+        self._replayCall = None
+        self._replaySpent = 0
+        replays = self._replays
+        budget = self.replayPerTurn
+        wrote = False
+        for _ in range(len(replays)):
+            if self._replaySpent >= budget:
+                break
+            subscriber, channel, pending = entry = replays.popleft()
+            if not self._isPending(subscriber, channel, pending):
+                continue  # abandoned
+            try:
+                if not subscriber.isOpen():
+                    # Closing: its connectionLost drops the subscription.
+                    self._detach(subscriber, channel)
+                    continue
+                if subscriber.writeBacklog:
+                    replays.append(entry)
+                    continue
+                wrote = True
+                if not self._replaySlice(subscriber, channel, pending, budget - self._replaySpent):
+                    replays.append(entry)
+            except Exception:
+                _log.failure("Replaying to a subscriber failed", Failure())
+        if replays:
+            self._scheduleReplays(0 if wrote else REPLAY_POLL_INTERVAL)
 
     def _writeTexts(self, subscriber: Subscriber, texts: list[str]) -> None:
         """
@@ -567,9 +775,13 @@ class Hub:
                 del self._topics[channel]
         waiting = self._recovering.get(channel)
         if waiting is not None:
-            waiting.pop(subscriber, None)
+            pending = waiting.pop(subscriber, None)
             if not waiting:
                 del self._recovering[channel]
+            if pending is not None and pending.done is not None:
+                # Abandoned: whoever waits goes on, in a turn of its own
+                # (this may run inside a delivery, or a subscribe).
+                self.clock.callLater(0, pending.finish)
 
     def _unsubscribe(self, subscriber: Subscriber, channel: str) -> None:
         channels = self._subscriptions.get(subscriber)
@@ -612,8 +824,16 @@ class Hub:
         if self._recovering:
             waiting = self._recovering.get(topic)
             if waiting:
-                for pending in waiting.values():
+                behind: list[tuple[Subscriber, int]] = []
+                for waiter, pending in waiting.items():
                     pending.buffer.append((payload, offset, epoch))
+                    pending.buffered += len(payload)
+                    if pending.buffered > self.maxBacklog:
+                        behind.append((waiter, pending.buffered))
+                for waiter, buffered in behind:
+                    # Still waiting for its history or its replay, while the
+                    # topic goes on: as far behind as a slow reader.
+                    self._dropSlow(waiter, buffered)
         subscribers = self._topics.get(topic)
         if not subscribers:
             return
@@ -674,12 +894,17 @@ class Hub:
             except Exception:
                 _log.failure("Flushing a subscriber failed", Failure())
 
-    def _dropSlow(self, subscriber: Subscriber) -> None:
+    def _dropSlow(self, subscriber: Subscriber, kept: int | None = None) -> None:
+        """
+        Disconnect C{subscriber} with 1008: its backlog is over
+        C{maxBacklog}, or (C{kept}) the deliveries kept aside for a
+        subscription of it that is not live yet are.
+        """
         _log.warn(
             "Disconnecting subscriber {peer}, too slow to keep up: {backlog} bytes queued (limit {limit}); "
             "close 1008 sent behind them",
             peer=peerOf(subscriber),
-            backlog=subscriber.writeBacklog,
+            backlog=subscriber.writeBacklog if kept is None else kept,
             limit=self.maxBacklog,
         )
         self.unsubscribeAll(subscriber)
@@ -755,7 +980,7 @@ class Namespace:
 
     def subscribe(
         self, subscriber: Subscriber, topic: str, since: Position | None = None, *, answer: bool = False
-    ) -> None:
+    ) -> Deferred[None] | None:
         """
         Add C{subscriber} to C{topic}.
 
@@ -771,10 +996,16 @@ class Namespace:
         Authorization is the caller's (L{allowed}), for recovery as for
         any subscription.
 
+        @return: C{None} once the subscription is live; else (its history
+            is still being read, or its replay written: see the module
+            docstring) a L{Deferred} that fires when it is, or when it is
+            abandoned. A protocol that returns it from
+            C{textMessageReceived} is not read meanwhile, which is what
+            bounds the work one connection's pipelined requests can queue.
         @raise HubError: for a bad topic name or too many subscriptions.
         """
         topic = self.checkTopic(topic)
-        self.hub._subscribe(subscriber, self.channel(topic), topic, since, answer or since is not None)
+        return self.hub._subscribe(subscriber, self.channel(topic), topic, since, answer or since is not None)
 
     def unsubscribe(self, subscriber: Subscriber, topic: str) -> None:
         """

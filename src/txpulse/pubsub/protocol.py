@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -90,15 +91,22 @@ class PubSubProtocol:
     def _error(self, message: str) -> None:
         self.transport.sendTextMessage(json.dumps({"error": message}))
 
-    def textMessageReceived(self, message: str) -> None:
+    def textMessageReceived(self, message: str) -> Deferred[None] | None:
+        """
+        Serve one request. A subscription whose history or replay is not
+        written yet returns a L{Deferred} (see L{Namespace.subscribe}):
+        the wire reads nothing more from this client until it fires, so a
+        client can have at most one replay in progress (its next requests
+        wait in TCP).
+        """
         try:
             request = loadJSON(message)
         except ValueError:
             self._error("message is not valid JSON")
-            return
+            return None
         if not isinstance(request, dict):
             self._error("message must be a JSON object")
-            return
+            return None
         action = request.get("action")
         topics = self._topics
         try:
@@ -108,7 +116,7 @@ class PubSubProtocol:
                 # The same check for a recovery as for any subscription: no
                 # replay of a topic the client may not subscribe to.
                 self._authorize("subscribe", topic)
-                topics.subscribe(self.transport, topic, since, answer=True)
+                return topics.subscribe(self.transport, topic, since, answer=True)
             elif action == "unsubscribe":
                 topics.unsubscribe(self.transport, topic)
             elif action == "publish":
@@ -125,6 +133,7 @@ class PubSubProtocol:
                 raise HubError("action must be 'subscribe', 'unsubscribe' or 'publish'")
         except HubError as refused:
             self._error(str(refused))
+        return None
 
     def _authorize(self, action: str, topic: str) -> None:
         if not refuse(self._topics, self.transport, action, topic, self._refusalsLogged):

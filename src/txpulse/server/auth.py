@@ -39,6 +39,7 @@ import binascii
 import json
 import time
 from collections.abc import Callable, Mapping
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from twisted.web.server import Request
 
 from .._extras import MissingExtra
 from ..core.exceptions import HandshakeError
+from .keyfile import checkKeys, parseKeys, readBounded
 from .ratelimit import FailureLimiter, clientKey
 
 try:
@@ -141,24 +143,33 @@ class ApiKeys:
     """
 
     def __init__(self, keys: Mapping[str, str]) -> None:
+        """
+        @param keys: C{{key: identity}}; every identity must be valid
+            (L{txpulse.server.keyfile.identityProblem}: 1 to 32 characters,
+            no control or formatting character, no space at either end).
+        @raise ValueError: for an empty key or an invalid identity, naming
+            the entry by its position and identity (never by its key).
+        """
         self._keys = dict(keys)
+        checkKeys(self._keys, "API keys")
 
     @classmethod
     def fromFile(cls, path: str | Path) -> ApiKeys:
         """
-        Load C{{"<key>": "<identity>", ...}} from a JSON file.
+        Load C{{"<key>": "<identity>", ...}} from a JSON file, by the rules
+        of L{txpulse.server.keyfile}: a regular file (symlinks followed) of
+        at most 16 MiB, no key twice, valid identities.
 
-        @raise ValueError: for a file that is not such an object.
+        @raise ValueError: (one line naming the file and the bad entry) for
+            anything else.
         """
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise ValueError(f"cannot read API keys from {path}: {error}") from None
-        if not isinstance(data, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and k for k, v in data.items()
-        ):
-            raise ValueError(f'{path}: expected a JSON object {{"<key>": "<identity>", ...}}')
-        return cls(data)
+            text = readBounded(path)
+        except OSError as error:
+            raise ValueError(f"cannot read API keys from {path}: {error.strerror}") from None
+        except ValueError as error:
+            raise ValueError(f"API keys file {error}") from None
+        return cls(parseKeys(text, f"API keys file {path}"))
 
     def identify(self, key: str) -> str | None:
         """
@@ -214,15 +225,21 @@ class TokenIssuer:
     @classmethod
     def fromFile(cls, path: str | Path, **kwargs: Any) -> TokenIssuer:
         """
-        Load the JWK set from a file.
+        Load the JWK set from a file (a regular file, symlinks followed, of
+        at most 16 MiB, like the API keys).
 
         @raise ValueError: for an unreadable file or a bad key set.
         """
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = readBounded(path)
         except OSError as error:
-            raise ValueError(f"cannot read the JWK set {path}: {error}") from None
-        return cls(text, **kwargs)
+            raise ValueError(f"cannot read the JWK set {path}: {error.strerror}") from None
+        except ValueError as error:
+            raise ValueError(f"JWK set file {error}") from None
+        try:
+            return cls(text, **kwargs)
+        except ValueError as error:
+            raise ValueError(f"JWK set file {path}: {error}") from None
 
     def issue(self, identity: str) -> tuple[str, float]:
         """
@@ -363,7 +380,9 @@ def _requireKey(request: Request, keys: ApiKeys, limiter: FailureLimiter) -> str
         if identity is None:
             raise AuthenticationRefused("a valid API key is required (Authorization: Bearer <key>)", 401, _CHALLENGE)
     except AuthenticationRefused as refused:
-        request.setResponseCode(refused.statusCode)
+        # The phrase explicitly: Twisted's RESPONSES has no 429, and would
+        # send "429 Unknown Status".
+        request.setResponseCode(refused.statusCode, HTTPStatus(refused.statusCode).phrase.encode("ascii"))
         for name, value in refused.headers:
             request.setHeader(name, value)
         request.setHeader("Content-Type", "application/json")

@@ -906,7 +906,7 @@ class WebSocketWire:
             return
         now = self._clock.seconds()
         options = self._options
-        if self._pending is not None:
+        if self._pending is not None and not self._writePaused:
             # Reading is paused while the application digests a message: the
             # peer's pongs cannot arrive, and the peer is not idle either.
             self._lastReceived = self._lastMessage = now
@@ -920,13 +920,16 @@ class WebSocketWire:
             # held it is, as far as we can know, not idle either. One that
             # reads nothing is pinged and times out as usual (its close
             # frame cannot reach it either: the close timeout then aborts
-            # it).
+            # it). The same holds while the application holds reading
+            # (e.g. the hub until a replay is written, which waits for this
+            # peer to read): a peer that reads nothing is not kept alive by
+            # the wait it causes.
             drained = self._drained()
             if drained is not None and drained > self._drainMark:
                 self._drainMark = drained
                 self._lastReceived = now
                 self._pingSentAt = None
-                if self._readHolds & _HOLD_WRITES:
+                if self._readHolds:
                     self._lastMessage = now
         if options.idleTimeout is not None and now - self._lastMessage >= options.idleTimeout:
             _log.info(
