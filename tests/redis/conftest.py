@@ -15,7 +15,7 @@ import os
 import shutil
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import LogEvent, LogLevel, formatEvent
 
 from txpulse.pubsub.broker.redis import RedisBroker
 from txpulse.pubsub.hub import Hub
@@ -89,6 +90,16 @@ class RedisServer(ServerProcess):
             "--dir", str(directory),
         ]  # fmt: skip
         super().__init__(argv, directory / "redis.log", [port])
+
+    def persist(self) -> None:
+        """
+        From the next L{start} on, keep the data in an append-only file,
+        synced on every write (C{appendfsync always}), so that a killed
+        server comes back with all of it.
+        """
+        index = self.argv.index("--appendonly")
+        self.argv[index + 1] = "yes"
+        self.argv += ["--appendfsync", "always"]
 
     def ready(self) -> bool:
         """
@@ -173,17 +184,18 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest_twisted.async_yield_fixture
 async def make_hub(redis_server: RedisServer) -> Any:
     """
-    C{await make_hub(**brokerOptions)}: a L{Hub} with its own
+    C{await make_hub(hubOptions, **brokerOptions)}: a L{Hub} (built with
+    C{hubOptions}, e.g. C{historySize}) with its own
     L{RedisBroker} (like one server process) on C{redis_server}, returned
     once the broker is connected. Every broker is stopped at teardown.
     """
     brokers: list[RedisBroker] = []
 
-    async def make(**options: Any) -> Hub:
+    async def make(hubOptions: dict[str, Any] | None = None, **options: Any) -> Hub:
         options.setdefault("retryPolicy", lambda attempt: FAST_RETRY)
         broker = RedisBroker.fromURL(redis_server.url, reactor=reactor, **options)
         brokers.append(broker)
-        hub = Hub(broker)
+        hub = Hub(broker, **(hubOptions or {}))
         await until(lambda: broker.connected, "the broker to connect")
         return hub
 
@@ -200,3 +212,22 @@ def log_events() -> Iterator[EventLoggingObserver]:
     """
     with captured_events() as events:
         yield events
+
+
+def broker_of(hub: Hub) -> RedisBroker:
+    """
+    The L{RedisBroker} of a hub made by C{make_hub}.
+    """
+    assert isinstance(hub.broker, RedisBroker)
+    return hub.broker
+
+
+def broker_lines(events: Iterable[LogEvent]) -> list[tuple[LogLevel, str]]:
+    """
+    The broker's own log lines: C{(level, text)}.
+    """
+    return [
+        (event["log_level"], formatEvent(event))
+        for event in events
+        if event.get("log_namespace") == "txpulse.pubsub.broker.redis"
+    ]

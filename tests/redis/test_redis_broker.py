@@ -13,7 +13,6 @@ import inspect
 import json
 import subprocess
 import sys
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.internet.testing import EventLoggingObserver
 from twisted.internet.threads import deferToThread
-from twisted.logger import LogEvent, LogLevel, formatEvent
+from twisted.logger import LogLevel, formatEvent
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
@@ -32,7 +31,7 @@ from txpulse.server.resource import WebSocketResource
 
 from ..support.hub import FakeSubscriber
 from ..support.waits import WAIT, until
-from .conftest import RedisServer
+from .conftest import RedisServer, broker_lines, broker_of
 
 
 async def subscribed(redis_server: RedisServer, *channels: str) -> None:
@@ -43,25 +42,6 @@ async def subscribed(redis_server: RedisServer, *channels: str) -> None:
     await until(lambda: set(channels) <= redis_server.channels(), f"Redis to have {channels} subscribed")
 
 
-def broker_of(hub: Hub) -> RedisBroker:
-    """
-    The L{RedisBroker} of a hub made by C{make_hub}.
-    """
-    assert isinstance(hub.broker, RedisBroker)
-    return hub.broker
-
-
-def broker_lines(events: Iterable[LogEvent]) -> list[tuple[LogLevel, str]]:
-    """
-    The broker's own log lines: C{(level, text)}.
-    """
-    return [
-        (event["log_level"], formatEvent(event))
-        for event in events
-        if event.get("log_namespace") == "txpulse.pubsub.broker.redis"
-    ]
-
-
 # -- across processes ------------------------------------------------------------
 
 
@@ -70,10 +50,10 @@ async def test_publish_on_one_hub_reaches_the_other_and_local_publish_arrives_on
     make_hub: Any, redis_server: RedisServer
 ) -> None:
     """
-    A message published on hub B reaches hub A's subscriber as exactly the
-    JSON envelope; a message published on A reaches A's own subscriber at
-    once (before any round trip to Redis) and only once: the echo Redis
-    sends back is dropped.
+    A message published on hub B reaches hub A's subscriber as the JSON
+    envelope with its position (offset 1 of the topic's epoch, which
+    Redis keeps); a message published on A reaches A's own subscriber
+    once, through Redis, with the next offset, in the same order as at B.
     """
     a, b = await make_hub(), await make_hub()
     onA, onB = FakeSubscriber(), FakeSubscriber()
@@ -82,19 +62,23 @@ async def test_publish_on_one_hub_reaches_the_other_and_local_publish_arrives_on
     await subscribed(redis_server, "txpulse:news")
     assert redis_server.command("PUBSUB", "NUMSUB", "txpulse:news") == ["txpulse:news", 2]
 
-    b.publish("news", {"headline": "héllo", "n": [1, 2]})
+    position = await b.publish("news", {"headline": "héllo", "n": [1, 2]})
+    epoch = redis_server.command("HGET", "txpulse:position:news", "epoch")
+    assert position == (1, epoch)
     await until(lambda: onA.texts(), "A's subscriber to receive B's message")
-    assert onA.texts() == ['{"topic":"news","data":{"headline":"héllo","n":[1,2]}}']
+    expected = '{"topic":"news","data":{"headline":"héllo","n":[1,2]},"offset":1,"epoch":"' + epoch + '"}'
+    assert onA.texts() == [expected]
 
-    a.publish("news", "mine")
-    assert onA.messages()[1:] == [{"topic": "news", "data": "mine"}]  # synchronously
-    # Once B received "mine" through Redis, Redis has sent A its echo too;
-    # a marker from B, sent after that, arrives at A after the echo.
-    await until(lambda: len(onB.texts()) == 2, "B's subscriber to receive A's message")
+    assert await a.publish("news", "mine") == (2, epoch)
+    await until(lambda: len(onA.texts()) == 2 and len(onB.texts()) == 2, "both to receive A's message")
     b.publish("news", "marker")
-    await until(lambda: len(onA.texts()) == 3, "A's subscriber to receive the marker")
-    assert [m["data"] for m in onA.messages()] == [{"headline": "héllo", "n": [1, 2]}, "mine", "marker"]
-    assert [m["data"] for m in onB.messages()] == [{"headline": "héllo", "n": [1, 2]}, "mine", "marker"]
+    await until(lambda: len(onA.texts()) == 3 and len(onB.texts()) == 3, "both to receive the marker")
+    for subscriber in (onA, onB):
+        assert [(m["data"], m["offset"], m["epoch"]) for m in subscriber.messages()] == [
+            ({"headline": "héllo", "n": [1, 2]}, 1, epoch),
+            ("mine", 2, epoch),
+            ("marker", 3, epoch),
+        ]
 
 
 @pytest_twisted.ensureDeferred
@@ -238,7 +222,9 @@ async def test_redis_restart_keeps_local_delivery_and_resumes_by_itself(
     across processes works again, and each logs once how long Redis was
     gone and how many messages reached only this process.
     """
-    a, b = await make_hub(), await make_hub()
+    # Publications made while Redis is down are delivered locally at once
+    # (outageBuffer=0; by default they wait up to 2 s for Redis).
+    a, b = await make_hub(outageBuffer=0), await make_hub(outageBuffer=0)
     onA, onB = FakeSubscriber(), FakeSubscriber()
     a.subscribe(onA, "news")
     b.subscribe(onB, "other")
@@ -287,7 +273,7 @@ async def test_silent_redis_is_noticed_by_ping(
     (SIGCONT) delivery across processes resumes. A TCP connection to the
     stopped server does not count as being back.
     """
-    options = {"pingInterval": 0.1, "pingTimeout": 0.2}
+    options = {"pingInterval": 0.1, "pingTimeout": 0.2, "outageBuffer": 0}
     a, b = await make_hub(**options), await make_hub(**options)
     onA = FakeSubscriber()
     a.subscribe(onA, "news")
@@ -324,7 +310,7 @@ async def test_broker_starts_without_redis_and_connects_later(
     is up.
     """
     redis_server.kill()
-    broker = RedisBroker.fromURL(redis_server.url, reactor=reactor, retryPolicy=lambda attempt: 0.05)
+    broker = RedisBroker.fromURL(redis_server.url, reactor=reactor, retryPolicy=lambda attempt: 0.05, outageBuffer=0)
     hub = Hub(broker)
     try:
         subscriber = FakeSubscriber()
@@ -412,7 +398,7 @@ async def test_password_protected_redis(
         attempts.append(attempt)
         return 0.05
 
-    bad = RedisBroker.fromURL(url.replace("s3cret", "wrong"), reactor=reactor, retryPolicy=retryPolicy)
+    bad = RedisBroker.fromURL(url.replace("s3cret", "wrong"), reactor=reactor, retryPolicy=retryPolicy, outageBuffer=0)
     hubs = [Hub(good), Hub(bad)]
     try:
         await until(lambda: good.connected, "the broker with the password to connect")
@@ -489,10 +475,15 @@ async def test_websocket_clients_on_two_servers_see_each_other(
             await deferToThread(
                 client2.send, json.dumps({"action": "publish", "topic": "room", "data": {"text": "hi"}})
             )
-            # The Redis pub/sub broker gives no positions: a bare answer.
-            assert json.loads(await deferToThread(client1.recv, WAIT)) == {"subscribed": "room"}
+            answer = json.loads(await deferToThread(client1.recv, WAIT))
+            assert answer == {"subscribed": "room", "offset": 0, "epoch": answer["epoch"]}
             received = await deferToThread(client1.recv, WAIT)
-            assert json.loads(received) == {"topic": "room", "data": {"text": "hi"}}
+            assert json.loads(received) == {
+                "topic": "room",
+                "data": {"text": "hi"},
+                "offset": 1,
+                "epoch": answer["epoch"],
+            }
         finally:
             await deferToThread(client2.close)
     finally:
