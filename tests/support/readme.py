@@ -9,7 +9,9 @@ A block is marked by an HTML comment on the line right above its fence
     <!-- runnable -->                    run it; it must exit 0
     <!-- runnable: serve -->             start it in the background and wait
                                          until port 8080 accepts connections;
-                                         it runs until the end of the file
+                                         it runs until the next serve block
+                                         (the reader stops it with Ctrl-C to
+                                         start another) or the end of the file
     <!-- runnable: file=echo.py -->      write the block to echo.py (in the
                                          directory the commands run in)
     <!-- runnable: timeout=120 -->       seconds allowed (default 60; for
@@ -17,12 +19,21 @@ A block is marked by an HTML comment on the line right above its fence
 
 Only C{sh}/C{shell}/C{bash}/C{console} blocks (run with C{bash -e}) and
 C{python} blocks (run with the virtualenv's Python, from a file) are
-runnable. Port 8080 in every block is replaced by a free port, so a run
+runnable. In a C{console} block the lines that start with C{$ } are the
+commands (a line ending with a backslash goes on on the next one) and the
+lines under a command are its expected output: each must be a line of what
+the command wrote to its standard output, in that order (other lines may come
+in between), so a block shows what a reader will see and the test checks it::
+
+    $ echo hello | txpulse-client ws://localhost:8080/echo --count 1
+    hello
+ Port 8080 in every block is replaced by a free port, so a run
 never collides with a server already on 8080. The commands run in a scratch
 directory holding links to every top-level entry of the repository (so
 C{python echo.py} finds the file a previous block wrote, and
 C{.venv/bin/twist web --path examples} works), and whatever they write there
-goes away with it.
+goes away with it (a block never writes through those links: a file
+block replaces a link of its name by a file of its own).
 """
 
 from __future__ import annotations
@@ -49,6 +60,7 @@ _FENCE = re.compile(r"^(?P<fence>```+|~~~+)\s*(?P<language>[\w+-]*)")
 
 SHELLS = {"sh", "shell", "bash", "console"}
 DEFAULT_TIMEOUT = 60.0
+_NOT_LINKED = {"twistd.pid", "twistd.log"}
 PORT = "8080"
 
 
@@ -113,9 +125,13 @@ def blocks(text: str, source: str = "README.md") -> list[Block]:
         end = index + 2
         while end < len(lines) and not lines[end].startswith(fence.group("fence")):
             end += 1
-        found.append(
-            Block(source, index + 3, language, "\n".join(lines[index + 2 : end]) + "\n", **options)  # type: ignore[arg-type]
-        )
+        code = "\n".join(lines[index + 2 : end]) + "\n"
+        if language == "console" and options.get("mode") != "file":
+            try:
+                consoleCommands(code)
+            except ValueError as error:
+                raise ValueError(f"{source}:{index + 3}: {error}") from None
+        found.append(Block(source, index + 3, language, code, **options))  # type: ignore[arg-type]
         index = end + 1
     return found
 
@@ -147,10 +163,11 @@ class Session:
         return block.code.replace(PORT, str(self.port))
 
     def argv(self, block: Block) -> list[str]:
-        if block.language in SHELLS:
-            # A console block's "$ " prompts are not part of the commands.
-            code = re.sub(r"^\$ ", "", self.code(block), flags=re.M)
+        if block.language == "console":
+            code = "\n".join(command for command, _ in consoleCommands(self.code(block)))
             return ["bash", "-euo", "pipefail", "-c", code]
+        if block.language in SHELLS:
+            return ["bash", "-euo", "pipefail", "-c", self.code(block)]
         script = self.directory / f"_block_{block.line}.py"
         script.write_text(self.code(block), encoding="utf-8")
         return [str(Path(sys.executable).parent / "python"), script.name]
@@ -162,14 +179,24 @@ class Session:
         """
         if block.mode == "file":
             assert block.file is not None
-            (self.directory / block.file).write_text(self.code(block), encoding="utf-8")
+            target = self.directory / block.file
+            if target.is_symlink():
+                target.unlink()
+            target.write_text(self.code(block), encoding="utf-8")
             return
         if block.mode == "serve":
             self._serve(block)
             return
+        if block.language == "console" and block.mode == "run":
+            for command, expected in consoleCommands(self.code(block)):
+                self._run(block, ["bash", "-euo", "pipefail", "-c", command], expected)
+            return
+        self._run(block, self.argv(block))
+
+    def _run(self, block: Block, argv: list[str], expected: list[str] | None = None) -> None:
         try:
             result = subprocess.run(
-                self.argv(block),
+                argv,
                 cwd=self.directory,
                 env=self.environment(),
                 stdin=subprocess.DEVNULL,
@@ -183,11 +210,20 @@ class Session:
             ) from None
         if result.returncode != 0:
             raise AssertionError(
-                f"{block.where()}: exit {result.returncode}\n$ {shlex.join(self.argv(block))}\n"
+                f"{block.where()}: exit {result.returncode}\n$ {shlex.join(argv)}\n"
+                f"{_text(result.stdout)}{_text(result.stderr)}{self.serverLogs()}"
+            )
+        missing = missingOutput(expected or [], _text(result.stdout))
+        if missing:
+            raise AssertionError(
+                f"{block.where()}: output lacks {missing[0]!r}\n$ {argv[-1]}\n"
                 f"{_text(result.stdout)}{_text(result.stderr)}{self.serverLogs()}"
             )
 
     def _serve(self, block: Block) -> None:
+        # One port: the reader stops the server running on it (Ctrl-C)
+        # before starting the next one.
+        self.stop()
         log = self.directory / f"_serve_{block.line}.log"
         with log.open("wb") as output:
             process = subprocess.Popen(
@@ -233,6 +269,42 @@ class Session:
         self.servers.clear()
 
 
+def consoleCommands(code: str) -> list[tuple[str, list[str]]]:
+    """
+    The commands of a C{console} block and, for each, the output lines shown
+    under it.
+
+    @raise ValueError: for output shown before any command.
+    """
+    commands: list[tuple[str, list[str]]] = []
+    continued = False
+    for line in code.splitlines():
+        if continued:
+            command, expected = commands[-1]
+            commands[-1] = (command + "\n" + line, expected)
+        elif line.startswith("$ "):
+            commands.append((line[2:], []))
+        elif line.strip():
+            if not commands:
+                raise ValueError(f"output before any command: {line!r}")
+            commands[-1][1].append(line.rstrip())
+            continue
+        continued = line.endswith("\\")
+    return commands
+
+
+def missingOutput(expected: list[str], output: str) -> list[str]:
+    """
+    The lines of C{expected} that C{output} does not show, in order: the
+    first line not found, and every line after it.
+    """
+    lines = iter(line.rstrip() for line in output.splitlines())
+    for index, wanted in enumerate(expected):
+        if not any(line == wanted for line in lines):
+            return expected[index:]
+    return []
+
+
 def _text(data: bytes | str | None) -> str:
     if data is None:
         return ""
@@ -246,7 +318,9 @@ def session(scratch: Path, root: Path = ROOT) -> Iterator[Session]:
     C{root}; its servers are stopped on exit.
     """
     for entry in root.iterdir():
-        if not (scratch / entry.name).exists():
+        # A pidfile of a server running in the checkout would stop the
+        # README's twistd ("Another twistd server is running").
+        if entry.name not in _NOT_LINKED and not (scratch / entry.name).exists():
             (scratch / entry.name).symlink_to(entry)
     current = Session(scratch)
     try:

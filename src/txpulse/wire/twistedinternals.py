@@ -31,7 +31,7 @@ a function): C{WebSocketChannel._respondToBadRequestAndDisconnect}
 
 HTTP/2 (RFC 8441 WebSockets, L{txpulse.server.http2}): Twisted's HTTP/2
 lives in a private module, C{twisted.web._http2} (L{H2Connection},
-L{H2Stream}; C{None} without the C{h2} package). Subclassed there, they
+C{H2Stream}; C{None} without the C{h2} package). Subclassed there, they
 override or call these private methods of C{H2Connection} (unchanged from
 Twisted 22.x to 26.10): C{_requestReceived}, C{_requestDataReceived},
 C{_requestEnded}, C{_requestAborted} (the handlers of h2's events, by
