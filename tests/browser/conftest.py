@@ -16,44 +16,11 @@ from typing import Any
 
 import pytest
 
+from ..support.browser import WAIT_MS, browser_missing
 from ..support.processes import TwistdServer
-
-#: Debian's chromium (override with TXPULSE_CHROMIUM).
-CHROMIUM = Path(os.environ.get("TXPULSE_CHROMIUM", "/usr/bin/chromium"))
-
-#: Flags for a quiet, sandbox-less headless browser that talks to nothing but
-#: the test server. Playwright gives each launch a fresh temporary profile
-#: (its own --user-data-dir), so none is passed here.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-#: Upper bound for one wait in the browser, in milliseconds. Everything
-#: normally happens within a few hundred.
-WAIT_MS = 8000
 
 #: Reconnect quickly in tests: the page reads these from its query string.
 TUNING = "?backoff=100&backoffMax=500"
-
-
-def browser_missing() -> str | None:
-    """
-    Why the browser tests cannot run here, or L{None} if they can.
-    """
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} not found (run scripts/install-browser.sh)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright package is not installed (run scripts/install-browser.sh)"
-    return None
 
 
 def skip_without_browser() -> None:
@@ -84,18 +51,6 @@ def server(tmp_path: Path) -> Iterator[TwistdServer]:
     """
     with twistd(tmp_path / "twistd.log") as server:
         yield server
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture

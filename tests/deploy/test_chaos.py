@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from ..browser.conftest import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, browser_missing
+from ..support.browser import WAIT_MS, browser_missing
 from ..support.cluster import Cluster
 
 pytestmark = pytest.mark.timeout(180)
@@ -80,26 +80,21 @@ def _spawn(*args: str, out: Path) -> subprocess.Popen[str]:
 
 
 @pytest.fixture
-def page() -> Iterator[Any]:
+def page(request: pytest.FixtureRequest) -> Iterator[Any]:
     """
-    A Chromium page (its own browser: this module runs outside
-    tests/browser, whose session fixture it does not share).
+    A page of the session's Chromium (tests/conftest.py's C{browser}).
     """
     missing = browser_missing()
     if missing:
         if os.environ.get("CI"):
             pytest.fail(f"the chaos test cannot run in CI: {missing}", pytrace=False)
         pytest.skip(missing)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context()
-            context.set_default_timeout(WAIT_MS)
-            yield context.new_page()
-        finally:
-            browser.close()
+    context = request.getfixturevalue("browser").new_context()
+    context.set_default_timeout(WAIT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def _chaos(cluster: Cluster, tmp: Path, page: Any) -> dict[str, Any]:

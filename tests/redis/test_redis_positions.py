@@ -519,3 +519,143 @@ async def test_publications_lost_in_flight_are_published_again_unless_redis_ran_
     await until(lambda: len(onA.frames) == 2, "two deliveries")
     assert positions(onA) == [(2, 1, epoch), (3, 2, epoch)]
     assert broker.localOnly == broker.unconfirmed == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_publications_given_up_on_are_delivered_here_once_even_if_redis_ran_them(
+    make_hub: Any, redis_server: RedisServer
+) -> None:
+    """
+    Publications in flight when the publishing connection is lost, given
+    up on (C{outageBuffer}) before it is back: delivered here at once,
+    without positions, and never again here. The ones Redis ran after all
+    (as a frozen Redis does when it wakes up) reach the other process with
+    their positions, and their copies are not delivered here; the one it
+    did not run is not published again. The next publication goes on from
+    the offsets Redis gave.
+    """
+    a = await make_hub(retryPolicy=lambda attempt: 1.0, outageBuffer=0.2)
+    b = await make_hub()
+    onA, onB = FakeSubscriber(), FakeSubscriber()
+    a.subscribe(onA, "t")
+    b.subscribe(onB, "t")
+    await until(lambda: broker_of(a).confirmed("t") and broker_of(b).confirmed("t"), "the subscriptions")
+    broker = broker_of(a)
+    redis_server.command("CLIENT", "PAUSE", "2000", "WRITE")
+    sent = [a.publish("t", i) for i in (1, 2, 3)]
+    failures: list[Failure] = []
+    for d in sent:
+        assert isinstance(d, Deferred)
+        d.addErrback(failures.append)
+    await deferLater(reactor, 0.05)
+    kill(redis_server, broker, "pub")
+    redis_server.command("CLIENT", "UNPAUSE")
+    await until(lambda: len(failures) == 3, "the broker to give up")
+    assert positions(onA) == [(1, None, None), (2, None, None), (3, None, None)]
+    # Redis runs the first two after all, as it would have if it had been
+    # frozen with them in its input buffer.
+    limits = broker._scriptArgs("t")[1]
+    for i in (1, 2):
+        redis_server.command(
+            "EVAL",
+            PUBLISH,
+            "3",
+            "txpulse:position:t",
+            "txpulse:history:t",
+            f"txpulse:origin:{broker.origin}",
+            "txpulse:t",
+            json.dumps({"topic": "t", "data": i}, separators=(",", ":")),
+            f"{limits} freshepoch{i} {i}",
+        )
+    await until(lambda: len(onB.frames) == 2, "the copies at B")
+    await until(lambda: broker.connected and broker.confirmed("t"), "A to be back")
+    await a.publish("t", 4)
+    await until(lambda: len(onB.frames) == 3 and len(onA.frames) == 4, "the next publication")
+    epoch = epochOf(redis_server, "t")
+    assert positions(onA) == [(1, None, None), (2, None, None), (3, None, None), (4, 3, epoch)]
+    assert positions(onB) == [(1, 1, epoch), (2, 2, epoch), (4, 3, epoch)]
+    assert broker._deliveredHere == {} and broker._givenUp == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_foreign_publishers_get_positions_with_the_script_and_none_with_a_bare_publish(
+    make_hub: Any, redis_server: RedisServer
+) -> None:
+    """
+    Another program that runs the publish script (L{PUBLISH}, as the README
+    shows with C{redis-cli --eval}) publishes with a position: delivered
+    live with its offset, and replayed to a client that resumes. A bare
+    C{PUBLISH} of an envelope is delivered live, without a position, and
+    is not replayed (it is kept nowhere): the documented live-only way.
+    """
+    a = await make_hub()
+    live = FakeSubscriber()
+    a.subscribe(live, "news", answer=True)
+    await until(lambda: broker_of(a).confirmed("news") and answers(live), "the subscription")
+    epoch = answers(live)[0]["epoch"]
+
+    def script(data: str, seq: int) -> None:
+        redis_server.command(
+            "EVAL",
+            PUBLISH,
+            "3",
+            "txpulse:position:news",
+            "txpulse:history:news",
+            "txpulse:origin:cli",
+            "txpulse:news",
+            json.dumps({"topic": "news", "data": data}),
+            f"1000 120000 120000 {seq:012x} {seq}",
+        )
+
+    script("one", 1)
+    redis_server.command("PUBLISH", "txpulse:news", '{"topic":"news","data":"bare"}')
+    script("two", 2)
+    await until(lambda: len(positions(live)) == 3, "the live deliveries")
+    assert positions(live) == [("one", 1, epoch), ("bare", None, None), ("two", 2, epoch)]
+    resumed = FakeSubscriber()
+    a.subscribe(resumed, "news", Position(0, epoch))
+    await until(lambda: len(positions(resumed)) == 2, "the replay")
+    assert answers(resumed) == [{"subscribed": "news", "recovered": True, "offset": 2, "epoch": epoch}]
+    assert positions(resumed) == [("one", 1, epoch), ("two", 2, epoch)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_copy_of_a_lost_publication_that_comes_before_the_give_up_is_delivered_once(
+    make_hub: Any, redis_server: RedisServer
+) -> None:
+    """
+    A publication lost in flight whose copy Redis publishes (it ran it)
+    before the broker gives up on the connection: delivered here once,
+    with its position, and not again without one at the give-up (its
+    Deferred fails: the reply was lost).
+    """
+    a = await make_hub(retryPolicy=lambda attempt: 3.0, outageBuffer=0.5)
+    onA = FakeSubscriber()
+    a.subscribe(onA, "t")
+    await until(lambda: broker_of(a).confirmed("t"), "the subscription")
+    broker = broker_of(a)
+    redis_server.command("CLIENT", "PAUSE", "2000", "WRITE")
+    sent = a.publish("t", 1)
+    assert isinstance(sent, Deferred)
+    failures: list[Failure] = []
+    sent.addErrback(failures.append)
+    await deferLater(reactor, 0.05)
+    kill(redis_server, broker, "pub")
+    redis_server.command("CLIENT", "UNPAUSE")
+    await until(lambda: broker._publisher.protocol is None, "the loss to be noticed")
+    limits = broker._scriptArgs("t")[1]
+    redis_server.command(
+        "EVAL",
+        PUBLISH,
+        "3",
+        "txpulse:position:t",
+        "txpulse:history:t",
+        f"txpulse:origin:{broker.origin}",
+        "txpulse:t",
+        json.dumps({"topic": "t", "data": 1}, separators=(",", ":")),
+        f"{limits} freshepoch1 1",
+    )
+    await until(lambda: failures, "the broker to give up")
+    await deferLater(reactor, 0.1)
+    assert positions(onA) == [(1, 1, epochOf(redis_server, "t"))]
+    assert broker.unconfirmed == broker.localOnly == 0

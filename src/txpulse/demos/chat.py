@@ -42,11 +42,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from ..pubsub.hub import Authorize, Hub, HubError, Namespace, loadJSON
+from ..pubsub.hub import PUBLISH_FAILED, Authorize, Hub, HubError, Namespace, loadJSON
 from ..pubsub.protocol import parseSince, refuse
 
 __all__ = ["ChatFactory", "ChatProtocol"]
@@ -81,7 +83,14 @@ class ChatProtocol:
 
     def _event(self, kind: str, **fields: Any) -> None:
         assert self.topic is not None
-        self._topics.publish(self.topic, {"type": kind, "name": self.name, "time": round(self._now(), 3), **fields})
+        topics = self._topics
+        published = topics.publish(
+            self.topic, {"type": kind, "name": self.name, "time": round(self._now(), 3), **fields}
+        )
+        if isinstance(published, Deferred):
+            # Failed by the broker (Redis given up on): counted and logged
+            # in aggregate by the hub, not "Unhandled error in Deferred".
+            published.addErrback(partial(topics.hub.noteBrokerFailure, PUBLISH_FAILED, topics.channel(self.topic)))
 
     def textMessageReceived(self, message: str) -> None:
         try:

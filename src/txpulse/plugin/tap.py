@@ -227,7 +227,14 @@ class Options(usage.Options):
             None,
             "Serve /metrics on this endpoint only (e.g. tcp:9100:interface=127.0.0.1), not on --listen.",
         ],
-        ["max-topics", None, 100, "Topics one pub/sub connection may subscribe to.", int],
+        [
+            "max-topics",
+            None,
+            100,
+            "Topics one pub/sub connection may subscribe to at once, and publish to over its life "
+            "(each new topic costs the broker a position and a history: Redis keys with --broker).",
+            int,
+        ],
         _param(
             "gc-threshold",
             DEFAULT_YOUNG_THRESHOLD,

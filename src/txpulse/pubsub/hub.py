@@ -45,10 +45,21 @@ broker reads the history (a L{Deferred}, for a broker across processes),
 the subscriber is not yet among the topic's subscribers: what is
 delivered to the topic meanwhile is kept aside for it, and written after
 the history, minus what the history already had (compared by offset). So
-the seam between replay and live has no gap and no duplicate. A broker
-without C{history} (the Redis pub/sub broker as of now) delivers without
-positions; subscriptions are answered C{{"subscribed": T}}, with
-C{"recovered": false} when asked to recover.
+the seam between replay and live has no gap and no duplicate. Both
+brokers shipped here have positions (the Redis one keeps them in Redis,
+L{txpulse.pubsub.broker.redis}); a broker without C{history} (a
+third-party one written for the first version of this protocol) delivers
+without positions, and subscriptions are then answered
+C{{"subscribed": T}}, with C{"recovered": false} when asked to recover.
+
+Broker failures (Redis unreachable): a history read that fails is
+answered C{"recovered": false} without a position, and a publication from
+a C{/pubsub} client whose L{Deferred} fails is dropped from the hub's
+point of view (the broker already delivered it locally, or will, and
+logs the outage itself). Neither logs a traceback: each kind is logged
+once, in one line, then summed up once every L{FAILURE_LOG_INTERVAL}
+seconds while failures go on (a L{txpulse.logs.summary.SummaryLog}), and
+counted in L{Hub.brokerFailures}.
 
 Replays are paced: a replay is written in slices of at most C{maxBatch}
 bytes, and all replays together write at most C{replayPerTurn} bytes per
@@ -85,8 +96,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, Protocol, cast
 
@@ -97,6 +108,7 @@ from twisted.python.failure import Failure
 
 from ..core.frames import Opcode, encode_frame
 from ..logs.peers import peerOf
+from ..logs.summary import OTHERS, SummaryLog
 from ..wire.twistedinternals import maybeGlobalReactor
 from .broker import Broker, PositionedBroker
 from .history import DEFAULT_HISTORY_MAX_BYTES, DEFAULT_HISTORY_MAX_TOPICS, History, Position, positioned
@@ -158,6 +170,29 @@ TOO_SLOW = 1008
 SEPARATOR = "\x1f"
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+#: Seconds between two summary lines of the broker's failures (history
+#: reads, publications): during an outage, each kind of failure is logged
+#: once in full, then summed up once per interval (L{Hub.brokerFailures}).
+FAILURE_LOG_INTERVAL = 10.0
+
+#: What L{Hub.noteBrokerFailure} counts: reading a channel's history
+#: (positions and recovery), and a publication from a C{/pubsub} client.
+HISTORY_FAILED = "Reading the history"
+PUBLISH_FAILED = "Publishing"
+
+
+def _summarizeFailures(what: str, counts: Mapping[str, int], seconds: float) -> None:
+    top = sorted(counts.items(), key=lambda item: -item[1])[:3]
+    _log.warn(
+        "{what} failed {count} more time(s) in the last {seconds:.0f}s; most on {channels}",
+        what=what,
+        count=sum(counts.values()),
+        seconds=seconds,
+        channels=", ".join(
+            f"{'other topics' if channel == OTHERS else repr(_qualified(channel))} ({count})" for channel, count in top
+        ),
+    )
 
 
 def channelFor(namespace: str, topic: str) -> str:
@@ -358,7 +393,12 @@ class Hub:
     ) -> None:
         """
         @param broker: default: an in-process L{MemoryBroker}.
-        @param maxTopicsPerConnection: subscriptions one connection may hold.
+        @param maxTopicsPerConnection: subscriptions one connection may
+            hold at once; also the distinct topics a C{/pubsub} connection
+            may publish to over its life (not counting those it is
+            subscribed to: see L{txpulse.pubsub.protocol.PubSubProtocol}),
+            since each new topic costs the broker a position and a history.
+            Past either: an C{{"error"}} reply.
         @param maxTopicLength: longest topic name, in characters.
         @param maxBacklog: how far behind (C{writeBacklog}, in bytes) a
             subscriber may fall before it is disconnected (1008).
@@ -442,6 +482,10 @@ class Hub:
         self._replaySpent = 0
         self._replayCall: IDelayedCall | None = None
         self._root = Namespace(self, "")
+        #: Broker failures per kind (L{HISTORY_FAILED}, L{PUBLISH_FAILED}),
+        #: since the hub started; logged in aggregate (L{noteBrokerFailure}).
+        self.brokerFailures: Counter[str] = Counter()
+        self._failureLog: SummaryLog | None = None
         #: Whether the broker gives positions and keeps history.
         self.positions = callable(getattr(broker, "history", None))
         if self.positions:
@@ -606,8 +650,30 @@ class Hub:
         return pending.done
 
     def _historyFailed(self, failure: Failure, subscriber: Subscriber, channel: str, pending: _Pending) -> None:
-        _log.failure("Reading the history of {channel!r} failed", failure, channel=channel)
+        self.noteBrokerFailure(HISTORY_FAILED, channel, failure)
         self._resume(subscriber, channel, pending, None)
+
+    def noteBrokerFailure(self, what: str, channel: str, failure: Failure) -> None:
+        """
+        Count a failure of the broker (C{what}: L{HISTORY_FAILED} or
+        L{PUBLISH_FAILED}) on C{channel}, and log it: the first of its kind
+        in one warning line (no traceback: the broker logs the outage
+        itself), the next ones summed up once every
+        L{FAILURE_LOG_INTERVAL} seconds, per channel (the three busiest
+        named), while they go on. So an outage seen by a thousand
+        subscribers makes a few lines, not a thousand tracebacks.
+        """
+        self.brokerFailures[what] += 1
+        if self._failureLog is None:
+            self._failureLog = SummaryLog(_summarizeFailures, FAILURE_LOG_INTERVAL, clock=self.clock)
+        if self._failureLog.note(what, channel):
+            _log.warn(
+                "{what} of {channel!r} failed: {error} (further failures are summed up every {interval:.0f}s)",
+                what=what,
+                channel=_qualified(channel),
+                error=failure.getErrorMessage(),
+                interval=FAILURE_LOG_INTERVAL,
+            )
 
     def _resume(self, subscriber: Subscriber, channel: str, pending: _Pending, history: History | None) -> None:
         """

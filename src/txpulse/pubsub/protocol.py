@@ -26,6 +26,15 @@ ahead of TOP) only the live ones follow, and the client reloads its
 state. A broker without positions answers C{{"subscribed": T}} (and
 C{"recovered": false} to a C{since}), and delivers C{{"topic", "data"}}.
 
+Limits per connection: at most C{maxTopicsPerConnection}
+(C{--max-topics}) subscriptions at a time, and as many distinct topics
+published to over the connection's life (a topic it is subscribed to when
+it publishes does not count: see L{PubSubProtocol}); past either, the
+request is refused with an C{{"error"}} reply. A publication is not
+answered: if the broker fails it (e.g. Redis unreachable past its
+outage buffer), the hub counts and logs it in aggregate
+(L{txpulse.pubsub.hub.Hub.noteBrokerFailure}).
+
 Requests are parsed strictly (L{loadJSON}); a refused request gets an
 C{{"error"}} reply and the connection stays open: a C{since} that is not
 C{null} or C{{"offset": N, "epoch": E}}, with N a whole number (0 or
@@ -43,7 +52,7 @@ from twisted.python.failure import Failure
 
 from ..logs.peers import peerOf
 from .history import Position, isEpoch
-from .hub import Authorize, Hub, HubError, Namespace, loadJSON
+from .hub import PUBLISH_FAILED, Authorize, Hub, HubError, Namespace, loadJSON
 
 __all__ = ["PubSubFactory", "PubSubProtocol", "refuse", "parseSince", "MAX_REFUSALS_LOGGED"]
 
@@ -74,12 +83,22 @@ class PubSubProtocol:
     """
     One client of the hub, speaking the JSON wire format in the module
     docstring, on the topics of one L{Namespace}.
+
+    Topic cap: at most the hub's C{maxTopicsPerConnection} (C{--max-topics},
+    100 by default) subscriptions at a time, and as many distinct topics
+    published to over the connection's life; a topic the connection is
+    subscribed to when it publishes is not counted, and publishing again
+    to a counted one costs nothing. One more gets
+    C{{"error": "published to too many topics (limit N)"}}; the
+    connection stays open.
     """
 
     def __init__(self, topics: Namespace, maxPublishSize: int) -> None:
         self._topics = topics
         self._maxPublishSize = maxPublishSize
         self._refusalsLogged = 0
+        #: The topics this connection published to (see L{_countPublished}).
+        self._published: set[str] = set()
         self.transport: Any = None
 
     def negotiationStarted(self, transport: Any) -> None:
@@ -125,15 +144,48 @@ class PubSubProtocol:
                 self._authorize("publish", topic)
                 if len(message) > self._maxPublishSize:
                     raise HubError(f"published message larger than {self._maxPublishSize} bytes")
+                self._countPublished(topic)
                 try:
-                    topics.publish(topic, request["data"])
+                    published = topics.publish(topic, request["data"])
                 except ValueError as error:
                     raise HubError(str(error)) from None
+                if isinstance(published, Deferred):
+                    # The broker's answer (a Redis outage it gave up on, a
+                    # reply lost): the client asked for no answer, so the
+                    # failure is only counted and logged in aggregate
+                    # (not left to "Unhandled error in Deferred").
+                    published.addErrback(self._publishFailed, topics.channel(topic))
             else:
                 raise HubError("action must be 'subscribe', 'unsubscribe' or 'publish'")
         except HubError as refused:
             self._error(str(refused))
         return None
+
+    def _countPublished(self, topic: str) -> None:
+        """
+        Count C{topic} among the topics this connection published to: at
+        most C{maxTopicsPerConnection} (C{--max-topics}) distinct ones
+        over the connection's life, not counting those it is subscribed to
+        when it publishes (they count as subscriptions). Each new topic
+        costs the broker a position, and a history, for the history's
+        ttl (in Redis: keys), so one connection must not make them by the
+        hundred thousand.
+
+        @raise HubError: for one topic too many.
+        """
+        published = self._published
+        if topic in published:
+            return
+        topics = self._topics
+        if topics.channel(topic) in topics.hub._subscriptions.get(self.transport, ()):
+            return
+        limit = topics.hub.maxTopicsPerConnection
+        if len(published) >= limit:
+            raise HubError(f"published to too many topics (limit {limit})")
+        published.add(topic)
+
+    def _publishFailed(self, failure: Failure, channel: str) -> None:
+        self._topics.hub.noteBrokerFailure(PUBLISH_FAILED, channel, failure)
 
     def _authorize(self, action: str, topic: str) -> None:
         if not refuse(self._topics, self.transport, action, topic, self._refusalsLogged):
@@ -194,7 +246,9 @@ class PubSubFactory:
     ) -> None:
         """
         @param maxPublishSize: largest publish request accepted, in
-            characters of JSON; larger ones get an error reply.
+            characters of JSON; larger ones get an error reply. (The
+            number of topics a connection may publish to is the hub's
+            C{maxTopicsPerConnection}: see L{PubSubProtocol}.)
         @param namespace: the hub namespace of this mount's topics (default:
             the root, where server code's C{hub.publish} goes).
         @param authorize: who may subscribe or publish where on this mount

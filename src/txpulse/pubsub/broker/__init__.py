@@ -2,7 +2,9 @@
 """
 Brokers carry published messages between the processes of a deployment:
 L{txpulse.pubsub.broker.memory} (the default, one process) and
-L{txpulse.pubsub.broker.redis} (several processes or machines, via Redis pub/sub).
+L{txpulse.pubsub.broker.redis} (several processes or machines, via Redis:
+pub/sub for fan-out, a Lua script and a stream per channel for positions
+and history). Both have positions and recovery.
 
 What the hub expects of a broker is L{Broker} (and L{PositionedBroker} for
 positions and recovery), with its contract, here; both are also importable
@@ -36,16 +38,15 @@ class Broker(Protocol):
     (L{txpulse.pubsub.hub.channelFor}: namespaced topics), never the
     client's topics.
 
-    A broker with positions (L{txpulse.pubsub.broker.memory.MemoryBroker};
-    the Redis Streams broker to come) implements all of the methods below
-    and L{PositionedBroker}'s C{history}; one without
-    (L{txpulse.pubsub.broker.redis.RedisBroker} as of now, third-party
-    brokers written for the first version of this protocol) lacks
-    C{history}, and the hub then calls C{start(deliver)} with one argument
-    and takes deliveries of two.
+    A broker with positions (L{txpulse.pubsub.broker.memory.MemoryBroker}
+    and L{txpulse.pubsub.broker.redis.RedisBroker}) implements all of the
+    methods below and L{PositionedBroker}'s C{history}; one without
+    (third-party brokers written for the first version of this protocol)
+    lacks C{history}, and the hub then calls C{start(deliver)} with one
+    argument and takes deliveries of two.
 
-    B{Contract} for a broker with positions, which the Redis Streams
-    broker must meet:
+    B{Contract} for a broker with positions, which both brokers here meet
+    (the Redis one as described in L{txpulse.pubsub.broker.redis}):
 
       - C{start(deliver, limits)}: C{deliver(channel, payload, offset,
         epoch)} is to be called for every publication of a channel some

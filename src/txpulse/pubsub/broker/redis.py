@@ -37,8 +37,13 @@ Data in Redis (L{txpulse.pubsub.broker.streams} has the scripts)
 For hub channel C{C} (a topic, or C{namespace + "\\x1f" + topic}):
 
   - C{<prefix>position:C}, a hash: C{epoch} (12 random hex digits) and
-    C{offset} (the latest). Kept C{positionTtl} (one day by default, at
-    least the history's ttl) after the last publication.
+    C{offset} (the latest). Kept as long as the channel's history (its
+    ttl), and at least C{positionTtl} (60 s by default), after the last
+    publication: a channel quiet for longer starts over in a new epoch,
+    and a client resuming from the old one is told C{"recovered": false}
+    (it would be anyway: its publications are gone with the history).
+    So Redis holds a channel's keys for about its history's ttl, whatever
+    the number of channels.
   - C{<prefix>history:C}, a stream: one entry per kept publication, with
     the id C{<offset>-0} (the offset I{is} the id: C{XRANGE} by offset)
     and fields C{p} (the JSON envelope) and C{t} (Redis' clock, ms).
@@ -47,8 +52,8 @@ For hub channel C{C} (a topic, or C{namespace + "\\x1f" + topic}):
     than C{ttl} do not count for recovery. No stream with history off.
   - The pub/sub message on C{<prefix>C}: C{"<offset> <epoch> <envelope>"}.
   - C{<prefix>origin:<origin>}: the number of the last publication of
-    this process Redis ran (see "When Redis goes away"), kept as long as
-    positions.
+    this process Redis ran (see "When Redis goes away"), kept a day after
+    its last publication (one key per process).
 
 One Redis server (or a primary with replicas): Redis Cluster is not
 supported (a script's keys would have to share a hash slot).
@@ -95,11 +100,15 @@ the stream is read from there once the subscription is confirmed. Own
 publications made before the subscription was confirmed are delivered
 from the script's reply, through the track (in order, the echo dropped).
 
-Other programs may publish with the script (C{EVALSHA}, see
-L{txpulse.pubsub.broker.streams.PUBLISH}) and get positions. A bare JSON
-envelope published on the channel (C{PUBLISH txpulse:news
-'{"topic":"news","data":"hi"}'}) is still delivered, without a position,
-and kept nowhere.
+Other programs publish with positions by running the same script
+(L{txpulse.pubsub.broker.streams.PUBLISH}, whose keys and arguments are a
+supported interface; the README shows it with C{redis-cli --eval}): their
+publications are numbered, kept and replayed like the servers' own. A
+bare JSON envelope published on the channel (C{PUBLISH txpulse:news
+'{"topic":"news","data":"hi"}'}) is live only: delivered to the
+subscribers connected at that moment, without a position, kept nowhere,
+so never replayed to a client that resumes, and it does not advance the
+offsets (a resuming client is told C{"recovered": true} without it).
 
 Every message from Redis is checked before it is relayed
 (L{txpulse.pubsub.hub.checkEnvelope}): it must be strict JSON (no C{NaN}),
@@ -145,8 +154,17 @@ Nothing crashes, and nothing Redis might have is lost or doubled:
     connection's commands in order, so once the connection is back one
     C{GET} says which ones Redis ran (every process gets those from pub/sub
     or the streams) and which it did not (published again, before anything
-    newer). Past C{outageBuffer}: delivered here only, without a position,
-    counted (L{RedisBroker.unconfirmed}).
+    newer). Past C{outageBuffer}: delivered here at once, without a
+    position, counted (L{RedisBroker.unconfirmed}), and its L{Deferred}
+    fails; it is I{not} published again once Redis is back. If Redis ran
+    it all the same (it was frozen, e.g. C{SIGSTOP}, and ran what it had
+    received once it woke up), every other process gets it with its
+    position, and this one does not deliver that copy (matched by
+    channel and envelope text): this process's subscribers get each of its
+    publications exactly once, in publishing order, the ones of the outage
+    without a position. (Likewise, a copy that arrives while the
+    publication is still waiting for the connection means Redis ran it: it
+    is delivered with its position and not again at the give-up.)
   - Subscriptions made meanwhile are answered C{"recovered": false}
     without a position.
 
@@ -228,11 +246,14 @@ DEFAULT_PREFIX = "txpulse:"
 #: The port Redis listens on unless the URL says otherwise.
 DEFAULT_PORT = 6379
 
-#: Seconds a topic's position is kept in Redis after its last publication
-#: (one day), unless its history's ttl is longer: a topic quiet for longer
-#: starts over in a new epoch (clients that resume are told
-#: C{"recovered": false}, as after a restart of the in-process broker).
-DEFAULT_POSITION_TTL = 86400.0
+#: Seconds a topic's position is kept in Redis at least after its last
+#: publication (L{RedisBroker}'s C{positionTtl}): the floor under the
+#: history's ttl, which is how long it is kept when longer. A topic quiet
+#: for longer starts over in a new epoch (clients that resume are told
+#: C{"recovered": false}, as they would be anyway: its history is gone).
+#: It was a day, whatever the history's ttl: 100,000 one-message topics
+#: then held 54 MB of Redis for a day after their history expired.
+DEFAULT_POSITION_TTL = 60.0
 
 #: Channels whose limits (and script arguments) are cached; past it, the
 #: caches start over (the hub's limits hook is asked again).
@@ -344,9 +365,11 @@ class RedisBroker:
             (C{None}: never, and a silently dead connection goes unnoticed).
         @param pingTimeout: seconds within which any Redis reply must come
             before the connection is dropped and re-established.
-        @param positionTtl: seconds a topic's position (epoch and offset) is
-            kept in Redis after its last publication (at least its history's
-            ttl); past it, the topic starts over in a new epoch.
+        @param positionTtl: the least number of seconds a topic's position
+            (epoch and offset) is kept in Redis after its last publication;
+            it is kept as long as its history's ttl when that is longer.
+            Past it, the topic starts over in a new epoch (clients that
+            resume are told C{"recovered": false}).
         @param outageBuffer: seconds publications made while Redis is
             unreachable wait for it (at most C{maxBuffered} of them), to be
             published in order, with positions, once it is back (a Redis
@@ -373,6 +396,16 @@ class RedisBroker:
         #: Publications lost in flight with a connection: (number, channel,
         #: payload, answer), until Redis says whether it ran them.
         self._unanswered: list[tuple[int, str, str, Deferred[Position]]] = []
+        #: Publications lost in flight and then delivered here without a
+        #: position (given up on): (number, channel, payload), until Redis
+        #: says whether it ran them; and, per channel, the payloads of those
+        #: whose positioned copy (if Redis ran them) is not to be delivered
+        #: here again.
+        self._givenUp: list[tuple[int, str, str]] = []
+        #: Numbers of publications lost in flight whose copy Redis already
+        #: delivered here (so Redis ran them: not delivered again).
+        self._ranInFlight: set[int] = set()
+        self._deliveredHere: dict[str, list[str]] = {}
         self._sequence = 0
         self._originKey = f"{prefix}origin:{self.origin}".encode()
         self._deliver: Callable[..., None] | None = None
@@ -492,6 +525,7 @@ class RedisBroker:
         if track is None:
             return
         track.wake(everyone=True)
+        self._deliveredHere.pop(channel, None)
         protocol = self._subscriber.protocol
         if protocol is not None:
             send(protocol, "UNSUBSCRIBE", self.prefix + channel)
@@ -823,13 +857,23 @@ class RedisBroker:
         number of the last one; a connection's commands run in order), and
         publish the others again, in order, before anything newer.
         """
-        if not self._unanswered:
+        if not self._unanswered and not self._givenUp:
             return succeed(None)
         asking: Deferred[Any] = protocol.execute_command(b"GET", self._originKey)
 
         def settle(last: Any) -> None:
             ran = int(last) if last is not None else 0
+            givenUp, self._givenUp = self._givenUp, []
+            for sequence, channel, payload in givenUp:
+                if sequence > ran:
+                    # Redis never ran it: no copy will come, and it is not
+                    # published again (it was delivered here, and its
+                    # Deferred failed: not accepted).
+                    self._forget(channel, payload)
+                # Else Redis ran it: its copy comes (pub/sub or the stream)
+                # and is delivered to the other processes only.
             unanswered, self._unanswered = self._unanswered, []
+            self._ranInFlight = set()
             for sequence, channel, payload, answer in unanswered:
                 if sequence <= ran:
                     # Redis ran it: every process (this one too) gets it,
@@ -849,13 +893,22 @@ class RedisBroker:
         self._giveUp = None
         self._gaveUp = True
         unanswered, self._unanswered = self._unanswered, []
-        for _sequence, channel, payload, answer in unanswered:
-            # Whether Redis ran it is unknown: delivered here (it may come
-            # again, with its position, if Redis did).
+        ranInFlight, self._ranInFlight = self._ranInFlight, set()
+        for sequence, channel, payload, answer in unanswered:
+            # Whether Redis ran it is unknown: delivered here now, and if
+            # Redis did run it, its positioned copy is delivered to the
+            # other processes only (exactly once here too). The origin key
+            # says which, once Redis is back (_settleUnanswered).
+            if sequence in ranInFlight:
+                answer.errback(Failure(self._connectionError("published, but the reply was lost")))
+                continue
             self._unsent += 1
             self._unsentInFlight += 1
             self.unconfirmed += 1
             self._deliverUnpositioned(channel, payload)
+            if channel in self._tracks and len(self._givenUp) < self.maxBuffered:
+                self._givenUp.append((sequence, channel, payload))
+                self._deliveredHere.setdefault(channel, []).append(payload)
             answer.errback(Failure(self._connectionError(f"Redis at {self.address} is unreachable")))
         buffered, self._buffered = self._buffered, []
         if buffered:
@@ -885,6 +938,46 @@ class RedisBroker:
         buffered, self._buffered = self._buffered, []
         for channel, payload, waiting in buffered:
             self._publishOn(protocol, channel, payload).chainDeferred(waiting)
+
+    def _forget(self, channel: str, payload: str) -> None:
+        """
+        C{payload}, delivered here without a position, will not come from
+        Redis (again) on C{channel}: stop watching for it.
+        """
+        waiting = self._deliveredHere.get(channel)
+        if waiting and payload in waiting:
+            waiting.remove(payload)
+            if not waiting:
+                del self._deliveredHere[channel]
+
+    def _deliverPositioned(self, channel: str, payload: str, offset: int, epoch: str) -> None:
+        """
+        Deliver a publication from Redis (with its position) here, unless it
+        is the copy of one of this process's publications already delivered
+        here without a position (lost in flight, given up on, and run by
+        Redis after all): that one only moves the channel's track on.
+        Matched by payload (the exact envelope text), first come first
+        matched: another process publishing the very same envelope while
+        the copy is awaited has its own delivery taken for the copy, so the
+        count and the content are right, not the exact spot.
+        """
+        deliver = self._deliver
+        if deliver is None:
+            return
+        if self._deliveredHere:
+            waiting = self._deliveredHere.get(channel)
+            if waiting and payload in waiting:
+                self._forget(channel, payload)
+                return
+        if self._unanswered:
+            # The copy of a publication lost in flight, before it is given
+            # up on: Redis ran it, so it is not to be delivered here again
+            # without a position.
+            for sequence, lost, lostPayload, _ in self._unanswered:
+                if lost == channel and lostPayload == payload and sequence not in self._ranInFlight:
+                    self._ranInFlight.add(sequence)
+                    break
+        deliver(channel, payload, offset, epoch)
 
     def _deliverUnpositioned(self, channel: str, payload: str) -> None:
         deliver = self._deliver
@@ -918,7 +1011,7 @@ class RedisBroker:
         if deliver is None:
             return
         try:
-            track.pump(deliver, self._heal, afterRead)
+            track.pump(self._deliverPositioned, self._heal, afterRead)
         except Exception:
             _log.failure("Delivering publications of {channel!r} failed", Failure(), channel=track.channel)
 
@@ -943,7 +1036,7 @@ class RedisBroker:
                 return
             before = track.offset if history.epoch == track.epoch else 0
             self.healed += sum(1 for offset, _ in history.publications if offset > before)
-            track.answered(history, deliver)
+            track.answered(history, self._deliverPositioned)
             self._pump(track, afterRead=True)
 
         def failed(failure: Failure) -> None:
@@ -1122,7 +1215,7 @@ class RedisBroker:
             # The usual case: the next one, nothing waiting.
             track.offset = offset
             try:
-                deliver(name, payload, offset, epoch)
+                self._deliverPositioned(name, payload, offset, epoch)
             except Exception:
                 _log.failure("Delivering a message from Redis to {channel!r} failed", Failure(), channel=name)
             if track.waiters:

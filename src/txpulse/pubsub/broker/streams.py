@@ -11,7 +11,10 @@ C{C} a hub channel):
   - C{P position:C}, a hash: C{epoch} (12 random hex digits, made by the
     first script that finds the hash absent: first use, or Redis lost its
     data) and C{offset} (the latest offset, C{HINCRBY}). Expires
-    C{max(positionTtl, ttl)} after the last publication.
+    C{max(positionTtl, ttl)} after the last publication: the history's
+    ttl, with C{positionTtl} (60 s by default) as a floor, so a burst of
+    one-message topics costs Redis keys for about as long as their
+    history does, not a day.
   - C{P history:C}, a stream: one entry per kept publication, with the
     explicit id C{<offset>-0} (so the offset I{is} the id, and
     C{XRANGE N N} reads offset N) and the fields C{p} (the JSON envelope)
@@ -20,7 +23,10 @@ C{C} a hub channel):
     the last publication; absent when the channel's history is off.
   - C{P C}, the pub/sub channel: C{"<offset> <epoch> <envelope>"}.
   - C{P origin:O}: the number of the last publication Redis ran for the
-    process whose origin is C{O} (see L{PUBLISH}).
+    process whose origin is C{O} (see L{PUBLISH}); one key per process,
+    kept a day after its last publication (at least as long as positions),
+    so that a process cut off for long can still settle the publications
+    it lost in flight.
 
 L{PUBLISH} assigns the offset, keeps the entry and publishes it in one
 script, which Redis runs atomically: offsets have no gap and no
@@ -50,6 +56,19 @@ __all__ = ["PUBLISH", "READ", "Script", "Track", "parseMessage", "parseRead", "p
 #: publications it sent Redis ran). Returns
 #: C{"<epoch> <offset>"} as a status reply (a single line: cheaper for the
 #: client to parse than an array).
+#:
+#: Other programs may run it to publish with positions (a supported
+#: interface): KEYS = C{<prefix>position:<C>}, C{<prefix>history:<C>},
+#: C{<prefix>origin:<any name of their own>}; ARGV = C{<prefix><C>}, the
+#: envelope C{{"topic": T, "data": D}} (T the topic of C, as the broker
+#: checks), and C{"<size> <ttl> <keep> <fresh> <seq>"} with the servers'
+#: C{--history-size} and C{--history-ttl} (ms), C{keep} at least the ttl,
+#: twelve random hex digits, and any increasing number, e.g.::
+#:
+#:   python -c 'from txpulse.pubsub.broker.streams import PUBLISH; print(PUBLISH)' > publish.lua
+#:   redis-cli --eval publish.lua txpulse:position:news txpulse:history:news txpulse:origin:cron , \
+#:       txpulse:news '{"topic":"news","data":"hi"}' "1000 120000 120000 $(openssl rand -hex 6) 1"
+
 PUBLISH = """
 local size, ttl, keep, fresh, seq = string.match(ARGV[3], '^(%d+) (%d+) (%d+) (%S+) (%d+)$')
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -67,7 +86,7 @@ if tonumber(size) > 0 then
   redis.call('PEXPIRE', KEYS[2], ttl)
 end
 redis.call('PUBLISH', ARGV[1], offset .. ' ' .. epoch .. ' ' .. ARGV[2])
-redis.call('SET', KEYS[3], seq, 'PX', keep)
+redis.call('SET', KEYS[3], seq, 'PX', math.max(tonumber(keep), 86400000))
 return {ok = epoch .. ' ' .. offset}
 """
 
