@@ -60,6 +60,7 @@ _log = Logger()
 P = TypeVar("P", bound=WebSocketProtocol)
 P_co = TypeVar("P_co", bound=WebSocketProtocol, covariant=True)
 
+
 class WebSocketClientFactory(Protocol[P_co]):
     """
     Builds the application protocol for a connection (the shape of
@@ -329,23 +330,10 @@ class _ClientHandshake(TwistedProtocol):
         except NegotiationError as error:
             self._abort(error)
             return
-        deflate = None
-        if agreed is not None and settings is not None:
-            deflate = Deflate(
-                agreed, is_server=False, level=settings.level, mem_level=settings.mem_level, min_size=settings.min_size
-            )
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        conn = Connection(
-            Side.CLIENT,
-            max_message_size=endpoint.maxMessageSize,
-            max_frame_size=endpoint.settings.maxFrameSize,
-            deflate=deflate,
-        )
-        wire = WebSocketWire(
-            self._app, conn, clock=endpoint.clock, options=endpoint.wireOptions, subprotocol=subprotocol
-        )
+        wire = endpoint._wireFor(self._app, agreed, subprotocol)
         self.wire = wire
         # From here on the transport's bytes go straight to the wire (and
         # connectionLost hands the loss to it).
@@ -432,6 +420,27 @@ class WebSocketClientEndpoint:
         Seconds for the server's answer to the upgrade.
         """
         return self.settings.handshakeTimeout
+
+    def _wireFor(self, app: Any, agreed: Any, subprotocol: str | None) -> WebSocketWire:
+        """
+        The wire of a connection of this endpoint whose handshake agreed
+        C{subprotocol} and C{agreed} (a permessage-deflate agreement, or
+        C{None}): built here once for both transports, HTTP/1.1 upgrades
+        and HTTP/2 streams (L{txpulse.client.http2}).
+        """
+        settings = self.compression
+        deflate = None
+        if agreed is not None and settings is not None:
+            deflate = Deflate(
+                agreed, is_server=False, level=settings.level, mem_level=settings.mem_level, min_size=settings.min_size
+            )
+        conn = Connection(
+            Side.CLIENT,
+            max_message_size=self.maxMessageSize,
+            max_frame_size=self.settings.maxFrameSize,
+            deflate=deflate,
+        )
+        return WebSocketWire(app, conn, clock=self.clock, options=self.wireOptions, subprotocol=subprotocol)
 
     @property
     def maxMessageSize(self) -> int | None:

@@ -40,8 +40,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..core.connection import Connection, Side
-from ..core.deflate import Deflate, client_accept, client_offer
+from ..core.deflate import client_accept, client_offer
 from ..core.exceptions import NegotiationError
 from ..core.handshake import ResponseHead, extended_connect_headers, validate_extended_connect_response
 from ..wire.interfaces import WebSocketProtocol
@@ -416,20 +415,7 @@ class _ClientStream:
             self.connection.resetStream(self)
             self.finish(Failure(ConnectionLost("handshake failed")))
             return
-        deflate = None
-        if agreed is not None and settings is not None:
-            deflate = Deflate(
-                agreed, is_server=False, level=settings.level, mem_level=settings.mem_level, min_size=settings.min_size
-            )
-        conn = Connection(
-            Side.CLIENT,
-            max_message_size=endpoint.maxMessageSize,
-            max_frame_size=endpoint.settings.maxFrameSize,
-            deflate=deflate,
-        )
-        wire = WebSocketWire(
-            self.app, conn, clock=endpoint.clock, options=endpoint.wireOptions, subprotocol=subprotocol
-        )
+        wire = endpoint._wireFor(self.app, agreed, subprotocol)
         self.wire = wire
         wire.makeConnection(self)
         self._settle(self.app)
