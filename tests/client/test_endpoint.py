@@ -24,6 +24,7 @@ from txpulse.settings import ConnectionSettings
 
 from ..support.apps import RecordingApp
 from ..support.transports import CountingTransport
+from ..support.waits import failureOf
 
 
 class Factory:
@@ -164,7 +165,7 @@ def test_refusal_carries_status_headers_and_body() -> None:
     protocol.dataReceived(
         b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 9\r\nWWW-Authenticate: Bearer\r\n\r\nbad token"
     )
-    failure = opened.result
+    failure = failureOf(opened)
     assert isinstance(failure, Failure) and isinstance(failure.value, ConnectionRejected)
     rejected = failure.value
     assert rejected.statusCode == 401 and rejected.body == b"bad token"
@@ -185,8 +186,9 @@ def test_refusal_body_until_connection_closes() -> None:
     protocol.dataReceived(b"HTTP/1.1 404 Not Found\r\n\r\nno such")
     protocol.dataReceived(b" path")
     protocol.connectionLost(Failure(ConnectionDone()))
-    assert opened.result.value.statusCode == 404
-    assert opened.result.value.body == b"no such path"
+    rejected = failureOf(opened).value
+    assert rejected.statusCode == 404
+    assert rejected.body == b"no such path"
 
 
 @pytest.mark.parametrize(
@@ -204,7 +206,7 @@ def test_invalid_101_fails_the_handshake(bad: bytes) -> None:
     protocol, transport, reactor, factory, key = start()
     opened = protocol.whenOpened()
     protocol.dataReceived(bad)
-    assert isinstance(opened.result.value, NegotiationError)
+    assert isinstance(failureOf(opened).value, NegotiationError)
     assert transport.aborted
 
 
@@ -215,7 +217,7 @@ def test_unoffered_subprotocol_fails_the_handshake() -> None:
     protocol, transport, reactor, factory, key = start(subprotocols=["v1"])
     opened = protocol.whenOpened()
     protocol.dataReceived(answer(key, "Sec-WebSocket-Protocol: v9"))
-    assert isinstance(opened.result.value, NegotiationError)
+    assert isinstance(failureOf(opened).value, NegotiationError)
 
 
 def test_handshake_timeout() -> None:
@@ -227,7 +229,7 @@ def test_handshake_timeout() -> None:
     reactor.advance(4.9)
     assert not opened.called
     reactor.advance(0.1)
-    assert isinstance(opened.result.value, HandshakeTimeout)
+    assert isinstance(failureOf(opened).value, HandshakeTimeout)
     assert transport.aborted
 
 
@@ -238,7 +240,7 @@ def test_connection_lost_before_answer() -> None:
     protocol, transport, reactor, factory, key = start()
     opened = protocol.whenOpened()
     protocol.connectionLost(Failure(ConnectionLost()))
-    assert opened.result.check(ConnectionLost)
+    assert failureOf(opened).check(ConnectionLost)
     assert reactor.getDelayedCalls() == []
 
 
@@ -286,7 +288,7 @@ def test_response_head_too_large_is_refused() -> None:
     protocol, transport, reactor, factory, key = start()
     opened = protocol.whenOpened()
     protocol.dataReceived(b"HTTP/1.1 101 OK\r\n" + b"X: y\r\n" * 20_000)
-    assert isinstance(opened.result.value, NegotiationError)
+    assert isinstance(failureOf(opened).value, NegotiationError)
 
 
 def test_client_idle_timeout_closes_with_1001() -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
+from twisted.python.failure import Failure
 
 T = TypeVar("T")
 
@@ -54,3 +55,15 @@ def in_thread(coroutine_function: Callable[[], Awaitable[T]], seconds: float = W
         return await asyncio.wait_for(coroutine_function(), seconds)
 
     return deferToThread(asyncio.run, bounded())
+
+
+def failureOf(deferred: Deferred[Any]) -> Failure:
+    """
+    The failure C{deferred} already holds, consumed (as trial's
+    C{failureResultOf}): a test that only read C{deferred.result} would
+    leave it unhandled, and Twisted would log it when collected.
+    """
+    failures: list[Failure] = []
+    deferred.addErrback(failures.append)
+    assert failures, f"{deferred!r} has not failed"
+    return failures[0]
