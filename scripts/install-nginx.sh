@@ -9,6 +9,7 @@
 # Usage: scripts/install-nginx.sh              (from anywhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/apt.sh
 
 nginx_version() { nginx -v 2>&1 | sed 's|.*nginx/||'; }
 
@@ -20,36 +21,5 @@ if command -v nginx >/dev/null 2>&1; then
     exit 0
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
-        echo "install-nginx: nginx missing and not root (run as root or install nginx)" >&2
-        exit 1
-    fi
-else
-    SUDO=
-fi
-
-# Keep apt from starting the packaged service (it would take port 80):
-# exit status 101 of policy-rc.d means "action forbidden" to invoke-rc.d.
-# An existing policy-rc.d is left alone.
-policy=/usr/sbin/policy-rc.d
-added_policy=""
-if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
-    $SUDO chmod 755 "$policy"
-    added_policy=1
-fi
-cleanup() { if [ -n "$added_policy" ]; then $SUDO rm -f "$policy"; fi; }
-trap cleanup EXIT
-
-# apt's chatter is shown only if something fails.
-out=$(mktemp)
-if ! { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-       $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx; } >"$out" 2>&1; then
-    cat "$out" >&2
-    rm -f "$out"
-    echo "install-nginx: apt-get failed" >&2
-    exit 1
-fi
-rm -f "$out"
+apt_install_quietly install-nginx nginx
 echo "install-nginx: installed nginx ($(nginx_version))"
