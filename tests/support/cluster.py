@@ -26,18 +26,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import signal
-import socket
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
-import pytest
-
+from .executables import executable
 from .net import free_port, free_ports
 from .processes import ServerProcess, TwistdServer
+from .redisserver import RedisServer
 
 __all__ = [
     "NGINX_CONF",
@@ -57,22 +54,9 @@ NGINX_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "txpulse
 #: Seconds any process of the cluster has to start, or to stop after SIGTERM.
 TIMEOUT = 15.0
 
-
-def executable(name: str, *, env: str | None = None) -> str:
-    """
-    The path of system executable C{name} (from C{$env} when that variable
-    is set, else C{PATH} plus C{/usr/sbin}, where Debian puts nginx); skip
-    the test without it, or fail it when C{CI} is set.
-    """
-    found = (os.environ.get(env) if env else None) or shutil.which(
-        name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    )
-    if found is None:
-        message = f"{name} not found (run scripts/install-{'nginx' if name == 'nginx' else 'redis'}.sh)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+#: The cluster's Redis: the suite's one L{RedisServer} (under the name the
+#: deployment tests import it by).
+Redis = RedisServer
 
 
 def startAll(servers: Sequence[ServerProcess]) -> None:
@@ -90,129 +74,6 @@ def startAll(servers: Sequence[ServerProcess]) -> None:
     with ThreadPoolExecutor(len(servers)) as pool:
         for future in [pool.submit(server.start) for server in servers]:
             future.result()
-
-
-# -- Redis -------------------------------------------------------------------------------------
-
-
-class Redis(ServerProcess):
-    """
-    A C{redis-server} on 127.0.0.1, its data in C{directory}.
-
-    Persistence: C{appendonly=True} keeps every write in an append-only
-    file (fsynced C{appendfsync}: C{"always"}, C{"everysec"} or C{"no"}),
-    so a L{restart} (SIGTERM, which flushes it) or even a L{kill} (losing at
-    most the last C{everysec} second) comes back with the data;
-    C{appendonly=False} (and no RDB snapshots) comes back empty, as a Redis
-    that lost its data does.
-
-    @ivar url: the C{redis://} URL for C{--broker}.
-    """
-
-    timeout = TIMEOUT
-
-    def __init__(
-        self, directory: Path, port: int | None = None, *, appendonly: bool = False, appendfsync: str = "everysec"
-    ) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.port = port if port is not None else free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.directory = directory
-        self.appendonly = appendonly
-        argv = [
-            executable("redis-server", env="TXPULSE_REDIS_SERVER"),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "yes" if appendonly else "no",
-            "--appendfsync", appendfsync,
-            "--dir", str(directory),
-        ]  # fmt: skip
-        super().__init__(argv, directory / "redis.log", [self.port])
-
-    def ready(self) -> bool:
-        """
-        Whether it answers C{PING} (and so has loaded its append-only file).
-        """
-        try:
-            return bool(self.command("PING") == "PONG")
-        except (OSError, RedisError):
-            return False
-
-    def kill(self) -> None:
-        """
-        SIGKILL (after a SIGCONT, in case it was paused with L{pause}).
-        """
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGCONT)
-        super().kill()
-
-    def pause(self) -> None:
-        """
-        SIGSTOP: its connections stay open, nothing answers.
-        """
-        assert self.process is not None, "not running"
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        """
-        SIGCONT after L{pause}.
-        """
-        assert self.process is not None, "not running"
-        os.kill(self.process.pid, signal.SIGCONT)
-
-    def restart(self, *, kill: bool = False) -> None:
-        """
-        Stop (SIGTERM, or SIGKILL with C{kill}) and start again on the same
-        port and directory.
-        """
-        if kill:
-            self.kill()
-        else:
-            self.stop()
-        self.start()
-
-    def command(self, *args: str) -> Any:
-        """
-        Run one command on a fresh connection; its decoded reply (a blocking
-        call: Redis on loopback answers in microseconds).
-
-        @raise RedisError: for an error reply.
-        """
-        with socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT) as sock:
-            request = b"*%d\r\n" % len(args)
-            for arg in args:
-                encoded = arg.encode()
-                request += b"$%d\r\n%s\r\n" % (len(encoded), encoded)
-            sock.sendall(request)
-            with sock.makefile("rb") as stream:
-                return _reply(stream)
-
-
-class RedisError(Exception):
-    """
-    An error reply from Redis.
-    """
-
-
-def _reply(stream: Any) -> Any:
-    line = stream.readline()
-    if not line.endswith(b"\r\n"):
-        raise ConnectionError("Redis closed the connection")
-    kind, rest = line[:1], line[1:-2]
-    if kind == b"+":
-        return rest.decode()
-    if kind == b"-":
-        raise RedisError(rest.decode())
-    if kind == b":":
-        return int(rest)
-    if kind == b"$":
-        size = int(rest)
-        return None if size < 0 else stream.read(size + 2)[:-2].decode()
-    if kind == b"*":
-        size = int(rest)
-        return None if size < 0 else [_reply(stream) for _ in range(size)]
-    raise ConnectionError(f"not a RESP reply: {line!r}")
 
 
 # -- txpulse nodes -------------------------------------------------------------------------------
@@ -426,7 +287,7 @@ class Cluster:
     together (L{start}, or entering the context) and stopped in reverse
     order (L{stop}, or leaving it).
 
-    @ivar redis: the L{Redis}, or C{None} (then each node has its own
+    @ivar redis: the L{RedisServer}, or C{None} (then each node has its own
         in-memory broker, and pub/sub does not cross nodes).
     @ivar nodes: the L{Node}s, in nginx's upstream order.
     @ivar nginx: the L{Nginx}.
@@ -447,7 +308,7 @@ class Cluster:
         @param directory: where every process keeps its files and log.
         @param nodes: how many nodes.
         @param redis: start a Redis and give it to the nodes as C{--broker}.
-        @param appendonly: Redis persistence (see L{Redis}).
+        @param appendonly: Redis persistence (see L{RedisServer}).
         @param appendfsync: Redis's fsync policy with C{appendonly}.
         @param nodeOptions: options of every node (besides C{--listen},
             C{--broker} and C{--shutdown-timeout 3}); by default nginx's
@@ -456,7 +317,7 @@ class Cluster:
             change (L{renderNginxConf}).
         """
         self.directory = directory
-        self.redis = Redis(directory / "redis", appendonly=appendonly, appendfsync=appendfsync) if redis else None
+        self.redis = RedisServer(directory / "redis", appendonly=appendonly, appendfsync=appendfsync) if redis else None
         options = ["--shutdown-timeout", "3", *nodeOptions]
         if self.redis is not None:
             options += ["--broker", self.redis.url]
