@@ -34,6 +34,7 @@ from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.static import Data
 
 from txpulse.wire import twistedinternals as ti
 
@@ -149,6 +150,41 @@ def test_channel_state_readers() -> None:
     ti.armChannelAbort(channel)
     ti.armChannelAbort(channel)
     assert len(clock.getDelayedCalls()) == 1
+
+
+def test_request_start_and_begin_request_mirror_the_line_parser() -> None:
+    """
+    L{ti.atRequestStart} is true only between requests with nothing
+    buffered; a request begun with L{ti.beginRequest} and completed with
+    the channel's own end-of-head calls is the request Twisted's parser
+    makes: queued, with its line, headers and answer; after it the channel
+    is at a request start again, and parses the next head itself.
+    """
+    page = Data(b"ok", "text/plain")
+    page.isLeaf = True
+    protocol: Any = Site(page).buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    channel: Any = ti.wrappedChannel(protocol)
+    assert ti.atRequestStart(channel)
+    protocol.dataReceived(b"GET / HTTP/1.1\r\nHo")
+    assert not ti.atRequestStart(channel)  # a partial line is buffered
+    protocol.dataReceived(b"st: x\r\n\r\n")
+    assert transport.value().startswith(b"HTTP/1.1 200 ")
+    assert ti.atRequestStart(channel)
+    transport.clear()
+    request = ti.beginRequest(channel, b"GET", b"/?a=1", b"HTTP/1.1")
+    assert channel.requests == [request]
+    assert not ti.atRequestStart(channel)
+    request.requestHeaders.addRawHeader(b"Host", b"x")
+    channel.allHeadersReceived()
+    channel.allContentReceived()
+    assert (request.method, request.uri, request.args) == (b"GET", b"/?a=1", {b"a": [b"1"]})
+    assert transport.value().startswith(b"HTTP/1.1 200 ")
+    assert ti.atRequestStart(channel)
+    transport.clear()
+    protocol.dataReceived(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert transport.value().startswith(b"HTTP/1.1 200 ")
 
 
 def test_escape_log_field_matches_twisted() -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .exceptions import InvalidOrigin, InvalidUpgrade, NegotiationError
@@ -27,6 +27,7 @@ __all__ = [
     "accept_key",
     "header_tokens",
     "validate_request",
+    "validate_upgrade",
     "validate_extended_connect",
     "select_subprotocol",
     "check_origin",
@@ -131,47 +132,67 @@ def validate_request(method: str, http_version: str, headers: Headers) -> Upgrad
     @raise NegotiationError: 400 for a non-GET method, HTTP/1.0, a missing
         C{Host}, or a missing, duplicated or malformed key.
     """
-    if method.upper() != "GET":
+    return validate_upgrade(method, http_version, _index(headers))
+
+
+def validate_upgrade(method: str, http_version: str, fields: Mapping[str, Sequence[str]]) -> UpgradeRequest:
+    """
+    L{validate_request}, for headers already gathered by name: C{fields}
+    maps each lowercased name to its values, in order (what a web server's
+    header table holds, without a pass to build the pairs).
+    """
+    if method != "GET" and method.upper() != "GET":
         raise NegotiationError(f"WebSocket upgrade needs GET, not {method}", 405, (("Allow", "GET"),))
-    if not _is_http11_or_later(http_version):
+    if http_version != "HTTP/1.1" and not _is_http11_or_later(http_version):
         raise NegotiationError(f"WebSocket upgrade needs HTTP/1.1, not {http_version}")
-    index = _index(headers)
-    upgrade = [token.lower() for token in header_tokens(index.get("upgrade", _NONE))]
-    if "websocket" not in upgrade:
+    if not _has_token(fields.get("upgrade", _NONE), "websocket"):
         raise InvalidUpgrade(
             "missing 'Upgrade: websocket'",
             headers=(("Upgrade", "websocket"), ("Connection", "Upgrade")),
         )
-    connection = [token.lower() for token in header_tokens(index.get("connection", _NONE))]
-    if "upgrade" not in connection:
+    if not _has_token(fields.get("connection", _NONE), "upgrade"):
         raise InvalidUpgrade(
             "missing 'Connection: Upgrade'",
             headers=(("Upgrade", "websocket"), ("Connection", "Upgrade")),
         )
-    if len(index.get("host", _NONE)) != 1:
+    hosts = fields.get("host", _NONE)
+    if len(hosts) != 1:
         raise NegotiationError("exactly one Host header is required")
-    versions = index.get("sec-websocket-version", _NONE)
+    versions = fields.get("sec-websocket-version", _NONE)
     if len(versions) != 1 or versions[0].strip() != SUPPORTED_VERSION:
         raise InvalidUpgrade(
             "unsupported Sec-WebSocket-Version (only 13 is spoken)",
             headers=(("Sec-WebSocket-Version", SUPPORTED_VERSION),),
         )
-    keys = index.get("sec-websocket-key", _NONE)
+    keys = fields.get("sec-websocket-key", _NONE)
     if len(keys) != 1:
         raise NegotiationError("exactly one Sec-WebSocket-Key header is required")
     key = keys[0].strip()
     if not _is_valid_key(key):
         raise NegotiationError("Sec-WebSocket-Key must be 16 bytes, base64-encoded")
-    origins = index.get("origin", _NONE)
+    origins = fields.get("origin", _NONE)
     if len(origins) > 1:
         raise NegotiationError("more than one Origin header")
+    subprotocols = fields.get("sec-websocket-protocol")
+    extensions = fields.get("sec-websocket-extensions")
     return UpgradeRequest(
         key=key,
-        subprotocols=tuple(header_tokens(index.get("sec-websocket-protocol", _NONE))),
-        extensions=tuple(header_tokens(index.get("sec-websocket-extensions", _NONE))),
+        subprotocols=tuple(header_tokens(subprotocols)) if subprotocols else (),
+        extensions=tuple(header_tokens(extensions)) if extensions else (),
         origin=origins[0].strip() if origins else None,
-        host=index.get("host", _NONE)[0].strip(),
+        host=hosts[0].strip(),
     )
+
+
+def _has_token(values: Sequence[str], token: str) -> bool:
+    """
+    Whether the comma-separated list in C{values} holds C{token} (given
+    lowercased), in any case; one comparison when the list is just it.
+    """
+    for value in values:
+        if value.lower() == token:
+            return True
+    return token in [element.lower() for element in header_tokens(values)]
 
 
 def validate_extended_connect(method: str, protocol: str | None, headers: Headers) -> UpgradeRequest:

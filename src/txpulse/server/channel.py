@@ -32,7 +32,18 @@ Theory of operation: the life of one HTTP connection, and what bounds it.
      so a client dribbling one header byte every few seconds would hold a
      connection for days. Between two requests a connection may idle
      C{keepAliveTimeout} seconds, then it is closed (no answer: RFC 9112
-     §9.8 allows closing an idle connection at any time).
+     §9.8 allows closing an idle connection at any time). With both
+     deadlines set, the stock idle timer is not armed at all (they cover
+     every phase it would). These deadlines share one reactor timer per
+     length (L{txpulse.server.deadlines}): a flood of handshakes costs no
+     timer per connection.
+     A head that arrives whole in one read and is an ordinary C{GET} (every
+     WebSocket upgrade a browser sends) is parsed in one pass
+     (L{txpulse.core.httphead}) rather than line by line; it then goes
+     through the very calls C{HTTPChannel}'s parser makes at the end of a
+     head, so everything below applies to it alike. Anything else (a
+     partial head, a body, a pipelined request, anything unusual) is
+     C{HTTPChannel}'s to parse, and to refuse.
   3. Head received. The request's client address is decided
      (L{txpulse.server.proxies.clientAddress}: the forwarded client when
      the peer is a trusted proxy) and stored as the request's C{client}.
@@ -48,7 +59,8 @@ Theory of operation: the life of one HTTP connection, and what bounds it.
   4. Handled and answered. While the response is being written, it must
      make progress: if the peer takes none of it for C{sendTimeout} seconds
      (a slow reader that stopped reading a large file), the connection is
-     aborted, with a log line. The C{maxRequestsPerConnection}th response
+     aborted, with a log line. (Checked only for a response still
+     unfinished when the resource returns: most are done within the call.) The C{maxRequestsPerConnection}th response
      carries C{Connection: close}, and so does any response whose resource
      set that header (L{txpulse.WebSocketResource} does on every refused
      upgrade): the connection closes once it is sent. Otherwise back to 2.
@@ -82,12 +94,15 @@ from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from zope.interface import implementer
 
+from ..core.httphead import parseRequestHead
 from ..logs.peers import clientKey, peerOf
 from ..logs.redact import clip
 from ..wire.tcp import queuedBytes
 from ..wire.twistedinternals import (
     GenericHTTPChannelProtocol,
     armChannelAbort,
+    atRequestStart,
+    beginRequest,
     bodyDecoder,
     handlingRequest,
     negotiatedProtocol,
@@ -98,6 +113,7 @@ from ..wire.twistedinternals import (
     waitingForTransport,
     wrappedChannel,
 )
+from .deadlines import Deadline
 from .hosts import AllowedHosts
 from .limits import _BUSY_RESPONSE, _TIMEOUT_RESPONSE, _response, _tooLarge
 from .proxies import clientAddress
@@ -140,7 +156,7 @@ class _SendWatch:
     checks every C{sendTimeout / _SEND_CHECKS} seconds that the peer took
     some of them.
 
-    @ivar call: the next check.
+    @ivar call: the next check (C{None} until the resource returned).
     @ivar written: bytes of body written since the request was received.
     @ivar drained: at the last check, how many of them had left user space
         (C{written} less what the transport still queues).
@@ -149,17 +165,20 @@ class _SendWatch:
 
     __slots__ = ("call", "written", "drained", "quiet")
 
-    def __init__(self, call: IDelayedCall) -> None:
-        self.call = call
+    def __init__(self) -> None:
+        # Scheduled only when the resource returns still answering (see
+        # WebSocketChannel.allContentReceived).
+        self.call: IDelayedCall | None = None
         self.written = 0
         self.drained = 0
         self.quiet = 0
 
     def active(self) -> bool:
-        return self.call.active()
+        return self.call is not None and self.call.active()
 
     def cancel(self) -> None:
-        self.call.cancel()
+        if self.call is not None:
+            self.call.cancel()
 
 
 class WebSocketChannel(HTTPChannel):
@@ -179,7 +198,7 @@ class WebSocketChannel(HTTPChannel):
         # the most a key-sharing __dict__ takes here (CPython 3.11); one
         # more and every channel's __dict__ is a plain one, 1.3 KiB larger
         # (hence phase and request count in one integer).
-        self._deadline: IDelayedCall | _SendWatch | None = None
+        self._deadline: Deadline | _SendWatch | None = None
         self._wire: Any = None
         # The phase (_REQUEST, _IDLE, _REFUSED) + _ONE_REQUEST per request.
         self._state = _REQUEST
@@ -190,6 +209,13 @@ class WebSocketChannel(HTTPChannel):
     # -- deadlines --
 
     def connectionMade(self) -> None:
+        if self._setting("requestTimeout") and self._setting("keepAliveTimeout"):
+            # Then Site's idle timer (timeOut) has nothing left to bound: the
+            # request deadline covers a request arriving, the keep-alive one
+            # the wait between requests (and Twisted stops its timer while a
+            # request is handled). Not armed: one timer less per connection,
+            # and none reset on every read.
+            self.timeOut = None
         super().connectionMade()
         self._armRequestDeadline()
 
@@ -201,20 +227,35 @@ class WebSocketChannel(HTTPChannel):
         self._enter(_REQUEST)
         timeout = self._setting("requestTimeout")
         if timeout:
-            self._deadline = self.callLater(timeout, self._requestTooSlow)
+            self._deadline = self.site._deadlines(timeout).arm(self._requestTooSlow)
 
     def _armIdleDeadline(self) -> None:
         self._cancelDeadline()
         self._enter(_IDLE)
         timeout = self._setting("keepAliveTimeout")
         if timeout:
-            self._deadline = self.callLater(timeout, self._idleTooLong)
+            self._deadline = self.site._deadlines(timeout).arm(self._idleTooLong)
 
-    def _armSendDeadline(self) -> None:
+    def _armSendDeadline(self) -> _SendWatch | None:
+        """
+        Replace the request deadline with the response's (a L{_SendWatch}
+        counting what is written from now on; its first check is scheduled
+        by L{_scheduleSendChecks}).
+        """
         self._cancelDeadline()
-        timeout = self._setting("sendTimeout")
-        if timeout:
-            self._deadline = _SendWatch(self.callLater(timeout / _SEND_CHECKS, self._checkSending))
+        if not self._setting("sendTimeout"):
+            return None
+        watch = self._deadline = _SendWatch()
+        return watch
+
+    def _scheduleSendChecks(self, watch: _SendWatch) -> None:
+        """
+        The resource returned and C{watch} is still the deadline: the
+        response is still being written (or not yet begun), so check its
+        progress from now on.
+        """
+        if self._deadline is watch and watch.call is None and self.transport is not None:
+            watch.call = self.callLater(self.site.sendTimeout / _SEND_CHECKS, self._checkSending)
 
     def _checkSending(self) -> None:
         """
@@ -456,9 +497,13 @@ class WebSocketChannel(HTTPChannel):
     def allContentReceived(self) -> None:
         if self._state & _PHASE == _REFUSED:
             return
-        # Armed before the resource runs (it may write at once).
-        self._armSendDeadline()
+        # Counting before the resource runs (it may write at once); checked
+        # only if it returns with the response unfinished: most responses
+        # (and every upgrade) are done within the call, with no timer.
+        watch = self._armSendDeadline()
         super().allContentReceived()
+        if watch is not None:
+            self._scheduleSendChecks(watch)
 
     def requestDone(self, request: Any) -> None:
         # A response saying "Connection: close" (RFC 9112 §9.6) ends the
@@ -524,7 +569,37 @@ class WebSocketChannel(HTTPChannel):
             if self._state & _PHASE == _IDLE:
                 # The first byte of the next request starts its deadline.
                 self._armRequestDeadline()
-            super().dataReceived(data)
+            if not self._receiveWholeHead(data):
+                super().dataReceived(data)
+
+    def _receiveWholeHead(self, data: bytes) -> bool:
+        """
+        The fast path: when C{data} is exactly one ordinary C{GET} head
+        (L{parseRequestHead}: every WebSocket upgrade a browser sends) and
+        the parser is between requests, parse it in one pass and go on as
+        C{HTTPChannel}'s line parser would at the blank line (the same
+        request object, headers and calls, so every check above applies).
+        C{False} for anything else: C{HTTPChannel} parses it, and decides.
+        """
+        transport = self.transport
+        if transport is None or getattr(transport, "disconnecting", False):
+            # Closing (an idle keep-alive connection, say; TLS still delivers
+            # what arrives until the peer's close_notify): LineReceiver's
+            # rule, no request is started on it.
+            return False
+        head = parseRequestHead(data, min(self.MAX_LENGTH, self.totalHeadersSize), self.maxHeaders)
+        if head is None or not self.persistent or not atRequestStart(self):
+            return False
+        self.resetTimeout()  # as HTTPChannel.dataReceived (Site's idle timer, when armed)
+        request = beginRequest(self, head.method, head.target, head.version)
+        addField = request.requestHeaders.addRawHeader
+        for name, value in head.fields:
+            addField(name, value)
+        self.allHeadersReceived()
+        # No body (parseRequestHead takes none): the request is complete
+        # (unless allHeadersReceived refused it; then this does nothing).
+        self.allContentReceived()
+        return True
 
     def lineReceived(self, line: bytes) -> None:
         if self._state & _PHASE == _IDLE:
@@ -621,16 +696,24 @@ class _HalfCloseableChannelProtocol(GenericHTTPChannelProtocol):
         self._address: str | None = None
 
     def makeConnection(self, transport: Any) -> None:
-        peer = transport.getPeer()
         # The site (set by Site.buildProtocol, before the connection).
         site: WebSocketSite = self.site
         # Counted under its IPv4 address or IPv6 /64; an address without a
         # host (a UNIX socket) has no per-address cap, nor has a trusted
         # proxy (all its clients share its address; which ones it carries
         # is known only from each request's X-Forwarded-For).
-        host = getattr(peer, "host", None)
-        address = clientKey(peer) if isinstance(host, str) and host not in site.trustedProxies else None
-        if not site._admit(address, peer):
+        client = getattr(transport, "client", None)
+        if type(client) is tuple and len(client) == 2 and type(client[0]) is str:
+            # A TCP connection over IPv4 (tcp.Server.client: the peer's
+            # address as getPeer() has it, without building an address
+            # object; its key is the address itself, see clientKey).
+            host: Any = client[0]
+            address = host if host not in site.trustedProxies else None
+        else:
+            peer = transport.getPeer()
+            host = getattr(peer, "host", None)
+            address = clientKey(peer) if isinstance(host, str) and host not in site.trustedProxies else None
+        if not site._admit(address, transport):
             if ISSLTransport.providedBy(transport):
                 # No TLS handshake spent on a connection that is refused.
                 transport.abortConnection()

@@ -366,7 +366,7 @@ class WebSocketH2Stream(H2Stream):
             host = getattr(peer, "host", None)
             counted = isinstance(host, str) and (trusted is None or host not in trusted)
             self._address = clientKey(peer) if counted else None
-            if not admit(self._address, peer):
+            if not admit(self._address, self):  # (its getPeer() names the client in a refusal)
                 connection = self._connection
                 connection._answer(self.streamID, 503, b"too many connections\n")
                 connection._requestDone(self.streamID)

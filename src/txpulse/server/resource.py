@@ -39,7 +39,7 @@ from ..core.handshake import (
     check_origin,
     select_subprotocol,
     validate_extended_connect,
-    validate_request,
+    validate_upgrade,
 )
 from ..logs.peers import clientKey, formatPeer
 from ..logs.redact import clip, loggableURL
@@ -272,15 +272,16 @@ class WebSocketResource(Resource):
         return _refuse(request, error, self._refusals)
 
     def _validate(self, request: Request) -> UpgradeRequest:
-        headers = [
-            (name.decode("latin-1"), value.decode("latin-1"))
+        # The request's header table, by lowercased name (its names are
+        # distinct already, in one case).
+        fields = {
+            name.decode("latin-1").lower(): [value.decode("latin-1") for value in values]
             for name, values in request.requestHeaders.getAllRawHeaders()
-            for value in values
-        ]
-        upgrade = validate_request(
+        }
+        upgrade = validate_upgrade(
             request.method.decode("latin-1"),
             request.clientproto.decode("latin-1"),
-            headers,
+            fields,
         )
         check_origin(upgrade.origin, self._allowedOrigins, upgrade.host)
         if not isinstance(request.channel, HTTPChannel):

@@ -50,6 +50,7 @@ from ..logs.peers import TrustedProxies, formatPeer
 from ..logs.summary import OTHERS, SummaryLog
 from .accesslog import redactingLogFormatter
 from .channel import WebSocketChannel, _channelFactory
+from .deadlines import DeadlineQueue
 from .hosts import AllowedHosts
 from .limits import (
     _BODY_IN_MEMORY,
@@ -125,7 +126,9 @@ class WebSocketSite(Site):
             first one); then C{408} and a close. C{None} or 0: no deadline.
         @param keepAliveTimeout: seconds a connection may idle between two
             requests before it is closed (without an answer). C{None} or 0:
-            only L{Site}'s C{timeOut} (60 s of silence) applies.
+            only L{Site}'s C{timeOut} (60 s of silence) applies. (With both
+            this and C{requestTimeout} set, C{timeOut} is not used: they
+            bound every phase it would.)
         @param sendTimeout: seconds a response being written may go without
             the peer taking any of it (a reader that stopped reading); then
             the connection is aborted, with a log line. C{None} or 0: no
@@ -194,29 +197,42 @@ class WebSocketSite(Site):
         # The HTTP/2 connections open now (for goAway).
         self._http2Connections: set[Any] = set()
         self._perAddress: dict[str, int] = {}
+        # The channels' request and keep-alive deadlines, by length.
+        self._deadlineQueues: dict[float, DeadlineQueue] = {}
         # Refused connections: logged once per cap (the total's) or client
         # address (the per-address cap's), then summed up.
         self._refusals = SummaryLog(self._summarizeRefusals, REFUSAL_LOG_INTERVAL)
 
     # -- connection caps --
 
-    def _admit(self, address: str | None, peer: Any) -> bool:
+    def _admit(self, address: str | None, transport: Any) -> bool:
         """
         Count a new connection from C{address} (a L{clientKey}), or refuse
-        it (C{False}) when it would go over a cap.
+        it (C{False}) when it would go over a cap; C{transport} is the
+        connection's (its peer is logged with a refusal).
         """
         total, perAddress = self.maxConnections, self.maxConnectionsPerAddress
         if total and self.openConnections >= total:
-            self._noteRefusal("total", address, peer)
+            self._noteRefusal("total", address, transport)
             return False
         if address is not None:
             count = self._perAddress.get(address, 0)
             if perAddress and count >= perAddress:
-                self._noteRefusal("address", address, peer)
+                self._noteRefusal("address", address, transport)
                 return False
             self._perAddress[address] = count + 1
         self.openConnections += 1
         return True
+
+    def _deadlines(self, delay: float) -> DeadlineQueue:
+        """
+        The queue of the channels' deadlines of C{delay} seconds (one timer
+        for all of them: see L{txpulse.server.deadlines}).
+        """
+        queue = self._deadlineQueues.get(delay)
+        if queue is None:
+            queue = self._deadlineQueues[delay] = DeadlineQueue(self.reactor, delay)
+        return queue
 
     def _release(self, address: str | None) -> None:
         self.openConnections -= 1
@@ -227,12 +243,13 @@ class WebSocketSite(Site):
             else:
                 self._perAddress.pop(address, None)
 
-    def _noteRefusal(self, cap: str, address: str | None, peer: Any) -> None:
+    def _noteRefusal(self, cap: str, address: str | None, transport: Any) -> None:
         refusals = self._refusals
         refusals.clock = self.reactor
         source = address if address is not None else "(no address)"
         if not refusals.note(_TOTAL_CAP if cap == "total" else source, source):
             return
+        peer = transport.getPeer()
         # The first refusal in a while: said at once, in full.
         if cap == "total":
             _log.warn(

@@ -42,7 +42,7 @@ from ..logs.peers import peerOf as _peerOf
 from ..settings import DEFAULT_MAX_WRITE_BUFFER, ConnectionSettings
 from .interfaces import ConnectionObserver, WebSocketProtocol
 from .tcp import LARGE_READ_SIZE, SMALL_READ_SIZE, directSocket, heldBytes, queuedBytes, writeChunks
-from .turns import MAX_BATCH, flusherFor
+from .turns import MAX_BATCH, TurnFlusher, flusherFor
 
 if TYPE_CHECKING:  # pragma: no cover
     from twisted.web.server import Request
@@ -245,7 +245,9 @@ class WebSocketWire:
         self._drainMark = 0
         self._linger = True
         self._batch = -1
-        self._turns = flusherFor(clock)
+        # The reactor's TurnFlusher, looked up at the first send outside a
+        # read (most connections of a handshake flood never make one).
+        self._turns: TurnFlusher | None = None
         self.openedAt = 0.0
         self.messagesIn = self.messagesOut = self.bytesIn = self.bytesOut = 0
         self.pingRoundTrip: float | None = None
@@ -658,7 +660,10 @@ class WebSocketWire:
             self._flush()
         elif batch < 0:
             self._batch = 0
-            self._turns.add(self)
+            turns = self._turns
+            if turns is None:
+                turns = self._turns = flusherFor(self._clock)
+            turns.add(self)
             self._flush()
         elif batch + size < MAX_BATCH:
             self._batch = batch + size

@@ -22,7 +22,9 @@ when no clock was given.
 
 Not wrapped, because they are public attributes (only their use is an
 implementation detail): C{tcp.Connection.socket} and C{.TLS}
-(L{txpulse.wire.tcp.directSocket}), C{FileDescriptor.bufferSize} set per
+(L{txpulse.wire.tcp.directSocket}), C{tcp.Server.client} (the peer's
+address tuple, read where C{getPeer()} would build an address object:
+L{txpulse.server.channel}), C{FileDescriptor.bufferSize} set per
 connection (the read size, in L{txpulse.wire.protocol.WebSocketWire}).
 
 Subclasses that override Twisted private methods (they cannot call through
@@ -55,6 +57,7 @@ from twisted.internet.abstract import FileDescriptor
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel, Request, _escape, _GenericHTTPChannelProtocol
+from twisted.web.iweb import INonQueuedRequestFactory
 
 try:
     # (twisted.web.http imports it already, to set H2_ENABLED: no cost.)
@@ -74,6 +77,8 @@ __all__ = [
     "switchToHTTP2",
     "transportPaused",
     "armChannelAbort",
+    "atRequestStart",
+    "beginRequest",
     "bodyDecoder",
     "clearExitSignal",
     "clientServiceLoggingTo",
@@ -288,7 +293,9 @@ def detachChannel(channel: HTTPChannel) -> bytes:
     return buffered
 
 
-def redirectPlainChannel(channel: HTTPChannel, dataReceived: Callable[[bytes], None], lost: Callable[[Failure], None]) -> None:
+def redirectPlainChannel(
+    channel: HTTPChannel, dataReceived: Callable[[bytes], None], lost: Callable[[Failure], None]
+) -> None:
     """
     Send every later byte of a plain C{HTTPChannel}'s connection to
     C{dataReceived}, and its end to C{lost} (then to the channel).
@@ -354,6 +361,51 @@ def handlingRequest(channel: HTTPChannel) -> bool:
     then buffers what it reads instead of parsing it.
     """
     return bool(channel._handlingRequest)
+
+
+def atRequestStart(channel: HTTPChannel) -> bool:
+    """
+    Whether the channel's parser is at the start of a request head with
+    nothing buffered: in line mode (C{LineReceiver.line_mode}), no partial
+    line (C{_buffer}), no header line pending (C{__header}), before a
+    request line (C{__first_line == 1}; its other values: a request line
+    read, or the one empty line before a request line it skips), and no
+    request in the queue. Then a complete head may be parsed elsewhere and
+    handed over with L{beginRequest}, leaving the channel where its own
+    parser would have.
+    """
+    return (
+        channel.line_mode == 1
+        and not channel._buffer
+        and channel._HTTPChannel__first_line == 1  # type: ignore[attr-defined]
+        and not channel._HTTPChannel__header  # type: ignore[attr-defined]
+        and not channel.requests
+        and not channel._handlingRequest
+    )
+
+
+def beginRequest(channel: HTTPChannel, method: bytes, target: bytes, version: bytes) -> Request:
+    """
+    Start a request whose head was parsed elsewhere, as C{lineReceived}
+    does at a request line: build it with the channel's C{requestFactory}
+    (with the queue position, unless an C{INonQueuedRequestFactory}), queue it, and keep its
+    request line for C{allContentReceived} (C{_command}, C{_path},
+    C{_version}); C{__first_line = 0} as after a request line. Its headers
+    are then added to the request's C{requestHeaders}, and the channel's
+    C{allHeadersReceived} and C{allContentReceived} called, as C{lineReceived}
+    does at the blank line.
+    """
+    factory: Any = channel.requestFactory
+    if INonQueuedRequestFactory.providedBy(factory):
+        request: Request = factory(channel)
+    else:
+        request = factory(channel, len(channel.requests))
+    channel.requests.append(request)
+    channel._HTTPChannel__first_line = 0  # type: ignore[attr-defined]
+    channel._command = method
+    channel._path = target
+    channel._version = version
+    return request
 
 
 def pauseChannelReading(channel: HTTPChannel) -> None:
@@ -436,4 +488,3 @@ def clearExitSignal(reactor: object) -> None:
     """
     if getattr(reactor, "_exitSignal", None) is not None:
         reactor._exitSignal = None  # type: ignore[attr-defined]
-
