@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import twisted
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.web.resource import Resource
@@ -298,6 +299,12 @@ def test_heads_that_are_not_ordinary_gets_are_left_to_twisted(name: str) -> None
     assert verdict.seen, "the oracle should have taken this request"
 
 
+#: Malformed heads Twisted 26.10 refuses (RFC 9110 §5.5: no CR, LF or NUL in
+#: a value) and older releases take.
+_LENIENT_BEFORE_26_10 = frozenset({"bare-cr", "bare-lf"})
+_TWISTED_REFUSES_CR_LF_IN_VALUES = tuple(int(part) for part in twisted.__version__.split(".")[:2]) >= (26, 10)
+
+
 @pytest.mark.parametrize("name", sorted(MALFORMED))
 def test_malformed_heads_are_refused_as_twisted_refuses_them(name: str) -> None:
     """
@@ -307,6 +314,12 @@ def test_malformed_heads_are_refused_as_twisted_refuses_them(name: str) -> None:
     data = MALFORMED[name]
     assert parseRequestHead(data, MAX_SIZE, MAX_FIELDS) is None
     verdict = twisted_reads(data)
+    if name in _LENIENT_BEFORE_26_10 and not _TWISTED_REFUSES_CR_LF_IN_VALUES:
+        # Twisted before 26.10 takes a bare CR or LF inside a header value
+        # (it keeps it in the value); refusing such a head is stricter, and
+        # leaves the decision to the Twisted that is installed.
+        assert verdict.seen, verdict.response
+        return
     assert verdict.badRequest, verdict.response
     assert verdict.seen == []
 
