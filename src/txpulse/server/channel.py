@@ -8,7 +8,9 @@ Internet needs, and a built-in hand-over to the WebSocket wire after an
 upgrade (see L{txpulse.server.resource.takeOver}), with no per-connection
 monkey-patching: that keeps an upgraded connection about 1.6 KiB smaller.
 The channel is wrapped in a half-closeable protocol that admits the
-connection against the site's caps before the channel sees it.
+connection against the site's caps before the channel sees it
+(L{txpulse.server.admission}); a response's send deadline is measured by
+L{txpulse.server.sendwatch}.
 
 Theory of operation: the life of one HTTP connection, and what bounds it.
 
@@ -82,44 +84,33 @@ their defaults are in L{txpulse.server.limits}).
 
 from __future__ import annotations
 
-import socket
-import struct
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IHandshakeListener, ISSLTransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
-from zope.interface import implementer
 
 from ..core.httphead import parseRequestHead
-from ..logs.peers import clientKey, peerOf
+from ..logs.peers import peerOf
 from ..logs.redact import clip
-from ..wire.tcp import queuedBytes
 from ..wire.twistedinternals import (
-    GenericHTTPChannelProtocol,
     armChannelAbort,
     atRequestStart,
     beginRequest,
     bodyDecoder,
     handlingRequest,
-    negotiatedProtocol,
     pauseChannelReading,
     requestProducer,
     requestTarget,
-    switchToHTTP2,
     waitingForTransport,
-    wrappedChannel,
 )
 from .deadlines import Deadline
 from .hosts import AllowedHosts
-from .limits import _BUSY_RESPONSE, _TIMEOUT_RESPONSE, _response, _tooLarge
+from .limits import _TIMEOUT_RESPONSE, _response, _tooLarge
 from .proxies import clientAddress
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .site import WebSocketSite
+from .sendwatch import SEND_CHECKS, SendWatch
 
 __all__ = ["WebSocketChannel"]
 
@@ -130,7 +121,7 @@ _log = Logger()
 # requests). Invariant: at most one deadline is armed, the one the phase
 # calls for (when its setting is not 0).
 #: Awaiting or reading a request (deadline: C{requestTimeout}), or handling
-#: one (deadline: a L{_SendWatch}, C{sendTimeout} without progress).
+#: one (deadline: a L{SendWatch}, C{sendTimeout} without progress).
 _REQUEST = 0
 #: Between two requests (deadline: C{keepAliveTimeout}); the next byte
 #: starts a request.
@@ -141,44 +132,6 @@ _REFUSED = 2
 _PHASE = 3
 #: One request, in _state.
 _ONE_REQUEST = 4
-
-#: Checks per C{sendTimeout} of a response's progress: a response that made
-#: none is aborted between C{sendTimeout} and 1.25 times that after the
-#: peer last took some of it.
-_SEND_CHECKS = 4
-
-
-class _SendWatch:
-    """
-    The deadline of a response being written, in its channel's C{_deadline}
-    (a channel has no room for one more attribute: see
-    L{WebSocketChannel.__init__}): counts the bytes written for the peer, and
-    checks every C{sendTimeout / _SEND_CHECKS} seconds that the peer took
-    some of them.
-
-    @ivar call: the next check (C{None} until the resource returned).
-    @ivar written: bytes of body written since the request was received.
-    @ivar drained: at the last check, how many of them had left user space
-        (C{written} less what the transport still queues).
-    @ivar quiet: checks in a row without progress.
-    """
-
-    __slots__ = ("call", "written", "drained", "quiet")
-
-    def __init__(self) -> None:
-        # Scheduled only when the resource returns still answering (see
-        # WebSocketChannel.allContentReceived).
-        self.call: IDelayedCall | None = None
-        self.written = 0
-        self.drained = 0
-        self.quiet = 0
-
-    def active(self) -> bool:
-        return self.call is not None and self.call.active()
-
-    def cancel(self) -> None:
-        if self.call is not None:
-            self.call.cancel()
 
 
 class WebSocketChannel(HTTPChannel):
@@ -198,7 +151,7 @@ class WebSocketChannel(HTTPChannel):
         # the most a key-sharing __dict__ takes here (CPython 3.11); one
         # more and every channel's __dict__ is a plain one, 1.3 KiB larger
         # (hence phase and request count in one integer).
-        self._deadline: Deadline | _SendWatch | None = None
+        self._deadline: Deadline | SendWatch | None = None
         self._wire: Any = None
         # The phase (_REQUEST, _IDLE, _REFUSED) + _ONE_REQUEST per request.
         self._state = _REQUEST
@@ -236,55 +189,42 @@ class WebSocketChannel(HTTPChannel):
         if timeout:
             self._deadline = self.site._deadlines(timeout).arm(self._idleTooLong)
 
-    def _armSendDeadline(self) -> _SendWatch | None:
+    def _armSendDeadline(self) -> SendWatch | None:
         """
-        Replace the request deadline with the response's (a L{_SendWatch}
+        Replace the request deadline with the response's (a L{SendWatch}
         counting what is written from now on; its first check is scheduled
         by L{_scheduleSendChecks}).
         """
         self._cancelDeadline()
         if not self._setting("sendTimeout"):
             return None
-        watch = self._deadline = _SendWatch()
+        watch = self._deadline = SendWatch()
         return watch
 
-    def _scheduleSendChecks(self, watch: _SendWatch) -> None:
+    def _scheduleSendChecks(self, watch: SendWatch) -> None:
         """
         The resource returned and C{watch} is still the deadline: the
         response is still being written (or not yet begun), so check its
         progress from now on.
         """
         if self._deadline is watch and watch.call is None and self.transport is not None:
-            watch.call = self.callLater(self.site.sendTimeout / _SEND_CHECKS, self._checkSending)
+            watch.call = self.callLater(self.site.sendTimeout / SEND_CHECKS, self._checkSending)
 
     def _checkSending(self) -> None:
         """
         Abort the connection if the peer took none of the response for
-        C{sendTimeout} seconds. Progress is what left user space: bytes
-        written less those the transport still queues (L{queuedBytes}); an
-        empty queue is no fault of the peer (the resource is not writing).
-        On a transport whose queue is not known, progress is not being
-        paused by it at the check. Either way, the transport resuming its
-        producer (it sent all it held) is progress.
+        C{sendTimeout} seconds (L{SendWatch.observe}). The transport
+        resuming its producer (it sent all it held) is progress too (see
+        L{resumeProducing}).
         """
         watch = self._deadline
         transport: Any = self.transport
-        if not isinstance(watch, _SendWatch) or transport is None:
+        if not isinstance(watch, SendWatch) or transport is None:
             return
-        queued = queuedBytes(transport)
-        if queued is None:
-            progress = not waitingForTransport(self)
-        else:
-            # What the peer acknowledged: the kernel's send queue counts as
-            # not taken yet (it may hold megabytes, which a slow reader
-            # drains long before user space sees the socket writable).
-            drained = watch.written - queued - _kernelUnsent(transport)
-            progress = queued == 0 or drained > watch.drained
-            watch.drained = drained
-        watch.quiet = 0 if progress else watch.quiet + 1
+        queued = watch.observe(transport, waitingForTransport(self))
         timeout = self.site.sendTimeout
-        if watch.quiet < _SEND_CHECKS:
-            watch.call = self.callLater(timeout / _SEND_CHECKS, self._checkSending)
+        if not watch.expired:
+            watch.call = self.callLater(timeout / SEND_CHECKS, self._checkSending)
             return
         self._deadline = None
         self._enter(_REFUSED)
@@ -327,7 +267,7 @@ class WebSocketChannel(HTTPChannel):
             return
         # The transport sent all it held: progress, whatever the checks saw.
         watch = self._deadline
-        if watch.__class__ is _SendWatch:
+        if watch.__class__ is SendWatch:
             watch.quiet = 0
         super().resumeProducing()
 
@@ -341,13 +281,13 @@ class WebSocketChannel(HTTPChannel):
 
     def write(self, data: bytes) -> None:
         watch = self._deadline
-        if watch.__class__ is _SendWatch:
+        if watch.__class__ is SendWatch:
             watch.written += len(data)
         super().write(data)
 
     def writeSequence(self, iovec: Iterable[bytes]) -> None:
         watch = self._deadline
-        if watch.__class__ is _SendWatch:
+        if watch.__class__ is SendWatch:
             iovec = list(iovec)
             watch.written += sum(map(len, iovec))
         super().writeSequence(iovec)
@@ -627,26 +567,6 @@ class WebSocketChannel(HTTPChannel):
         super().connectionLost(reason)
 
 
-def _kernelUnsent(transport: Any) -> int:
-    """
-    Bytes in the kernel's send queue of C{transport}'s socket, not yet
-    acknowledged by the peer (Linux C{SIOCOUTQ}); 0 where that is not known.
-    """
-    try:
-        import fcntl
-        import termios
-
-        handle = transport.getHandle()
-        if not isinstance(handle, socket.socket):
-            handle = transport.transport.getHandle()  # TLS over TCP
-        if not isinstance(handle, socket.socket):
-            return 0
-        unsent: int = struct.unpack("i", fcntl.ioctl(handle.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
-    except (ImportError, AttributeError, OSError, ValueError):
-        return 0
-    return unsent
-
-
 class _CountingBody:
     """
     The data callback of a chunked request body: passes chunks on until
@@ -676,92 +596,3 @@ class _CountingBody:
             )
             return
         self._deliver(data)
-
-
-@implementer(IHalfCloseableProtocol, IHandshakeListener)
-class _HalfCloseableChannelProtocol(GenericHTTPChannelProtocol):
-    """
-    The connection's protocol: admits it against the site's connection caps
-    (and counts it until it closes, whatever protocol ends up speaking on
-    it), and lets a peer's half-close (EOF on read) reach the channel, so
-    what was already written to the peer is still sent before the
-    connection closes.
-    """
-
-    def __init__(self, channel: WebSocketChannel) -> None:
-        super().__init__(channel)
-        # Whether the connection is counted against the caps (a refused one
-        # never reaches the channel), and the address it is counted under.
-        self._admitted = False
-        self._address: str | None = None
-
-    def makeConnection(self, transport: Any) -> None:
-        # The site (set by Site.buildProtocol, before the connection).
-        site: WebSocketSite = self.site
-        # Counted under its IPv4 address or IPv6 /64; an address without a
-        # host (a UNIX socket) has no per-address cap, nor has a trusted
-        # proxy (all its clients share its address; which ones it carries
-        # is known only from each request's X-Forwarded-For).
-        client = getattr(transport, "client", None)
-        if type(client) is tuple and len(client) == 2 and type(client[0]) is str:
-            # A TCP connection over IPv4 (tcp.Server.client: the peer's
-            # address as getPeer() has it, without building an address
-            # object; its key is the address itself, see clientKey).
-            host: Any = client[0]
-            address = host if host not in site.trustedProxies else None
-        else:
-            peer = transport.getPeer()
-            host = getattr(peer, "host", None)
-            address = clientKey(peer) if isinstance(host, str) and host not in site.trustedProxies else None
-        if not site._admit(address, transport):
-            if ISSLTransport.providedBy(transport):
-                # No TLS handshake spent on a connection that is refused.
-                transport.abortConnection()
-            else:
-                transport.write(_BUSY_RESPONSE)
-                transport.loseConnection()
-            return
-        self._admitted, self._address = True, address
-        super().makeConnection(transport)
-
-    def handshakeCompleted(self) -> None:
-        """
-        The TLS handshake is done (before any request byte is delivered):
-        when ALPN picked C{h2}, speak HTTP/2 with WebSockets
-        (L{txpulse.server.http2}) rather than through Twisted's plain HTTP/2
-        connection. (Here rather than at the first byte, which Twisted's
-        protocol checks: no cost on any later read.)
-        """
-        site: WebSocketSite = self.site
-        if not self._admitted or not getattr(site, "http2", False):
-            return
-        channel: Any = wrappedChannel(self)
-        transport = channel.transport
-        if negotiatedProtocol(self) is not None or getattr(transport, "negotiatedProtocol", None) != b"h2":
-            return
-        from .http2 import WebSocketH2Connection
-
-        # The HTTP/1.1 channel's request deadline goes with it.
-        channel._cancelDeadline()
-        switchToHTTP2(self, WebSocketH2Connection(site.reactor, webSockets=site.http2WebSockets))
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self._admitted:
-            self._admitted = False
-            site: WebSocketSite = self.site
-            site._release(self._address)
-            wrappedChannel(self).connectionLost(reason)
-
-    def readConnectionLost(self) -> None:
-        if self._admitted:
-            channel: Any = wrappedChannel(self)
-            channel.readConnectionLost()
-
-    def writeConnectionLost(self) -> None:
-        if self._admitted:
-            channel: Any = wrappedChannel(self)
-            channel.writeConnectionLost()
-
-
-def _channelFactory(factory: Any) -> GenericHTTPChannelProtocol:
-    return _HalfCloseableChannelProtocol(WebSocketChannel())

@@ -49,7 +49,8 @@ from twisted.web.server import Site
 from ..logs.peers import TrustedProxies, formatPeer
 from ..logs.summary import OTHERS, SummaryLog
 from .accesslog import redactingLogFormatter
-from .channel import WebSocketChannel, _channelFactory
+from .admission import channelFactory
+from .channel import WebSocketChannel
 from .deadlines import DeadlineQueue
 from .hosts import AllowedHosts
 from .limits import (
@@ -101,7 +102,7 @@ class WebSocketSite(Site):
     @ivar openConnections: connections open now (upgraded ones included).
     """
 
-    protocol = _channelFactory
+    protocol = channelFactory
 
     def __init__(
         self,
