@@ -170,6 +170,16 @@ def validate_upgrade(method: str, http_version: str, fields: Mapping[str, Sequen
     key = keys[0].strip()
     if not _is_valid_key(key):
         raise NegotiationError("Sec-WebSocket-Key must be 16 bytes, base64-encoded")
+    return _offer(fields, key, hosts[0])
+
+
+def _offer(fields: Mapping[str, Sequence[str]], key: str, host: str) -> UpgradeRequest:
+    """
+    What a valid opening request (HTTP/1.1 upgrade or HTTP/2 extended
+    CONNECT) offers: subprotocols, extensions, its one C{Origin} if any.
+
+    @raise NegotiationError: for more than one C{Origin}.
+    """
     origins = fields.get("origin", _NONE)
     if len(origins) > 1:
         raise NegotiationError("more than one Origin header")
@@ -180,7 +190,7 @@ def validate_upgrade(method: str, http_version: str, fields: Mapping[str, Sequen
         subprotocols=tuple(header_tokens(subprotocols)) if subprotocols else (),
         extensions=tuple(header_tokens(extensions)) if extensions else (),
         origin=origins[0].strip() if origins else None,
-        host=hosts[0].strip(),
+        host=host.strip(),
     )
 
 
@@ -233,16 +243,7 @@ def validate_extended_connect(method: str, protocol: str | None, headers: Header
             "unsupported Sec-WebSocket-Version (only 13 is spoken)",
             headers=(("Sec-WebSocket-Version", SUPPORTED_VERSION),),
         )
-    origins = index.get("origin", _NONE)
-    if len(origins) > 1:
-        raise NegotiationError("more than one Origin header")
-    return UpgradeRequest(
-        key="",
-        subprotocols=tuple(header_tokens(index.get("sec-websocket-protocol", _NONE))),
-        extensions=tuple(header_tokens(index.get("sec-websocket-extensions", _NONE))),
-        origin=origins[0].strip() if origins else None,
-        host=hosts[0].strip(),
-    )
+    return _offer(index, "", hosts[0])
 
 
 def _is_http11_or_later(version: str) -> bool:

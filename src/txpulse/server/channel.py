@@ -527,8 +527,10 @@ class WebSocketChannel(HTTPChannel):
             # what arrives until the peer's close_notify): LineReceiver's
             # rule, no request is started on it.
             return False
+        if not self.persistent or not atRequestStart(self):
+            return False
         head = parseRequestHead(data, min(self.MAX_LENGTH, self.totalHeadersSize), self.maxHeaders)
-        if head is None or not self.persistent or not atRequestStart(self):
+        if head is None:
             return False
         self.resetTimeout()  # as HTTPChannel.dataReceived (Site's idle timer, when armed)
         request = beginRequest(self, head.method, head.target, head.version)
