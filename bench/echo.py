@@ -43,7 +43,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -186,33 +186,23 @@ def wait_for_quiet(max_wait: float, threshold: float, interval: float = 0.5) -> 
 # -- one server, one measurement ------------------------------------------------
 
 
-class Server:
+class ServerProcess:
     """
-    A running echo server (C{python bench/echo_server.py KIND PORT}); use as a
+    A benchmark server in a subprocess that prints C{ready} on its standard
+    output once it listens (its standard error is kept for L{log}); use as a
     context manager, it is stopped on exit.
     """
 
-    def __init__(
-        self,
-        kind: str,
-        prefix: list[str],
-        python: str = sys.executable,
-        timeout: float = 20.0,
-        args: list[str] | tuple[str, ...] = (),
-    ) -> None:
+    def __init__(self, command: list[str], name: str, port: int, timeout: float = 20.0) -> None:
         """
-        @param args: more options for echo_server.py (C{--app pubsub},
-            C{--heartbeat 10}, C{--deflate}).
+        @param command: the server's command line (it listens on C{port}).
+        @param name: what the error says did not start.
+        @raise RuntimeError: when the server exits before it says C{ready},
+            or does not say it within C{timeout} seconds.
         """
-        self.kind = kind
-        self.port = free_port()
+        self.port = port
         self._log = tempfile.TemporaryFile(mode="w+")
-        self.process = subprocess.Popen(
-            [*prefix, python, str(SERVER), kind, str(self.port), *args],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-        )
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log, text=True)
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
         line = ""
@@ -226,7 +216,7 @@ class Server:
                 break
         if line.strip() != "ready":
             self.stop()
-            raise RuntimeError(f"the {kind} server did not start:\n{self.log()}")
+            raise RuntimeError(f"the {name} server did not start:\n{self.log()}")
 
     @property
     def pid(self) -> int:
@@ -245,12 +235,35 @@ class Server:
                 self.process.kill()
                 self.process.wait()
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
         self._log.close()
+
+
+class Server(ServerProcess):
+    """
+    A running echo server (C{python bench/echo_server.py KIND PORT}); use as a
+    context manager, it is stopped on exit.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        prefix: list[str],
+        python: str = sys.executable,
+        timeout: float = 20.0,
+        args: list[str] | tuple[str, ...] = (),
+    ) -> None:
+        """
+        @param args: more options for echo_server.py (C{--app pubsub},
+            C{--heartbeat 10}, C{--deflate}).
+        """
+        self.kind = kind
+        port = free_port()
+        super().__init__([*prefix, python, str(SERVER), kind, str(port), *args], kind, port, timeout)
 
 
 def _sample(server_pid: int | None, server_core: int | None) -> dict[str, float | None]:

@@ -48,6 +48,8 @@ sys.path.insert(0, str(HERE))
 
 DATA = "x" * 100
 
+from subscribers import NullSubscriber  # noqa: E402
+
 from txpulse.pubsub.hub import DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL  # noqa: E402
 
 
@@ -104,32 +106,6 @@ def memory(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
-class _NullSubscriber:
-    """
-    A subscriber that keeps nothing: the hub's own cost only.
-    """
-
-    def sendFrame(self, frame: bytes) -> None:
-        pass
-
-    def queueFrame(self, frame: bytes) -> bool:
-        return False
-
-    def flush(self) -> None:
-        pass
-
-    def loseConnection(self, code: int = 1000, reason: str = "") -> None:
-        pass
-
-    def abortConnection(self) -> None:
-        pass
-
-    def isOpen(self) -> bool:
-        return True
-
-    writeBacklog = 0
-
-
 def publishCost(historySize: int, historyTtl: float, topics: int, n: int) -> float:
     from twisted.internet.task import Clock
 
@@ -139,7 +115,7 @@ def publishCost(historySize: int, historyTtl: float, topics: int, n: int) -> flo
     hub = Hub(clock=clock, historySize=historySize, historyTtl=historyTtl)
     names = [f"topic-{i:05}" for i in range(topics)]
     for name in names:
-        hub.subscribe(_NullSubscriber(), name)  # type: ignore[arg-type]
+        hub.subscribe(NullSubscriber(), name)  # type: ignore[arg-type]
     data = DATA
     start = time.perf_counter()
     for i in range(n):

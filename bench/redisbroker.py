@@ -45,6 +45,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 sys.path.insert(0, str(SRC))
+sys.path.insert(0, str(HERE))
+
+from subscribers import NullSubscriber  # noqa: E402
 
 DATA = "x" * 100
 
@@ -100,12 +103,10 @@ def oldBrokerClass(sameParser: bool = False) -> Any:
     return module.RedisBroker
 
 
-class CountingSubscriber:
+class CountingSubscriber(NullSubscriber):
     """
     A subscriber that writes nowhere and counts what it is given.
     """
-
-    writeBacklog = 0
 
     def __init__(self) -> None:
         self.count = 0
@@ -133,18 +134,6 @@ class CountingSubscriber:
             reached, self.reached = self.reached, None
             reached.callback(None)
         return False
-
-    def flush(self) -> None:
-        pass
-
-    def loseConnection(self, code: int = 1000, reason: str = "") -> None:
-        pass
-
-    def abortConnection(self) -> None:
-        pass
-
-    def isOpen(self) -> bool:
-        return True
 
 
 async def runOnce(kind: str, port: int, args: argparse.Namespace) -> dict[str, float]:

@@ -43,14 +43,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import select
 import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -64,6 +62,7 @@ from echo import (  # noqa: E402
     OTHER_BUSY,
     ROOT,
     Server,
+    ServerProcess,
     build_loadgen,
     cpu_seconds,
     free_port,
@@ -122,51 +121,16 @@ class RedisServer:
         self.stop()
 
 
-class RedisHubServer:
+class RedisHubServer(ServerProcess):
     """
     C{python bench/resume.py _serve PORT REDIS_URL}: the txpulse pub/sub
     server of echo_server.py, on the Redis broker; like L{Server}.
     """
 
     def __init__(self, prefix: list[str], redisURL: str, timeout: float = 20.0) -> None:
-        self.port = free_port()
-        self._log = tempfile.TemporaryFile(mode="w+")
-        self.process = subprocess.Popen(
-            [*prefix, sys.executable, __file__, "_serve", str(self.port), redisURL],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        line = self.process.stdout.readline() if ready else ""
-        if line.strip() != "ready":
-            self.stop()
-            raise RuntimeError(f"the Redis hub server did not start:\n{self.log()}")
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log(self) -> str:
-        self._log.seek(0)
-        return self._log.read()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self) -> RedisHubServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-        self._log.close()
+        port = free_port()
+        command = [*prefix, sys.executable, __file__, "_serve", str(port), redisURL]
+        super().__init__(command, "Redis hub", port, timeout)
 
 
 def serveRedisHub(port: int, redisURL: str) -> None:
@@ -262,7 +226,7 @@ def resumeOnce(
 
 
 def _resumeOn(
-    server: Server | RedisHubServer,
+    server: ServerProcess,
     args: argparse.Namespace,
     server_prefix: list[str],
     loadgen_prefix: list[str],

@@ -13,11 +13,9 @@ are run the way a user runs them: C{pytest examples/test_countdown.py}.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import urllib.request
@@ -28,6 +26,7 @@ import pytest
 from websockets.sync.client import connect
 
 from .support.net import free_port
+from .support.node import NODE, needsNode, run_harness
 from .support.processes import ServerProcess, script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,9 +35,6 @@ BROWSER_CLIENT = EXAMPLES / "websocket-browser-client.js"
 
 #: How long any single network step may take.
 STEP_TIMEOUT = 5.0
-
-NODE = shutil.which("node")
-needsNode = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -245,32 +241,11 @@ process.exit(0);
 """
 
 
-@functools.cache
-def _nodeWebSocketFlags() -> list[str]:
-    """
-    The flag that gives Node 20 its global C{WebSocket} (Node 22 has it by
-    default), if this Node accepts it.
-    """
-    assert NODE is not None
-    probe = subprocess.run([NODE, "--experimental-websocket", "-e", ""], capture_output=True, timeout=30)
-    return ["--experimental-websocket"] if probe.returncode == 0 else []
-
-
 def _runHarness(tmp_path: Path, *args: str) -> dict[str, object]:
     """
     Run the browser client in Node under L{_HARNESS}; return what it printed.
     """
-    assert NODE is not None
-    harness = tmp_path / "harness.mjs"
-    harness.write_text(_HARNESS, encoding="utf-8")
-    result = subprocess.run(
-        [NODE, *_nodeWebSocketFlags(), str(harness), str(BROWSER_CLIENT), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
-    output: dict[str, object] = json.loads(result.stdout)
+    output: dict[str, object] = json.loads(run_harness(_HARNESS, tmp_path, str(BROWSER_CLIENT), *args))
     return output
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ..support.browser import WAIT_MS, browser_missing
+from ..support.browser import WAIT_MS, browser_missing, checked_page  # noqa: F401  (WAIT_MS: the test modules import it from here)
 from ..support.processes import TwistdServer
 
 #: Reconnect quickly in tests: the page reads these from its query string.
@@ -59,13 +59,4 @@ def page(browser: Any) -> Iterator[Any]:
     A page in a fresh context; fails the test if the page threw an uncaught
     exception.
     """
-    context = browser.new_context(viewport={"width": 960, "height": 520})
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        yield page
-    finally:
-        context.close()
-    assert errors == [], f"uncaught errors in the page: {errors}"
+    yield from checked_page(browser, viewport={"width": 960, "height": 520})

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from ..support.browser import echo_script
 from ..support.processes import TwistdServer
 from .conftest import TUNING, skip_without_browser, twistd
 
@@ -32,31 +33,7 @@ pytestmark = pytest.mark.timeout(60)
 
 #: Opens a WebSocket to /echo from the page, echoes a compressible text and
 #: a binary message, and reports what was negotiated and what came back.
-ECHO_SCRIPT = """async () => {
-    const ws = new WebSocket(location.origin.replace(/^http/, "ws") + "/echo");
-    ws.binaryType = "arraybuffer";
-    const next = () => new Promise((resolve, reject) => {
-        ws.onmessage = (event) => resolve(event.data);
-        ws.onclose = (event) => reject(new Error("closed " + event.code));
-    });
-    await new Promise((resolve, reject) => {
-        ws.onopen = resolve;
-        ws.onerror = () => reject(new Error("the /echo connection failed"));
-    });
-    const text = "permessage-deflate from Chromium ".repeat(2000);
-    ws.send(text);
-    const textEcho = await next();
-    const bytes = new Uint8Array(70000).map((_, i) => (i * 7) % 251);
-    ws.send(bytes);
-    const bytesEcho = new Uint8Array(await next());
-    const result = {
-        extensions: ws.extensions,
-        textOk: textEcho === text,
-        bytesOk: bytesEcho.length === bytes.length && bytesEcho.every((b, i) => b === bytes[i]),
-    };
-    ws.close(1000);
-    return result;
-}"""
+ECHO_SCRIPT = echo_script("permessage-deflate from Chromium ", 2000, 70000)
 
 
 @pytest.fixture(params=[True, False], ids=["deflate", "no-deflate"])

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from ..support.browser import checked_page, echo_script
 from ..support.net import free_port
 from ..support.pki import PKI, make_pki
 from ..support.processes import TwistdServer
@@ -36,34 +37,8 @@ from playwright.sync_api import expect  # noqa: E402
 pytestmark = pytest.mark.timeout(90)
 
 #: Opens a WebSocket to /echo from the page, echoes a compressible text and
-#: a binary message, and reports what came back.
-ECHO_SCRIPT = """async () => {
-    const ws = new WebSocket(location.origin.replace(/^http/, "ws") + "/echo");
-    ws.binaryType = "arraybuffer";
-    const next = () => new Promise((resolve, reject) => {
-        ws.onmessage = (event) => resolve(event.data);
-        ws.onclose = (event) => reject(new Error("closed " + event.code));
-    });
-    await new Promise((resolve, reject) => {
-        ws.onopen = resolve;
-        ws.onerror = () => reject(new Error("the /echo connection failed"));
-    });
-    const text = "over HTTP/2 ".repeat(8000);
-    ws.send(text);
-    const textEcho = await next();
-    const bytes = new Uint8Array(200000).map((_, i) => (i * 7) % 251);
-    ws.send(bytes);
-    const bytesEcho = new Uint8Array(await next());
-    const result = {
-        extensions: ws.extensions,
-        textOk: textEcho === text,
-        bytesOk: bytesEcho.length === bytes.length && bytesEcho.every((b, i) => b === bytes[i]),
-    };
-    const closed = new Promise((resolve) => { ws.onclose = (event) => resolve(event.code); });
-    ws.close(1000);
-    result.closeCode = await closed;
-    return result;
-}"""
+#: a binary message, and reports what came back and how it closed.
+ECHO_SCRIPT = echo_script("over HTTP/2 ", 8000, 200000, awaitClose=True)
 
 
 @pytest.fixture
@@ -86,16 +61,7 @@ def tls_page(browser: Any) -> Iterator[Any]:
     """
     A page in a fresh context that accepts the test CA's certificate.
     """
-    context = browser.new_context(ignore_https_errors=True)
-    context.set_default_timeout(WAIT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        yield page
-    finally:
-        context.close()
-    assert errors == [], f"uncaught errors in the page: {errors}"
+    yield from checked_page(browser, ignore_https_errors=True)
 
 
 def http2_websockets(page: Any, root: str) -> dict[str, float]:

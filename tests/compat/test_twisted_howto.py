@@ -32,7 +32,6 @@ the port and host change, never the code.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -50,13 +49,13 @@ import twisted
 from websockets.sync.client import connect
 
 from ..support.net import free_port
+from ..support.node import needsNode, run_harness
 from ..support.processes import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "twisted-sdist"
 HOWTO_FILES = ("index.html", "websocket-browser-client.js", "websocket-client.py", "websocket-server.rpy")
 STEP_TIMEOUT = 5.0
-NODE = shutil.which("node")
 
 
 def _howtoSource() -> Path | str:
@@ -227,18 +226,7 @@ process.exit(0);
 """
 
 
-@functools.cache
-def _nodeWebSocketFlags() -> list[str]:
-    """
-    The flag that gives Node 20 its global C{WebSocket} (Node 22 has it by
-    default), if this Node accepts it.
-    """
-    assert NODE is not None
-    probe = subprocess.run([NODE, "--experimental-websocket", "-e", ""], capture_output=True, timeout=30)
-    return ["--experimental-websocket"] if probe.returncode == 0 else []
-
-
-@pytest.mark.skipif(NODE is None, reason="node is not installed")
+@needsNode
 def test_browser_client_shows_what_the_howto_says(server: tuple[int, Path], howto: Path, tmp_path: Path) -> None:
     """
     The how-to's browser script, unchanged, connects (to
@@ -247,19 +235,10 @@ def test_browser_client_shows_what_the_howto_says(server: tuple[int, Path], howt
     C{socket opened: ...}, C{message received: «heartbeat 1»},
     C{message received: «reply to hello world»}.
     """
-    assert NODE is not None
     port, log = server
-    harness = tmp_path / "harness.mjs"
-    harness.write_text(_HARNESS, encoding="utf-8")
-    result = subprocess.run(
-        [NODE, *_nodeWebSocketFlags(), str(harness), str(howto / "websocket-browser-client.js"), str(port)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    assert len(lines) == 1, result.stdout
+    stdout = run_harness(_HARNESS, tmp_path, str(howto / "websocket-browser-client.js"), str(port))
+    lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+    assert len(lines) == 1, stdout
     output = json.loads(lines[0][len("RESULT ") :])
     if output.get("unsupported"):
         pytest.skip("this node has no WebSocket")

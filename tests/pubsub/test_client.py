@@ -63,6 +63,28 @@ class Seen:
         return [event for event in self.events if event[0] == "reset"]
 
 
+def inMemory(
+    factory: Any, reactor: MemoryReactorClock, seen: Seen, **options: Any
+) -> tuple[InMemoryServer, PubSubClient]:
+    """
+    A pub/sub server of C{factory} at C{/pubsub} (no keepalive) on an
+    in-memory network, and a L{PubSubClient} of it (with C{options}) that
+    retries after L{RETRY} seconds and reports failed recoveries to
+    C{seen}; both on C{reactor}.
+    """
+    server = InMemoryServer(
+        WebSocketResource(factory, clock=reactor, pingInterval=None), path="/pubsub", reactor=reactor
+    )
+    client = PubSubClient(
+        server.endpoint("/pubsub", pingInterval=None),
+        retryPolicy=lambda n: RETRY,
+        clock=reactor,
+        onRecoveryFailed=seen.reset,
+        **options,
+    )
+    return server, client
+
+
 # -- a scripted server, in memory --------------------------------------------------
 
 
@@ -109,17 +131,8 @@ class Scripted:
     def __init__(self, **options: Any) -> None:
         self.reactor = MemoryReactorClock()
         self.connections: list[ScriptedConnection] = []
-        self.server = InMemoryServer(
-            WebSocketResource(self, clock=self.reactor, pingInterval=None), path="/pubsub", reactor=self.reactor
-        )
         self.seen = Seen()
-        self.client = PubSubClient(
-            self.server.endpoint("/pubsub", pingInterval=None),
-            retryPolicy=lambda n: RETRY,
-            clock=self.reactor,
-            onRecoveryFailed=self.seen.reset,
-            **options,
-        )
+        self.server, self.client = inMemory(self, self.reactor, self.seen, **options)
 
     def buildProtocol(self, request: object) -> ScriptedConnection:
         connection = ScriptedConnection()
@@ -447,16 +460,8 @@ class RealHub:
         self.reactor = MemoryReactorClock()
         self.hub = Hub(clock=self.reactor)
         self.factory = SwitchableFactory(self.hub)
-        self.server = InMemoryServer(
-            WebSocketResource(self.factory, clock=self.reactor, pingInterval=None), path="/pubsub", reactor=self.reactor
-        )
         self.seen = Seen()
-        self.client = PubSubClient(
-            self.server.endpoint("/pubsub", pingInterval=None),
-            retryPolicy=lambda n: RETRY,
-            clock=self.reactor,
-            onRecoveryFailed=self.seen.reset,
-        )
+        self.server, self.client = inMemory(self.factory, self.reactor, self.seen)
 
     def publish(self, topic: str, *values: Any) -> None:
         for value in values:

@@ -483,10 +483,12 @@ def test_subscribing_again_starts_over_from_the_given_position() -> None:
 # -- the seam: a history that answers later ---------------------------------------
 
 
-def test_the_seam_has_no_gap_when_the_history_answers_as_of_the_request() -> None:
+def resumingAfterTwo() -> tuple[Clock, DelayedBroker, Hub, CountingTransport, str]:
     """
-    Publications made while the history is being read are kept aside and
-    written after the replay, in order, none twice, none missing.
+    A hub on a L{DelayedBroker} with publications 1 to 5 on topic C{"t"},
+    and a client that subscribed to it from offset 2, its history not
+    answered yet: the clock, the broker, the hub, the client's transport
+    and the topic's epoch.
     """
     clock = Clock()
     broker = DelayedBroker(clock)
@@ -494,6 +496,15 @@ def test_the_seam_has_no_gap_when_the_history_answers_as_of_the_request() -> Non
     epoch = [hub.publish("t", i) for i in range(1, 6)][0].epoch  # type: ignore[union-attr]
     wire, transport = connect(PubSubFactory(hub))
     subscribe(wire, "t", {"offset": 2, "epoch": epoch})
+    return clock, broker, hub, transport, epoch
+
+
+def test_the_seam_has_no_gap_when_the_history_answers_as_of_the_request() -> None:
+    """
+    Publications made while the history is being read are kept aside and
+    written after the replay, in order, none twice, none missing.
+    """
+    clock, broker, hub, transport, epoch = resumingAfterTwo()
     assert replies(transport) == [] and hub.subscribers("t") == frozenset()
     for i in range(6, 9):
         hub.publish("t", i)
@@ -511,12 +522,7 @@ def test_the_seam_has_no_duplicate_when_the_history_answers_later() -> None:
     A history that already holds what was published meanwhile: the kept
     aside copies of those are dropped by offset.
     """
-    clock = Clock()
-    broker = DelayedBroker(clock)
-    hub = Hub(broker, clock=clock)
-    epoch = [hub.publish("t", i) for i in range(1, 6)][0].epoch  # type: ignore[union-attr]
-    wire, transport = connect(PubSubFactory(hub))
-    subscribe(wire, "t", {"offset": 2, "epoch": epoch})
+    clock, broker, hub, transport, epoch = resumingAfterTwo()
     for i in range(6, 9):
         hub.publish("t", i)
     broker.answerLater()  # as of offset 8

@@ -320,6 +320,52 @@ def kill(redis_server: RedisServer, broker: RedisBroker, role: str) -> None:
     redis_server.command("CLIENT", "KILL", "ID", client["id"])
 
 
+def publishHeld(redis_server: RedisServer, hub: Hub, values: tuple[int, ...]) -> list[Deferred[Any]]:
+    """
+    Publish each of C{values} to topic C{"t"} while Redis holds writes
+    (C{CLIENT PAUSE WRITE}): the scripts wait in Redis, unanswered, until
+    L{dropHeld}.
+    """
+    redis_server.command("CLIENT", "PAUSE", "2000", "WRITE")
+    sent: list[Deferred[Any]] = []
+    for value in values:
+        d = hub.publish("t", value)
+        assert isinstance(d, Deferred)
+        sent.append(d)
+    return sent
+
+
+async def dropHeld(redis_server: RedisServer, broker: RedisBroker) -> None:
+    """
+    After L{publishHeld}: Redis drops C{broker}'s publishing connection with
+    the scripts held in it, then takes writes again.
+    """
+    await deferLater(reactor, 0.05)
+    kill(redis_server, broker, "pub")
+    redis_server.command("CLIENT", "UNPAUSE")
+
+
+def runAfterAll(redis_server: RedisServer, broker: RedisBroker, data: int) -> None:
+    """
+    Redis runs C{broker}'s publish script of C{data} to topic C{"t"} (its
+    C{data}-th publication) after all, as it would have if it had been
+    frozen with it in its input buffer: as the broker sent it (its origin,
+    its limits), with a fresh epoch should the topic have none.
+    """
+    limits = broker._scriptArgs("t")[1]
+    redis_server.command(
+        "EVAL",
+        PUBLISH,
+        "3",
+        "txpulse:position:t",
+        "txpulse:history:t",
+        f"txpulse:origin:{broker.origin}",
+        "txpulse:t",
+        json.dumps({"topic": "t", "data": data}, separators=(",", ":")),
+        f"{limits} freshepoch{data} {data}",
+    )
+
+
 @pytest_twisted.ensureDeferred
 async def test_own_publications_without_a_confirmed_subscription_are_delivered_in_order(
     make_hub: Any, redis_server: RedisServer
@@ -469,16 +515,23 @@ async def test_history_without_since_gives_the_position(make_hub: Any, redis_ser
 async def test_stopped_broker_delivers_nothing(make_hub: Any, redis_server: RedisServer) -> None:
     """
     After C{stop()}, nothing more is delivered (the Redis connections are
-    closed).
+    closed): a subscription that was live (a publication reached it) is
+    gone from Redis, and what is published to its channel afterwards
+    reaches no subscriber.
     """
     broker = RedisBroker.fromURL(redis_server.url, reactor=reactor, retryPolicy=lambda attempt: 0.05)
     hub = Hub(broker)
     await until(lambda: broker.connected, "the broker to connect")
     onHub = FakeSubscriber()
     hub.subscribe(onHub, "t")
+    await until(lambda: broker.confirmed("t") and redis_server.channels() == {"txpulse:t"}, "the subscription")
+    redis_server.command("PUBLISH", "txpulse:t", '{"topic":"t","data":"before"}')
+    await until(lambda: len(onHub.frames) == 1, "the delivery before the stop")
     await broker.stop()
     await until(lambda: redis_server.channels() == set(), "the subscription to go")
-    assert onHub.frames == []
+    redis_server.command("PUBLISH", "txpulse:t", '{"topic":"t","data":"after"}')
+    await deferLater(reactor, 0.1)
+    assert [m["data"] for m in onHub.messages()] == ["before"]
 
 
 @pytest_twisted.ensureDeferred
@@ -500,15 +553,10 @@ async def test_publications_lost_in_flight_are_published_again_unless_redis_ran_
     broker = broker_of(a)
     # Writes held by Redis: the three scripts wait in it, then go with the
     # connection.
-    redis_server.command("CLIENT", "PAUSE", "2000", "WRITE")
-    sent = [a.publish("t", i) for i in (1, 2, 3)]
     results: list[Any] = []
-    for d in sent:
-        assert isinstance(d, Deferred)
+    for d in publishHeld(redis_server, a, (1, 2, 3)):
         d.addBoth(results.append)
-    await deferLater(reactor, 0.05)
-    kill(redis_server, broker, "pub")
-    redis_server.command("CLIENT", "UNPAUSE")
+    await dropHeld(redis_server, broker)
     await until(lambda: broker._publisher.protocol is None, "the loss to be noticed")
     # As if Redis had run the first one before the connection went.
     redis_server.command("SET", f"txpulse:origin:{broker.origin}", "1")
@@ -541,32 +589,16 @@ async def test_publications_given_up_on_are_delivered_here_once_even_if_redis_ra
     b.subscribe(onB, "t")
     await until(lambda: broker_of(a).confirmed("t") and broker_of(b).confirmed("t"), "the subscriptions")
     broker = broker_of(a)
-    redis_server.command("CLIENT", "PAUSE", "2000", "WRITE")
-    sent = [a.publish("t", i) for i in (1, 2, 3)]
     failures: list[Failure] = []
-    for d in sent:
-        assert isinstance(d, Deferred)
+    for d in publishHeld(redis_server, a, (1, 2, 3)):
         d.addErrback(failures.append)
-    await deferLater(reactor, 0.05)
-    kill(redis_server, broker, "pub")
-    redis_server.command("CLIENT", "UNPAUSE")
+    await dropHeld(redis_server, broker)
     await until(lambda: len(failures) == 3, "the broker to give up")
     assert positions(onA) == [(1, None, None), (2, None, None), (3, None, None)]
     # Redis runs the first two after all, as it would have if it had been
     # frozen with them in its input buffer.
-    limits = broker._scriptArgs("t")[1]
     for i in (1, 2):
-        redis_server.command(
-            "EVAL",
-            PUBLISH,
-            "3",
-            "txpulse:position:t",
-            "txpulse:history:t",
-            f"txpulse:origin:{broker.origin}",
-            "txpulse:t",
-            json.dumps({"topic": "t", "data": i}, separators=(",", ":")),
-            f"{limits} freshepoch{i} {i}",
-        )
+        runAfterAll(redis_server, broker, i)
     await until(lambda: len(onB.frames) == 2, "the copies at B")
     await until(lambda: broker.connected and broker.confirmed("t"), "A to be back")
     await a.publish("t", 4)
@@ -634,27 +666,12 @@ async def test_a_copy_of_a_lost_publication_that_comes_before_the_give_up_is_del
     a.subscribe(onA, "t")
     await until(lambda: broker_of(a).confirmed("t"), "the subscription")
     broker = broker_of(a)
-    redis_server.command("CLIENT", "PAUSE", "2000", "WRITE")
-    sent = a.publish("t", 1)
-    assert isinstance(sent, Deferred)
+    (sent,) = publishHeld(redis_server, a, (1,))
     failures: list[Failure] = []
     sent.addErrback(failures.append)
-    await deferLater(reactor, 0.05)
-    kill(redis_server, broker, "pub")
-    redis_server.command("CLIENT", "UNPAUSE")
+    await dropHeld(redis_server, broker)
     await until(lambda: broker._publisher.protocol is None, "the loss to be noticed")
-    limits = broker._scriptArgs("t")[1]
-    redis_server.command(
-        "EVAL",
-        PUBLISH,
-        "3",
-        "txpulse:position:t",
-        "txpulse:history:t",
-        f"txpulse:origin:{broker.origin}",
-        "txpulse:t",
-        json.dumps({"topic": "t", "data": 1}, separators=(",", ":")),
-        f"{limits} freshepoch1 1",
-    )
+    runAfterAll(redis_server, broker, 1)
     await until(lambda: failures, "the broker to give up")
     await deferLater(reactor, 0.1)
     assert positions(onA) == [(1, 1, epochOf(redis_server, "t"))]

@@ -15,7 +15,6 @@ from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.task import Clock
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
-from twisted.web.server import Request
 from twisted.web.static import Data
 
 from txpulse import WebSocketResource
@@ -27,6 +26,7 @@ from txpulse.server.proxies import clientAddress
 from txpulse.server.ratelimit import FailureLimiter
 from txpulse.server.site import WebSocketSite
 
+from ..support.http import Kept
 from ..support.logs import AccessLog, captured_logs
 from ..support.requests import upgrade_request
 from ..support.transports import CountingTransport
@@ -173,22 +173,6 @@ def test_client_address() -> None:
 
 
 # -- a site behind a proxy ------------------------------------------------------------------
-
-
-class Kept(Resource):
-    """
-    Answers C{ok} and keeps every request.
-    """
-
-    isLeaf = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requests: list[Request] = []
-
-    def render_GET(self, request: Request) -> bytes:
-        self.requests.append(request)
-        return b"ok"
 
 
 def make_site(**kwargs: Any) -> tuple[WebSocketSite, AccessLog, Kept]:

@@ -27,6 +27,7 @@ from txpulse.demos.apps import EchoFactory
 from txpulse.server.site import REFUSAL_LOG_INTERVAL, AllowedHosts, WebSocketSite, defaultMaxConnections
 
 from ..support.frames import client_frame, server_frames
+from ..support.http import Kept
 from ..support.logs import AccessLog, captured_logs
 from ..support.requests import upgrade_request
 from ..support.transports import CountingTransport
@@ -905,22 +906,6 @@ def test_chunked_body_is_refused_at_the_head_when_none_is_taken() -> None:
 
 
 # -- log lines a client cannot make long ------------------------------------------------------
-
-
-class Kept(Resource):
-    """
-    Answers C{ok} and keeps the requests it rendered.
-    """
-
-    isLeaf = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requests: list[Request] = []
-
-    def render_GET(self, request: Request) -> bytes:
-        self.requests.append(request)
-        return b"ok"
 
 
 def logged_site() -> tuple[WebSocketSite, Kept, AccessLog]:

@@ -111,17 +111,6 @@ class Node(TwistdServer):
         """
         return self.stop()
 
-    def restart(self, *, kill: bool = False) -> None:
-        """
-        Stop (SIGTERM, or SIGKILL with C{kill}: a crash) and start again on
-        the same port.
-        """
-        if kill:
-            self.kill()
-        else:
-            self.stop()
-        self.start()
-
     def opened(self, path: str | None = None) -> list[str]:
         """
         The peers of the WebSockets this node opened (over all its runs), as

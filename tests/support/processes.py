@@ -135,6 +135,17 @@ class ServerProcess:
             process.kill()
             process.wait()
 
+    def restart(self, *, kill: bool = False) -> None:
+        """
+        Stop (L{stop}: SIGTERM; or L{kill}, with C{kill}: a crash) and start
+        again with the same command line, so on the same ports.
+        """
+        if kill:
+            self.kill()
+        else:
+            self.stop()
+        self.start()
+
     def output(self) -> str:
         """
         Everything the process (and its earlier runs) wrote.

@@ -147,17 +147,6 @@ class RedisServer(ServerProcess):
         assert self.process is not None, "not running"
         os.kill(self.process.pid, signal.SIGCONT)
 
-    def restart(self, *, kill: bool = False) -> None:
-        """
-        Stop (SIGTERM, or SIGKILL with C{kill}) and start again on the same
-        port and directory.
-        """
-        if kill:
-            self.kill()
-        else:
-            self.stop()
-        self.start()
-
     def command(self, *args: str) -> Any:
         """
         Run one command on a fresh connection; its decoded reply (a blocking

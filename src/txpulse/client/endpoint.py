@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from hyperlink import URL
 from OpenSSL import SSL
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
@@ -43,6 +43,7 @@ from ..core.handshake import ResponseHead, client_request, parse_response_head, 
 from ..settings import UNSET, ConnectionSettings, Unset
 from ..wire.interfaces import WebSocketProtocol
 from ..wire.protocol import WebSocketWire, WireOptions
+from .outcome import Outcome
 from .rejection import MAX_REJECTION_BODY, ConnectionRejected, RejectionBody
 
 __all__ = [
@@ -199,8 +200,7 @@ class _ClientHandshake(TwistedProtocol):
         self._head: ResponseHead | None = None
         self._rejection: RejectionBody | None = None
         self._timer: IDelayedCall | None = None
-        self._outcome: WebSocketProtocol | Failure | None = None
-        self._waiters: list[Deferred[WebSocketProtocol]] = []
+        self._outcome: Outcome[WebSocketProtocol] = Outcome()
         self.wire: WebSocketWire | None = None
 
     def whenOpened(self) -> Deferred[WebSocketProtocol]:
@@ -208,33 +208,19 @@ class _ClientHandshake(TwistedProtocol):
         A new Deferred that fires with the application protocol once the
         handshake succeeded, or fails with why it did not.
         """
-        if self._outcome is not None:
-            if isinstance(self._outcome, Failure):
-                return fail(self._outcome)
-            return succeed(self._outcome)
-        d: Deferred[WebSocketProtocol] = Deferred(self._cancel)
-        self._waiters.append(d)
-        return d
+        return self._outcome.wait(self._cancel)
 
     def _cancel(self, waiter: Deferred[WebSocketProtocol]) -> None:
         """
         Whoever waited for the handshake gave up (e.g. C{connect()} was
         cancelled, or a reconnecting service stopped): drop the connection.
         """
-        if self._outcome is None and self.transport is not None:
+        if not self._outcome.settled and self.transport is not None:
             self._fail(Failure(CancelledError("the WebSocket connection attempt was cancelled")))
             self.transport.abortConnection()  # type: ignore[attr-defined]
 
     def _settle(self, outcome: WebSocketProtocol | Failure) -> None:
-        if self._outcome is not None:
-            return
-        self._outcome = outcome
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            if isinstance(outcome, Failure):
-                d.errback(outcome)
-            else:
-                d.callback(outcome)
+        self._outcome.settle(outcome)
 
     def connectionMade(self) -> None:
         endpoint = self._endpoint
@@ -273,7 +259,7 @@ class _ClientHandshake(TwistedProtocol):
         if self._rejection is not None:
             self._rejection.dataReceived(data)  # the refusal's body
             return
-        if self._outcome is not None:
+        if self._outcome.settled:
             return  # the attempt failed or was cancelled: ignore what follows
         self._buffer += data
         if self._head is None:

@@ -45,6 +45,7 @@ from ..core.exceptions import NegotiationError
 from ..core.handshake import ResponseHead, extended_connect_headers, validate_extended_connect_response
 from ..wire.interfaces import WebSocketProtocol
 from ..wire.protocol import WebSocketWire
+from .outcome import Outcome
 from .rejection import ConnectionRejected, RejectionBody
 
 __all__ = ["HTTP2Pool", "DEFAULT_POOL", "openOverHTTP2"]
@@ -348,8 +349,7 @@ class _ClientStream:
         self.queue = bytearray()
         self.ending = self.localEnded = self.remoteEnd = False
         self.wire: WebSocketWire | None = None
-        self._waiters: list[Deferred[WebSocketProtocol]] = []
-        self._outcome: WebSocketProtocol | Failure | None = None
+        self._outcome: Outcome[WebSocketProtocol] = Outcome()
         self._rejection: RejectionBody | None = None
         self._kept: list[tuple[bytes, int]] = []
         self._reading = True
@@ -361,28 +361,15 @@ class _ClientStream:
     # -- the handshake --
 
     def whenOpened(self) -> Deferred[WebSocketProtocol]:
-        d: Deferred[WebSocketProtocol] = Deferred()
-        if isinstance(self._outcome, Failure):
-            d.errback(self._outcome)
-        elif self._outcome is not None:
-            d.callback(self._outcome)
-        else:
-            self._waiters.append(d)
-        return d
+        return self._outcome.wait()
 
     def _settle(self, outcome: WebSocketProtocol | Failure) -> None:
-        if self._outcome is not None:
+        if self._outcome.settled:
             return
-        self._outcome = outcome
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            if isinstance(outcome, Failure):
-                d.errback(outcome)
-            else:
-                d.callback(outcome)
+        self._outcome.settle(outcome)
 
     def _timedOut(self) -> None:
         from .endpoint import HandshakeTimeout
