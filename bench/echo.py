@@ -50,6 +50,10 @@ ROOT = BENCH.parent
 LOADGEN_SRC = BENCH / "loadgen.c"
 LOADGEN = BENCH / "loadgen"
 SERVER = BENCH / "echo_server.py"
+#: Extra server kinds that are txpulse as of another revision: the kind's
+#: name (C{txpulse@REV}) to that checkout's echo_server.py, which serves its
+#: own src/ (bench/run.py --baseline).
+BASELINES: dict[str, Path] = {}
 RESULTS = BENCH / "results"
 
 #: Over this, the load generator is (close to) the bottleneck.
@@ -263,7 +267,9 @@ class Server(ServerProcess):
         """
         self.kind = kind
         port = free_port()
-        super().__init__([*prefix, python, str(SERVER), kind, str(port), *args], kind, port, timeout)
+        script = BASELINES.get(kind)
+        command = [str(SERVER), kind] if script is None else [str(script), "txpulse"]
+        super().__init__([*prefix, python, *command, str(port), *args], kind, port, timeout)
 
 
 def _sample(server_pid: int | None, server_core: int | None) -> dict[str, float | None]:

@@ -5,6 +5,7 @@ sitting, one command.
     .venv/bin/python bench/run.py                 # everything, ~10 minutes
     .venv/bin/python bench/run.py --quick         # a ~25 s smoke version (CI)
     .venv/bin/python bench/run.py --scenarios echo32,fanout --servers txpulse,picows
+    .venv/bin/python bench/run.py --scenarios idle --servers txpulse,picows --baseline HEAD~3
 
 Servers (bench/echo_server.py, each its own process on loopback, pinned to
 one core while bench/loadgen, in C, runs pinned to the other): txpulse,
@@ -51,6 +52,7 @@ bench/results/summary.md (the tables, for the README). See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import atexit
 import concurrent.futures
 import importlib.metadata
 import importlib.util
@@ -60,6 +62,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -69,6 +72,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from echo import (  # noqa: E402
+    BASELINES,
     LOADGEN,
     LOADGEN_SATURATED,
     NOISY,
@@ -174,6 +178,29 @@ def quiet(max_wait: float) -> float:
 def median(values: list[float]) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
+
+
+def addBaseline(revision: str) -> str:
+    """
+    Check out txpulse as of C{revision} in a temporary git worktree (removed
+    when the suite exits) and add it as a server kind, C{txpulse@REV}: its
+    own C{bench/echo_server.py} serving its own C{src/}, measured like
+    C{txpulse}, alternating with it. Returns the kind's name.
+    """
+    short = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", revision], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    tree = Path(tempfile.mkdtemp(prefix="txpulse-baseline-"))
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), revision], check=True, capture_output=True
+    )
+    atexit.register(
+        subprocess.run, ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True
+    )
+    label = f"txpulse@{short}"
+    KINDS[label] = KINDS["txpulse"]
+    BASELINES[label] = tree / "bench" / "echo_server.py"
+    return label
 
 
 def available(kind: str) -> str | None:
@@ -1037,7 +1064,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     idle = results.get("idle", {}).get("summary", {})
     if "txpulse" in idle:
         mine = idle["txpulse"]["bytes_per_connection"]
-        others = {k: v["bytes_per_connection"] for k, v in idle.items() if k != "txpulse" and v["bytes_per_connection"]}
+        others = {
+            k: v["bytes_per_connection"]
+            for k, v in idle.items()
+            if k != "txpulse" and k not in BASELINES and v["bytes_per_connection"]
+        }
         lowest = min(others.items(), key=lambda kv: kv[1]) if others else None
         met = mine is not None and mine < TARGET_IDLE_BYTES and all(mine < v for v in others.values())
         add("memory per idle connection < 8 kB and below every peer", met,
@@ -1052,7 +1083,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     fan = results.get("fanout", {}).get("summary", {})
     if "txpulse" in fan:
         mine = fan["txpulse"]["deliveries_per_s"]
-        others = {k: v["deliveries_per_s"] for k, v in fan.items() if k != "txpulse"}
+        others = {k: v["deliveries_per_s"] for k, v in fan.items() if k != "txpulse" and k not in BASELINES}
         if others:
             best = max(others.items(), key=lambda kv: kv[1])
             add(f"fan-out >= {TARGET_FANOUT_VS_BEST:g}x the best peer", mine >= TARGET_FANOUT_VS_BEST * best[1],
@@ -1169,6 +1200,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output", type=Path, default=None, help="directory for summary.json/.png/.md (default bench/results)"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run txpulse as of git revision REV (checked out in a temporary worktree), as server "
+        "txpulse@REV beside txpulse: a change's before and after in one sitting",
+    )
     args = parser.parse_args(argv)
 
     settings = QUICK if args.quick else Settings()
@@ -1187,6 +1224,12 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [k.strip() for k in args.servers.split(",") if k.strip()]
     if set(wanted) - set(KINDS):
         parser.error(f"unknown servers: {', '.join(sorted(set(wanted) - set(KINDS)))}")
+    if args.baseline:
+        try:
+            label = addBaseline(args.baseline)
+        except subprocess.CalledProcessError as error:
+            parser.error(f"--baseline {args.baseline}: git could not check it out ({error.returncode})")
+        wanted.insert(wanted.index("txpulse") + 1 if "txpulse" in wanted else 0, label)
     output = args.output or (RESULTS / "quick" if args.quick else RESULTS)
 
     started = time.monotonic()
@@ -1197,7 +1240,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(settings, kinds, not args.no_pin)
     bench.output = output
     output.mkdir(parents=True, exist_ok=True)
-    info = machine() | {"packages": versions(), "txpulse_src_digest": digest}
+    info = machine() | {"packages": versions(), "txpulse_src_digest": digest, "baseline": args.baseline}
     log(
         f"txpulse benchmark suite: {', '.join(kinds)}; {info.get('cpus')} cores, {info.get('cpu_model', '?')}, "
         f"Python {info['python']}; server on core 0, generator on core 1"
